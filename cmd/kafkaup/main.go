@@ -1,0 +1,59 @@
+// Command kafkaup gives you a working Apache Kafka broker on a host you can
+// SSH into (and, later, on EC2), keeps it healthy and tears it down.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// usageError marks mistakes in the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "kafkaup",
+		Usage:   "a working Apache Kafka broker on a host you can reach over SSH, in one command",
+		Version: version,
+		Commands: []*cli.Command{
+			provisionCommand(),
+		},
+		EnableBashCompletion: true,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &usageError{err.Error()}
+		},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := newApp().RunContext(ctx, os.Args)
+	os.Exit(exitCode(err))
+}
+
+// exitCode prints the error and maps it to 0 success, 1 failure, 2 usage.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "kafkaup: %v\n", err)
+	var usage *usageError
+	if errors.As(err, &usage) {
+		return 2
+	}
+	return 1
+}

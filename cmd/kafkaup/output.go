@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kafkaup/kafkaup/provision"
+)
+
+// ui prints progress on stderr (one line per step with its duration) and
+// copies it to the debug log.
+type ui struct {
+	mu  sync.Mutex
+	out io.Writer
+	log io.Writer
+}
+
+func newUI(out, log io.Writer) *ui { return &ui{out: out, log: log} }
+
+func (u *ui) Printf(format string, args ...any) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	line := fmt.Sprintf(format, args...)
+	fmt.Fprintln(u.out, line)
+	if u.log != nil {
+		fmt.Fprintf(u.log, "%s %s\n", time.Now().Format(time.RFC3339), line)
+	}
+}
+
+func (u *ui) StepStarted(s provision.Step) {
+	u.Printf("  -> %-8s %s (%s)", s.ID, s.Title, s.Reason)
+}
+
+func (u *ui) StepDone(s provision.Step, took time.Duration, err error) {
+	mark := "ok"
+	if err != nil {
+		mark = "FAILED"
+	}
+	u.Printf("  %-6s %-8s %s  %s", mark, s.ID, s.Title, took.Round(100*time.Millisecond))
+}
+
+func writeJSON(w io.Writer, v any, err error) error {
+	out := map[string]any{"ok": err == nil, "result": v}
+	if err != nil {
+		out["error"] = err.Error()
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func printProvisionResult(w io.Writer, res *provision.Result, err error, spec provision.Spec) {
+	if res == nil {
+		return
+	}
+	if res.DryRun {
+		if len(res.Plan) == 0 {
+			fmt.Fprintf(w, "%s is already as specified: nothing to do.\n", res.Host)
+			return
+		}
+		fmt.Fprintf(w, "Plan for %s (dry run, nothing changed):\n", res.Host)
+		for i, st := range res.Plan {
+			fmt.Fprintf(w, "  %d. %-8s %s  [%s]\n", i+1, st.ID, st.Title, st.Reason)
+		}
+		return
+	}
+	for _, warn := range res.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if len(res.Plan) == 0 && res.Facts.OSID != "" {
+		fmt.Fprintf(w, "%s was already as specified: nothing changed.\n", res.Host)
+	} else if len(res.Applied) > 0 {
+		var done []string
+		for _, a := range res.Applied {
+			if a.Error == "" {
+				done = append(done, a.ID)
+			}
+		}
+		fmt.Fprintf(w, "Applied on %s: %s\n", res.Host, strings.Join(done, ", "))
+	}
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(w, "Kafka %s is running on %s", spec.KafkaVersion, res.Host)
+	if res.ClusterID != "" {
+		fmt.Fprintf(w, " (cluster id %s)", res.ClusterID)
+	}
+	fmt.Fprintln(w, ".")
+	if res.Verified != nil {
+		fmt.Fprintf(w, "Verified from here: produced and consumed a record via %s in %s.\n", res.Verified.Bootstrap, res.Verified.RoundTrip)
+	}
+	fmt.Fprintf(w, "\nBootstrap servers: %s\n\nTry it:\n", res.Bootstrap)
+	fmt.Fprintf(w, "  kcat -b %s -L\n", res.Bootstrap)
+	fmt.Fprintf(w, "  echo hello | kcat -b %s -t test -P && kcat -b %s -t test -C -e\n", res.Bootstrap, res.Bootstrap)
+	fmt.Fprintf(w, "  kafka-console-producer.sh --bootstrap-server %s --topic test\n", res.Bootstrap)
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/remote"
+	"github.com/kafkaup/kafkaup/provision/state"
+)
+
+// specFlags are the flags that describe the broker; create and reprovision
+// share them.
+func specFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "advertised-host", Usage: "DNS name or IP that clients use to reach the broker (default: the SSH host)"},
+		&cli.StringFlag{Name: "kafka-version", Value: provision.DefaultKafkaVersion, Usage: "Kafka release to install (4.x)"},
+		&cli.StringFlag{Name: "kafka-url", Usage: "download the .tgz from this mirror URL instead of Apache (checksum from URL.sha512 unless --kafka-sha512)"},
+		&cli.StringFlag{Name: "kafka-sha512", Usage: "expected sha512 of the tarball, hex"},
+		&cli.StringFlag{Name: "kafka-tarball", Usage: "upload this local kafka_2.13-VERSION.tgz over SSH instead of downloading (air-gapped hosts)"},
+		&cli.StringFlag{Name: "heap", Value: "400m", Usage: "broker JVM heap (-Xmx and -Xms)"},
+		&cli.StringFlag{Name: "swap", Value: "2G", Usage: "swapfile size; 0 leaves swap alone"},
+		&cli.StringFlag{Name: "data-dir", Value: provision.DefaultSpec().DataDir, Usage: "where Kafka keeps its data (persistent; never /tmp)"},
+	}
+}
+
+// connFlags say how to reach a host over SSH.
+func connFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "port", Value: 22, Usage: "SSH port"},
+		&cli.StringFlag{Name: "user", Usage: "SSH user (default: your local user name, like ssh; ubuntu on Ubuntu cloud images)"},
+		&cli.StringFlag{Name: "identity", Aliases: []string{"i"}, Usage: "SSH private key file (default: ssh-agent and ~/.ssh/id_*)"},
+		&cli.StringFlag{Name: "known-hosts", Usage: "known_hosts file to check host keys against (default ~/.ssh/known_hosts and kafkaup's own)"},
+		&cli.BoolFlag{Name: "strict-host-key", Usage: "refuse hosts whose key is not known yet instead of trusting and pinning it on first use"},
+		&cli.DurationFlag{Name: "connect-timeout", Value: 20 * time.Second, Usage: "how long to keep retrying a refused or timed-out SSH connection"},
+	}
+}
+
+func outputFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and change nothing"},
+		&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
+	}
+}
+
+func provisionCommand() *cli.Command {
+	flags := []cli.Flag{&cli.StringFlag{Name: "host", Usage: "host to provision: name or IP, optionally user@host", Required: true}}
+	flags = append(flags, connFlags()...)
+	flags = append(flags, specFlags()...)
+	flags = append(flags, outputFlags()...)
+	flags = append(flags, &cli.BoolFlag{Name: "skip-verify", Usage: "do not produce and consume from this machine at the end"})
+	return &cli.Command{
+		Name:      "provision",
+		Usage:     "install and start a Kafka broker on an existing Ubuntu/Debian host over SSH",
+		UsageText: "kafkaup provision --host HOST [--user USER] [--identity KEY] [--advertised-host NAME] [--heap 400m] [--swap 2G] [--dry-run] [--json]",
+		Description: "Observes the host, plans only the changes it needs, applies them over one SSH connection and proves the broker\n" +
+			"works with a produce and consume from this machine. Rerunning it converges: on a healthy host it changes nothing.",
+		Flags:  flags,
+		Action: runProvision,
+	}
+}
+
+func runProvision(c *cli.Context) error {
+	target, err := targetFromFlags(c, c.String("host"))
+	if err != nil {
+		return err
+	}
+	spec, err := specFromFlags(c, target.Host)
+	if err != nil {
+		return err
+	}
+	stateDir, err := state.Dir()
+	if err != nil {
+		return err
+	}
+	logPath, err := state.LogFile(stateDir, "provision-"+safeName(target.Host)+"-"+time.Now().Format("20060102-150405"))
+	if err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open debug log: %w", err)
+	}
+	defer logFile.Close()
+
+	ui := newUI(c.App.ErrWriter, logFile)
+	cfg, err := connConfig(c, target, stateDir, logFile, ui)
+	if err != nil {
+		return err
+	}
+	ui.Printf("connecting to %s@%s", cfg.User, cfg.Addr())
+	client, err := remote.Dial(c.Context, cfg)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	res, err := provision.Provision(c.Context, client, spec, target.Host, provision.Options{
+		DryRun: c.Bool("dry-run"), SkipVerify: c.Bool("skip-verify"), Progress: ui,
+	})
+	if c.Bool("json") {
+		if jerr := writeJSON(c.App.Writer, res, err); jerr != nil {
+			return jerr
+		}
+	} else {
+		printProvisionResult(c.App.Writer, res, err, spec)
+	}
+	if err != nil {
+		return fmt.Errorf("%w\n(debug log: %s)", err, logPath)
+	}
+	return nil
+}
+
+// target is where to SSH.
+type target struct {
+	Host, User string
+	Port       int
+}
+
+func targetFromFlags(c *cli.Context, hostArg string) (target, error) {
+	t := target{Host: hostArg, Port: c.Int("port"), User: c.String("user")}
+	if u, h, ok := strings.Cut(hostArg, "@"); ok {
+		if t.User != "" && t.User != u {
+			return t, usagef("--host says user %q but --user says %q; give one", u, t.User)
+		}
+		t.User, t.Host = u, h
+	}
+	if t.Host == "" {
+		return t, usagef("--host is empty; give the name or IP of the machine to provision")
+	}
+	if err := provision.ValidateHost(strings.Trim(t.Host, "[]")); err != nil {
+		return t, usagef("--host: %v", err)
+	}
+	t.Host = strings.Trim(t.Host, "[]")
+	if t.Port < 1 || t.Port > 65535 {
+		return t, usagef("--port %d is not a TCP port", t.Port)
+	}
+	if t.User == "" {
+		u, err := user.Current()
+		if err != nil {
+			return t, usagef("cannot tell your user name (%v); pass --user", err)
+		}
+		t.User = u.Username
+	}
+	return t, nil
+}
+
+func specFromFlags(c *cli.Context, sshHost string) (provision.Spec, error) {
+	s := provision.DefaultSpec()
+	s.AdvertisedHost = c.String("advertised-host")
+	if s.AdvertisedHost == "" {
+		s.AdvertisedHost = sshHost
+	}
+	s.KafkaVersion = c.String("kafka-version")
+	heap, err := provision.ParseHeap(c.String("heap"))
+	if err != nil {
+		return s, usagef("%v", err)
+	}
+	s.HeapMB = heap
+	swap, err := provision.ParseSize(c.String("swap"))
+	if err != nil {
+		return s, usagef("--swap: %v", err)
+	}
+	s.SwapBytes = swap
+	s.DataDir = c.String("data-dir")
+	s.Source = provision.Source{URL: c.String("kafka-url"), SHA512: strings.ToLower(c.String("kafka-sha512")), LocalTarball: c.String("kafka-tarball")}
+	if s.Source.LocalTarball != "" {
+		if err := checkLocalTarball(&s); err != nil {
+			return s, err
+		}
+	}
+	if err := s.Validate(); err != nil {
+		return s, &usageError{err.Error()}
+	}
+	return s, nil
+}
+
+// checkLocalTarball hashes the tarball to upload, and checks it against
+// --kafka-sha512 here, before anything is sent.
+func checkLocalTarball(s *provision.Spec) error {
+	path := s.Source.LocalTarball
+	if base := filepath.Base(path); base != s.DistName()+".tgz" {
+		return usagef("--kafka-tarball %s: expected a file named %s.tgz for --kafka-version %s", path, s.DistName(), s.KafkaVersion)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return usagef("--kafka-tarball: %v", err)
+	}
+	defer f.Close()
+	h := sha512.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if s.Source.SHA512 != "" && s.Source.SHA512 != sum {
+		return fmt.Errorf("checksum mismatch for %s: --kafka-sha512 says %s but the file has %s; nothing was uploaded", path, s.Source.SHA512, sum)
+	}
+	if s.Source.SHA512 == "" {
+		if sidecar, err := os.ReadFile(path + ".sha512"); err == nil {
+			want := parseSHA512File(string(sidecar))
+			if want != sum {
+				return fmt.Errorf("checksum mismatch for %s: %s.sha512 says %s but the file has %s; nothing was uploaded", path, path, want, sum)
+			}
+		}
+	}
+	s.Source.SHA512 = sum
+	return nil
+}
+
+// parseSHA512File reads Apache's `gpg --print-md sha512` format or
+// sha512sum's, and returns the lower-case hex digest.
+func parseSHA512File(text string) string {
+	if _, after, ok := strings.Cut(text, ": "); ok {
+		text = after
+	} else if fields := strings.Fields(text); len(fields) > 0 {
+		text = fields[0]
+	}
+	return strings.ToLower(strings.Join(strings.Fields(text), ""))
+}
+
+func connConfig(c *cli.Context, t target, stateDir string, log io.Writer, ui *ui) (remote.Config, error) {
+	auth, err := remote.Auth(c.String("identity"))
+	if err != nil {
+		return remote.Config{}, &usageError{err.Error()}
+	}
+	known := []string{}
+	if f := c.String("known-hosts"); f != "" {
+		if _, err := os.Stat(f); err != nil {
+			return remote.Config{}, usagef("--known-hosts: %v", err)
+		}
+		known = append(known, f)
+	} else if home, err := os.UserHomeDir(); err == nil {
+		known = append(known, filepath.Join(home, ".ssh", "known_hosts"))
+	}
+	hk := &remote.HostKeys{
+		KnownHosts: known, PinFile: state.KnownHostsFile(stateDir), Strict: c.Bool("strict-host-key"),
+		OnPin: func(host, fp string) { ui.Printf("trusting %s on first use: host key %s (pinned in %s)", host, fp, state.KnownHostsFile(stateDir)) },
+	}
+	return remote.Config{Host: t.Host, Port: t.Port, User: t.User, Auth: auth, HostKeys: hk,
+		RetryFor: c.Duration("connect-timeout"), Log: log}, nil
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == '-' || r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return '_'
+	}, s)
+}

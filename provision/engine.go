@@ -1,0 +1,224 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/scripts"
+)
+
+// Host is what the engine needs from a connection (remote.Client has it).
+type Host interface {
+	RunScript(ctx context.Context, name string, script []byte) ([]byte, error)
+	Upload(ctx context.Context, data io.Reader, remotePath string, mode uint32) error
+}
+
+// Progress is told about each step as it runs.
+type Progress interface {
+	StepStarted(s Step)
+	StepDone(s Step, took time.Duration, err error)
+}
+
+// StepResult is one applied step.
+type StepResult struct {
+	ID       string        `json:"id"`
+	Title    string        `json:"title"`
+	Reason   string        `json:"reason"`
+	Duration time.Duration `json:"-"`
+	Seconds  float64       `json:"seconds"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Observe gathers the host's facts in one remote call.
+func Observe(ctx context.Context, h Host, s Spec) (Facts, error) {
+	script, err := scripts.Render(scripts.Observe{InstallDir: s.InstallDir, DataDir: s.DataDir, LogDir: s.LogDir,
+		ConfigDir: s.ConfigDir, StateDir: s.StateDir, SwapFile: s.SwapFile, Service: s.Service, ManagedFiles: ManagedPaths(s)})
+	if err != nil {
+		return Facts{}, err
+	}
+	out, err := h.RunScript(ctx, "observe", script)
+	if err != nil {
+		return Facts{}, fmt.Errorf("observe the host: %w", err)
+	}
+	return ParseFacts(out)
+}
+
+// Apply runs the steps in order (adjacent steps of one Group together) and
+// stops at the first failure. Every step is idempotent, so running the
+// command again finishes an interrupted apply.
+func Apply(ctx context.Context, h Host, steps []Step, p Progress) ([]StepResult, error) {
+	var results []StepResult
+	for i := 0; i < len(steps); {
+		j := i + 1
+		for steps[i].Group != "" && j < len(steps) && steps[j].Group == steps[i].Group {
+			j++
+		}
+		batch := steps[i:j]
+		out := make([]StepResult, len(batch))
+		errs := make([]error, len(batch))
+		var wg sync.WaitGroup
+		for k := range batch {
+			wg.Add(1)
+			go func(k int) {
+				defer wg.Done()
+				out[k], errs[k] = applyStep(ctx, h, batch[k], p)
+			}(k)
+		}
+		wg.Wait()
+		results = append(results, out...)
+		if err := errors.Join(errs...); err != nil {
+			return results, err
+		}
+		i = j
+	}
+	return results, nil
+}
+
+func applyStep(ctx context.Context, h Host, s Step, p Progress) (StepResult, error) {
+	start := time.Now()
+	if p != nil {
+		p.StepStarted(s)
+	}
+	err := runStep(ctx, h, s)
+	took := time.Since(start)
+	if p != nil {
+		p.StepDone(s, took, err)
+	}
+	r := StepResult{ID: s.ID, Title: s.Title, Reason: s.Reason, Duration: took, Seconds: took.Round(time.Millisecond).Seconds()}
+	if err != nil {
+		r.Error = err.Error()
+		return r, fmt.Errorf("step %s (%s): %w", s.ID, s.Title, err)
+	}
+	return r, nil
+}
+
+func runStep(ctx context.Context, h Host, s Step) error {
+	for _, u := range s.Uploads {
+		var data io.Reader = bytes.NewReader(u.Content)
+		if u.LocalPath != "" {
+			f, err := os.Open(u.LocalPath)
+			if err != nil {
+				return fmt.Errorf("open %s: %w", u.LocalPath, err)
+			}
+			defer f.Close()
+			data = f
+		}
+		if err := h.Upload(ctx, data, u.RemotePath, u.Mode); err != nil {
+			return err
+		}
+	}
+	script, err := scripts.Render(s.Script)
+	if err != nil {
+		return err
+	}
+	_, err = h.RunScript(ctx, s.ID, script)
+	return err
+}
+
+// NewClusterID returns a random KRaft cluster id in Kafka's format (16
+// random bytes, URL-safe base64 without padding, never starting with '-').
+func NewClusterID() string {
+	for {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		id := base64.RawURLEncoding.EncodeToString(b)
+		if id[0] != '-' {
+			return id
+		}
+	}
+}
+
+// Options tunes one provisioning run.
+type Options struct {
+	DryRun        bool
+	SkipVerify    bool
+	VerifyTimeout time.Duration // 2 minutes when zero
+	Progress      Progress
+}
+
+// Result is what a run did and found.
+type Result struct {
+	Host       string                    `json:"host"`
+	Bootstrap  string                    `json:"bootstrap"`
+	ClusterID  string                    `json:"cluster_id,omitempty"`
+	Systemd    bool                      `json:"systemd"`
+	BrokerPID  int                       `json:"broker_pid,omitempty"`
+	DryRun     bool                      `json:"dry_run,omitempty"`
+	Plan       []PlannedStep             `json:"plan"`
+	Applied    []StepResult              `json:"applied"`
+	Verified   *kafkaclient.Verification `json:"verified,omitempty"`
+	Warnings   []string                  `json:"warnings,omitempty"`
+	Facts      Facts                     `json:"-"`
+	FactsAfter Facts                     `json:"-"`
+}
+
+// PlannedStep is a step as shown by --dry-run and --json.
+type PlannedStep struct {
+	ID     string `json:"id"`
+	Title  string `json:"title"`
+	Reason string `json:"reason"`
+}
+
+// Provision observes, plans, applies and verifies. On error the Result
+// still says what was done.
+func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options) (*Result, error) {
+	res := &Result{Host: hostName, Bootstrap: s.Bootstrap(), DryRun: opt.DryRun}
+	if err := s.Validate(); err != nil {
+		return res, err
+	}
+	facts, err := Observe(ctx, h, s)
+	if err != nil {
+		return res, err
+	}
+	res.Facts, res.Systemd = facts, facts.Systemd
+	steps, err := Plan(s, facts, NewClusterID())
+	if err != nil {
+		return res, err
+	}
+	for _, st := range steps {
+		res.Plan = append(res.Plan, PlannedStep{ID: st.ID, Title: st.Title, Reason: st.Reason})
+	}
+	if !facts.Systemd {
+		res.Warnings = append(res.Warnings, "this host does not run systemd: the broker runs as a daemon started by kafka-server-start.sh -daemon and will not come back by itself after a reboot (rerun kafkaup provision then)")
+	}
+	if opt.DryRun {
+		res.ClusterID = facts.ClusterID
+		return res, nil
+	}
+	res.Applied, err = Apply(ctx, h, steps, opt.Progress)
+	if err != nil {
+		return res, err
+	}
+	after, err := Observe(ctx, h, s)
+	if err != nil {
+		return res, err
+	}
+	res.FactsAfter, res.ClusterID, res.BrokerPID = after, after.ClusterID, after.BrokerPID
+	if !after.ServiceActive {
+		return res, fmt.Errorf("the broker is not running on %s after provisioning; see `kafkaup logs` or %s/server.log on the host", hostName, s.LogDir)
+	}
+	if opt.SkipVerify {
+		return res, nil
+	}
+	timeout := opt.VerifyTimeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	res.Verified, err = kafkaclient.Verify(ctx, s.Bootstrap(), timeout)
+	if err != nil {
+		return res, fmt.Errorf("verify from this machine: %w", err)
+	}
+	if res.Verified.ClusterID != "" && after.ClusterID != "" && res.Verified.ClusterID != after.ClusterID {
+		return res, fmt.Errorf("the broker at %s reports cluster id %s but the host's data dir has %s: another broker answers at that address", s.Bootstrap(), res.Verified.ClusterID, after.ClusterID)
+	}
+	return res, nil
+}

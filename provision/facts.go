@@ -1,0 +1,110 @@
+package provision
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Facts is what Observe learned about the host in one remote call.
+type Facts struct {
+	LoginUser, LoginHome string
+
+	OSID, OSVersion, OSLike string
+	Arch                    string
+	HasAPT                  bool
+	Systemd                 bool // systemd is PID 1
+	CloudInit               bool
+	HasCurl                 bool
+	MemTotal                int64
+	JavaMajor               int // 0: no java on PATH
+
+	KafkaCurrent       string // version InstallDir/current points at ("" if none)
+	KafkaCurrentSHA512 string // digest recorded when it was installed
+	KafkaUser          bool
+	DirsOK             bool
+
+	SwapActive     bool
+	SwapFileSize   int64
+	SwapFstab      int // entries for the swapfile in /etc/fstab
+	SwapFS         string
+	FreeSwapDir    int64
+	FreeInstallDir int64
+
+	Formatted bool // meta.properties exists in the data dir
+	ClusterID string
+	NodeID    int
+
+	FileSHA256 map[string]string // managed file -> sha256 ("-" when missing)
+
+	ServiceEnabled bool
+	ServiceActive  bool
+	BrokerPID      int
+	RestartPending bool
+}
+
+// ParseFacts reads observe.sh's key=value output.
+func ParseFacts(out []byte) (Facts, error) {
+	kv := map[string]string{}
+	f := Facts{FileSHA256: map[string]string{}}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		if path, isFile := strings.CutPrefix(k, "file:"); isFile {
+			f.FileSHA256[path] = v
+			continue
+		}
+		kv[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return f, err
+	}
+	for _, required := range []string{"os_id", "apt", "systemd", "java_major", "meta", "service_active"} {
+		if _, ok := kv[required]; !ok {
+			return f, fmt.Errorf("observe: the host's report lacks %q (output: %q)", required, truncate(string(out), 400))
+		}
+	}
+	var errs []string
+	num := func(k string) int64 {
+		v := kv[k]
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q", k, v))
+		}
+		return n
+	}
+	flag := func(k string) bool { return kv[k] == "1" }
+
+	f.LoginUser, f.LoginHome = kv["login_user"], kv["login_home"]
+	f.OSID, f.OSVersion, f.OSLike, f.Arch = kv["os_id"], kv["os_version"], kv["os_like"], kv["arch"]
+	f.HasAPT, f.Systemd, f.CloudInit, f.HasCurl = flag("apt"), flag("systemd"), flag("cloud_init"), flag("curl")
+	f.MemTotal = num("mem_total")
+	f.JavaMajor = int(num("java_major"))
+	f.KafkaCurrent, f.KafkaCurrentSHA512 = kv["kafka_current"], kv["kafka_current_sha512"]
+	f.KafkaUser, f.DirsOK = flag("kafka_user"), flag("dirs_ok")
+	f.SwapActive, f.SwapFileSize, f.SwapFstab = flag("swap_active"), num("swap_file_size"), int(num("swap_fstab"))
+	f.SwapFS, f.FreeSwapDir, f.FreeInstallDir = kv["swap_fs"], num("free_swap_dir"), num("free_install_dir")
+	f.Formatted, f.ClusterID, f.NodeID = flag("meta"), kv["cluster_id"], int(num("node_id"))
+	f.ServiceEnabled, f.ServiceActive = flag("service_enabled"), flag("service_active")
+	f.BrokerPID, f.RestartPending = int(num("broker_pid")), flag("restart_pending")
+	if len(errs) > 0 {
+		return f, fmt.Errorf("observe: unreadable values %s", strings.Join(errs, ", "))
+	}
+	return f, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

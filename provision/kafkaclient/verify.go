@@ -1,0 +1,145 @@
+// Package kafkaclient talks to a broker over the Kafka protocol (franz-go),
+// the way kafkaup's users' clients will: from outside, to the advertised
+// address.
+package kafkaclient
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// VerifyTopic is the private topic kafkaup produces to and consumes from to
+// prove a broker works. Its records expire after an hour.
+const VerifyTopic = "_kafkaup_verify"
+
+// Verification is what a successful round trip showed.
+type Verification struct {
+	Bootstrap  string   `json:"bootstrap"`
+	Advertised []string `json:"advertised"` // broker addresses the cluster gave out
+	ClusterID  string   `json:"cluster_id"`
+	Topic      string   `json:"topic"`
+	Partition  int32    `json:"partition"`
+	Offset     int64    `json:"offset"`
+	RoundTrip  string   `json:"round_trip"` // produce + consume
+}
+
+// UnreachableError says the broker could not be reached from this machine.
+type UnreachableError struct {
+	Addr string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	host, port, _ := net.SplitHostPort(e.Addr)
+	return fmt.Sprintf("cannot reach the broker at %s from this machine (%v). The broker may be fine on the host: check that a firewall or security group lets this machine reach %s on TCP port %s", e.Addr, e.Err, host, port)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Verify connects to bootstrap, creates the verify topic if needed, produces
+// one record with a fresh nonce and consumes it back.
+func Verify(ctx context.Context, bootstrap string, timeout time.Duration) (*Verification, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := probe(ctx, bootstrap); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.DialTimeout(10*time.Second),
+		kgo.RequestRetries(5), kgo.RetryTimeout(30*time.Second), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	meta, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ask %s for cluster metadata: %w", bootstrap, err)
+	}
+	v := &Verification{Bootstrap: bootstrap, ClusterID: meta.Cluster, Topic: VerifyTopic}
+	for _, b := range meta.Brokers {
+		v.Advertised = append(v.Advertised, net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+	}
+	for _, addr := range v.Advertised {
+		if err := probe(ctx, addr); err != nil {
+			return v, fmt.Errorf("the broker answers at %s but tells clients to use %s, which is not reachable from here: set --advertised-host to the address clients use (%w)", bootstrap, addr, err)
+		}
+	}
+
+	if err := ensureTopic(ctx, adm); err != nil {
+		return v, err
+	}
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	value := []byte("kafkaup verify " + hex.EncodeToString(nonce))
+	rec := &kgo.Record{Topic: VerifyTopic, Partition: 0, Value: value}
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return v, fmt.Errorf("produce to %s on %s: %w", VerifyTopic, bootstrap, err)
+	}
+	v.Partition, v.Offset = rec.Partition, rec.Offset
+
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.DialTimeout(10*time.Second),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{VerifyTopic: {rec.Partition: kgo.NewOffset().At(rec.Offset)}}))
+	if err != nil {
+		return v, fmt.Errorf("kafka consumer for %s: %w", bootstrap, err)
+	}
+	defer consumer.Close()
+	for {
+		fetches := consumer.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return v, fmt.Errorf("consume the verify record back from %s: %w", bootstrap, ctx.Err())
+		}
+		if errs := fetches.Errors(); len(errs) > 0 {
+			return v, fmt.Errorf("consume from %s: %w", bootstrap, errs[0].Err)
+		}
+		for _, r := range fetches.Records() {
+			if string(r.Value) == string(value) {
+				v.RoundTrip = time.Since(start).Round(time.Millisecond).String()
+				return v, nil
+			}
+		}
+	}
+}
+
+func ensureTopic(ctx context.Context, adm *kadm.Client) error {
+	retention := "3600000"
+	resp, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"retention.ms": &retention}, VerifyTopic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", VerifyTopic, err)
+	}
+	return nil
+}
+
+// probe opens and closes a TCP connection, to tell "unreachable" apart from
+// Kafka-level errors.
+func probe(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	var last error
+	for attempt := 0; attempt < 3; attempt++ {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return conn.Close()
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return &UnreachableError{Addr: addr, Err: last}
+		case <-time.After(time.Second):
+		}
+	}
+	return &UnreachableError{Addr: addr, Err: last}
+}

@@ -1,0 +1,314 @@
+package provision
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/kafkaup/kafkaup/scripts"
+	"github.com/kafkaup/kafkaup/templates"
+)
+
+// Step is one idempotent change on the host: optional uploads, then a script
+// run as root. Adjacent steps with the same non-empty Group run concurrently.
+type Step struct {
+	ID      string // packages, kafka, dirs, swap, config, format, service
+	Title   string // what it does
+	Reason  string // why the plan includes it
+	Group   string
+	Uploads []Upload
+	Script  scripts.Script
+}
+
+// Upload is a file sent to the host before the step's script runs.
+type Upload struct {
+	RemotePath string
+	Content    []byte // either Content or LocalPath
+	LocalPath  string
+	Mode       uint32
+}
+
+// JavaPackages are tried in order: Kafka 4 needs Java 17 or newer.
+var JavaPackages = []string{"openjdk-17-jre-headless", "openjdk-21-jre-headless", "default-jre-headless"}
+
+// Timeouts used by the remote scripts, in seconds.
+const (
+	CloudInitTimeout = 600
+	APTLockTimeout   = 300
+	StartTimeout     = 600 // a JVM under software emulation is slow; real hosts take seconds
+	StopTimeout      = 300 // Kafka's worst-case controlled shutdown
+	DownloadRetries  = 4
+)
+
+// minimum free space for a Kafka install (tarball and unpacked copy).
+const installSpace = 600 << 20
+
+// Desired is what the managed files should contain: rendered once, from
+// the spec, and compared with the host's hashes.
+type Desired struct {
+	Files []ManagedFile
+}
+
+// ManagedFile is one file kafkaup owns on the host.
+type ManagedFile struct {
+	Path    string
+	Content []byte
+	Mode    string
+	Owner   string
+}
+
+// SHA256 is the hex digest of the content.
+func (m ManagedFile) SHA256() string {
+	sum := sha256.Sum256(m.Content)
+	return hex.EncodeToString(sum[:])
+}
+
+// Render renders the managed files for the spec. The systemd unit is only
+// managed where systemd runs.
+func Render(s Spec, systemd bool) (Desired, error) {
+	props, err := templates.RenderServerProperties(templates.ServerProperties{
+		NodeID: s.NodeID, BrokerPort: s.BrokerPort, ControllerPort: s.ControllerPort,
+		AdvertisedHost: s.AdvertisedHost, DataDir: s.DataDir,
+		CleanerDedupeBufferBytes: cleanerBuffer(s.HeapMB),
+	})
+	if err != nil {
+		return Desired{}, err
+	}
+	env, err := templates.RenderEnv(templates.Env{Heap: s.Heap(), LogDir: s.LogDir})
+	if err != nil {
+		return Desired{}, err
+	}
+	d := Desired{Files: []ManagedFile{
+		{Path: s.ConfigFile(), Content: props, Mode: "0640", Owner: "root:kafka"},
+		{Path: s.EnvFile(), Content: env, Mode: "0640", Owner: "root:kafka"},
+	}}
+	if systemd {
+		unit, err := templates.RenderUnit(templates.Unit{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), EnvFile: s.EnvFile()})
+		if err != nil {
+			return Desired{}, err
+		}
+		d.Files = append(d.Files, ManagedFile{Path: s.UnitFile(), Content: unit, Mode: "0644", Owner: "root:root"})
+	}
+	return d, nil
+}
+
+// cleanerBuffer sizes the log cleaner's dedupe buffer to the heap: 32 MiB
+// for the default 400 MB heap, never more than Kafka's own 128 MiB default.
+func cleanerBuffer(heapMB int) int64 {
+	mb := int64(heapMB) / 12
+	switch {
+	case mb < 16:
+		mb = 16
+	case mb > 128:
+		mb = 128
+	}
+	return mb << 20
+}
+
+// ManagedPaths lists every file Observe should hash.
+func ManagedPaths(s Spec) []string {
+	return []string{s.ConfigFile(), s.EnvFile(), s.UnitFile()}
+}
+
+// PlanError is a problem found before any change: nothing was done.
+type PlanError struct{ Reason string }
+
+func (e *PlanError) Error() string { return e.Reason + " Nothing on the host was changed." }
+
+// Plan decides the steps that take a host with these facts to the spec. It
+// does no I/O. clusterID is used only when the data dir must be formatted.
+func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
+	if err := precheck(s, f); err != nil {
+		return nil, err
+	}
+	desired, err := Render(s, f.Systemd)
+	if err != nil {
+		return nil, err
+	}
+	var steps []Step
+
+	needKafka, kafkaWhy := kafkaNeeded(s, f)
+	wantJava := f.JavaMajor < 17
+	wantCurl := needKafka && s.Source.LocalTarball == "" && !f.HasCurl
+	if wantJava || wantCurl {
+		var what []string
+		if wantJava {
+			what = append(what, "Java 17")
+		}
+		if wantCurl {
+			what = append(what, "curl")
+		}
+		why := "curl is missing"
+		if wantJava {
+			why = "no Java 17+ on the host"
+			if f.JavaMajor > 0 {
+				why = fmt.Sprintf("Java %d is too old for Kafka 4", f.JavaMajor)
+			}
+		}
+		steps = append(steps, Step{
+			ID: "packages", Title: "install " + strings.Join(what, " and ") + " with apt", Reason: why,
+			Group: "download",
+			Script: scripts.InstallPackages{WantJava: wantJava, WantCurl: wantCurl, JavaPackages: JavaPackages,
+				CloudInitTimeout: CloudInitTimeout, APTLockTimeout: APTLockTimeout},
+		})
+	}
+	if needKafka {
+		st := Step{ID: "kafka", Title: fmt.Sprintf("install Kafka %s (sha512 verified)", s.KafkaVersion), Reason: kafkaWhy}
+		fetch := scripts.FetchKafka{InstallDir: s.InstallDir, DistName: s.DistName(), URLs: s.DownloadURLs(),
+			SHA512URLs: s.SHA512URLs(), SHA512: s.Source.SHA512, DownloadRetries: DownloadRetries, StateDir: s.StateDir}
+		if s.Source.LocalTarball != "" {
+			fetch.LocalTarball = f.LoginHome + "/.kafkaup-staging/kafka/" + s.DistName() + ".tgz"
+			fetch.URLs, fetch.SHA512URLs = nil, nil
+			st.Uploads = []Upload{{RemotePath: fetch.LocalTarball, LocalPath: s.Source.LocalTarball, Mode: 0o600}}
+			st.Title = fmt.Sprintf("upload and install Kafka %s (sha512 verified)", s.KafkaVersion)
+		}
+		if !wantCurl { // with curl still to install, the download waits for it
+			st.Group = "download"
+		}
+		st.Script = fetch
+		steps = append(steps, st)
+	}
+	if !f.KafkaUser || !f.DirsOK {
+		steps = append(steps, Step{ID: "dirs", Title: "create the kafka user and its directories", Reason: "missing",
+			Script: scripts.SetupDirs{DataDir: s.DataDir, LogDir: s.LogDir, ConfigDir: s.ConfigDir, StateDir: s.StateDir}})
+	}
+	if s.SwapBytes > 0 {
+		if why := swapNeeded(s, f); why != "" {
+			steps = append(steps, Step{ID: "swap", Title: fmt.Sprintf("swapfile %s of %s with one fstab entry", s.SwapFile, FormatSize(s.SwapBytes)),
+				Reason: why, Script: scripts.Swap{File: s.SwapFile, Bytes: s.SwapBytes}})
+		}
+	}
+	var changed []ManagedFile
+	for _, m := range desired.Files {
+		if f.FileSHA256[m.Path] != m.SHA256() {
+			changed = append(changed, m)
+		}
+	}
+	if len(changed) > 0 {
+		staging := f.LoginHome + "/.kafkaup-staging/config"
+		in := scripts.InstallFiles{Staging: staging, StateDir: s.StateDir}
+		st := Step{ID: "config", Title: "write " + pathList(changed), Reason: "content differs"}
+		for i, m := range changed {
+			name := fmt.Sprintf("%d-%s", i, lastElem(m.Path))
+			in.Src = append(in.Src, name)
+			in.Dest = append(in.Dest, m.Path)
+			in.Mode = append(in.Mode, m.Mode)
+			in.Owner = append(in.Owner, m.Owner)
+			st.Uploads = append(st.Uploads, Upload{RemotePath: staging + "/" + name, Content: m.Content, Mode: 0o600})
+		}
+		st.Script = in
+		steps = append(steps, st)
+	}
+	if !f.Formatted {
+		steps = append(steps, Step{ID: "format", Title: "format KRaft storage in " + s.DataDir, Reason: "no meta.properties yet",
+			Script: scripts.Format{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), DataDir: s.DataDir, ClusterID: clusterID}})
+	}
+	if st, ok := serviceStep(s, f, needKafka || len(changed) > 0); ok {
+		steps = append(steps, st)
+	}
+	return steps, nil
+}
+
+// precheck refuses hosts and specs that cannot work, before any change.
+func precheck(s Spec, f Facts) error {
+	if !f.HasAPT {
+		return &PlanError{fmt.Sprintf("this host runs %s %s without apt; kafkaup provisions Debian and Ubuntu hosts (it installs Java with apt). Use an Ubuntu 22.04/24.04 or Debian 12 host.", f.OSID, f.OSVersion)}
+	}
+	if f.Formatted && f.NodeID != 0 && f.NodeID != s.NodeID {
+		return &PlanError{fmt.Sprintf("%s was formatted for node.id %d, not %d; kafkaup will not reformat a used data dir.", s.DataDir, f.NodeID, s.NodeID)}
+	}
+	if need, _ := kafkaNeeded(s, f); need && f.FreeInstallDir > 0 && f.FreeInstallDir < installSpace {
+		return &PlanError{fmt.Sprintf("only %s free for %s; installing Kafka needs about %s. Free some disk space or grow the volume, then rerun.", FormatSize(f.FreeInstallDir), s.InstallDir, FormatSize(installSpace))}
+	}
+	if s.SwapBytes > 0 && swapNeeded(s, f) != "" {
+		switch f.SwapFS {
+		case "overlayfs", "tmpfs", "nfs", "nfs4", "fuseblk", "fuse", "squashfs", "zfs", "ramfs":
+			return &PlanError{fmt.Sprintf("the swapfile %s would live on a %s filesystem, where Linux cannot swap (a container or a network share?). Rerun with --swap 0 to skip swap.", s.SwapFile, f.SwapFS)}
+		}
+		available := f.FreeSwapDir
+		if f.SwapFileSize > 0 {
+			available += f.SwapFileSize
+		}
+		if available > 0 && available < s.SwapBytes+256<<20 {
+			return &PlanError{fmt.Sprintf("a %s swapfile does not fit: %s free where %s goes (256 MiB kept spare). Use a smaller --swap, or --swap 0.", FormatSize(s.SwapBytes), FormatSize(available), s.SwapFile)}
+		}
+	}
+	return nil
+}
+
+func kafkaNeeded(s Spec, f Facts) (bool, string) {
+	switch {
+	case f.KafkaCurrent == "":
+		return true, "not installed"
+	case f.KafkaCurrent != s.KafkaVersion:
+		return true, fmt.Sprintf("%s installed, %s wanted", f.KafkaCurrent, s.KafkaVersion)
+	case f.KafkaCurrentSHA512 == "":
+		return true, "the installed copy has no verified checksum (interrupted or not kafkaup's)"
+	case s.Source.SHA512 != "" && s.Source.SHA512 != f.KafkaCurrentSHA512:
+		return true, "the installed copy's sha512 differs from the one given"
+	}
+	return false, ""
+}
+
+func swapNeeded(s Spec, f Facts) string {
+	switch {
+	case !f.SwapActive:
+		return "not active"
+	case f.SwapFileSize != s.SwapBytes:
+		return fmt.Sprintf("is %s, %s wanted", FormatSize(f.SwapFileSize), FormatSize(s.SwapBytes))
+	case f.SwapFstab != 1:
+		return fmt.Sprintf("%d entries in /etc/fstab", f.SwapFstab)
+	}
+	return ""
+}
+
+func serviceStep(s Spec, f Facts, changed bool) (Step, bool) {
+	in := scripts.Service{Service: s.Service, KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), EnvFile: s.EnvFile(),
+		LogDir: s.LogDir, StateDir: s.StateDir, StartTimeout: StartTimeout, StopTimeout: StopTimeout}
+	how := "as a systemd service"
+	if !f.Systemd {
+		how = "with kafka-server-start.sh -daemon (no systemd)"
+	}
+	switch {
+	case f.ServiceActive && (changed || f.RestartPending):
+		why := "configuration or binaries changed"
+		if !changed {
+			why = "a change from an earlier run is not live yet"
+		}
+		in.Action = "restart"
+		return Step{ID: "service", Title: "restart the broker " + how, Reason: why, Script: in}, true
+	case !f.ServiceActive:
+		in.Action = "start"
+		return Step{ID: "service", Title: "start the broker " + how, Reason: "not running", Script: in}, true
+	case f.Systemd && !f.ServiceEnabled:
+		in.Action = "start"
+		return Step{ID: "service", Title: "enable the broker's systemd service", Reason: "not enabled at boot", Script: in}, true
+	}
+	return Step{}, false
+}
+
+// FormatSize prints bytes in binary units (2G, 512M).
+func FormatSize(b int64) string {
+	switch {
+	case b >= 1<<30 && b%(1<<30) == 0:
+		return fmt.Sprintf("%dG", b>>30)
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%dM", b>>20)
+	}
+	return fmt.Sprintf("%dK", b>>10)
+}
+
+func pathList(files []ManagedFile) string {
+	var names []string
+	for _, m := range files {
+		names = append(names, m.Path)
+	}
+	return strings.Join(names, ", ")
+}
+
+func lastElem(p string) string {
+	return p[strings.LastIndex(p, "/")+1:]
+}

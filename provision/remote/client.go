@@ -1,0 +1,361 @@
+// Package remote is kafkaup's SSH transport: one long-lived connection per
+// host with keepalives, verified host keys, retries while a fresh host boots,
+// scripts run as root through a fixed sudo wrapper with the script on stdin,
+// typed errors for failed commands, and atomic uploads over SFTP.
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// Config says how to reach a host.
+type Config struct {
+	Host     string
+	Port     int // 22 when zero
+	User     string
+	Auth     []ssh.AuthMethod
+	HostKeys *HostKeys
+
+	// RetryFor keeps retrying refused or timed-out connections this long
+	// (a host that is still booting). Zero means a single attempt.
+	RetryFor time.Duration
+	// RetryAuth also retries "permission denied (publickey)", which is normal
+	// while cloud-init installs the key on a new instance.
+	RetryAuth bool
+	// DialTimeout bounds one TCP connect plus handshake (15 s when zero).
+	DialTimeout time.Duration
+	// Log receives the remote commands' stderr, line by line (debug log).
+	Log io.Writer
+}
+
+// Addr is host:port.
+func (c Config) Addr() string {
+	port := c.Port
+	if port == 0 {
+		port = 22
+	}
+	return net.JoinHostPort(c.Host, strconv.Itoa(port))
+}
+
+// Client is a connection to one host that reopens itself when it breaks.
+type Client struct {
+	cfg Config
+
+	mu   sync.Mutex
+	conn *ssh.Client
+	stop chan struct{}
+}
+
+// Dial connects, retrying as Config says, and fails at once on a host key
+// mismatch.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	c := &Client{cfg: cfg}
+	if _, err := c.connect(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close ends the connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeLocked()
+}
+
+func (c *Client) closeLocked() error {
+	if c.conn == nil {
+		return nil
+	}
+	close(c.stop)
+	err := c.conn.Close()
+	c.conn = nil
+	return err
+}
+
+// connect returns the live connection, dialing a new one if needed.
+func (c *Client) connect(ctx context.Context) (*ssh.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		return c.conn, nil
+	}
+	deadline := time.Now().Add(c.cfg.RetryFor)
+	delay := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		conn, err := c.dialOnce(ctx)
+		if err == nil {
+			c.conn = conn
+			c.stop = make(chan struct{})
+			go c.keepalive(conn, c.stop)
+			return conn, nil
+		}
+		if !c.retryable(err) || time.Now().Add(delay).After(deadline) {
+			return nil, c.explain(err)
+		}
+		c.logf("ssh %s: attempt %d: %v (retrying)", c.cfg.Addr(), attempt, err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to %s: %w (last error: %v)", c.cfg.Addr(), ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		if delay < 5*time.Second {
+			delay *= 2
+		}
+	}
+}
+
+func (c *Client) dialOnce(ctx context.Context) (*ssh.Client, error) {
+	timeout := c.cfg.DialTimeout
+	if timeout == 0 {
+		timeout = 15 * time.Second
+	}
+	algos, err := c.cfg.HostKeys.Algorithms(c.cfg.Addr())
+	if err != nil {
+		return nil, err
+	}
+	sshCfg := &ssh.ClientConfig{
+		User:              c.cfg.User,
+		Auth:              c.cfg.Auth,
+		HostKeyCallback:   c.cfg.HostKeys.Callback(),
+		HostKeyAlgorithms: algos,
+		Timeout:           timeout,
+	}
+	d := net.Dialer{Timeout: timeout}
+	raw, err := d.DialContext(ctx, "tcp", c.cfg.Addr())
+	if err != nil {
+		return nil, err
+	}
+	_ = raw.SetDeadline(time.Now().Add(timeout)) // the handshake must not hang
+	sc, chans, reqs, err := ssh.NewClientConn(raw, c.cfg.Addr(), sshCfg)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	_ = raw.SetDeadline(time.Time{})
+	return ssh.NewClient(sc, chans, reqs), nil
+}
+
+// retryable tells the errors that are normal while a host boots.
+func (c *Client) retryable(err error) bool {
+	var mismatch *HostKeyMismatchError
+	if errors.As(err, &mismatch) {
+		return false
+	}
+	var netErr net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, io.EOF), errors.As(err, &netErr) && netErr.Timeout():
+		return true
+	case isAuthError(err):
+		return c.cfg.RetryAuth
+	}
+	return false
+}
+
+func isAuthError(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "unable to authenticate")
+}
+
+// explain turns a final dial error into advice.
+func (c *Client) explain(err error) error {
+	var mismatch *HostKeyMismatchError
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &mismatch):
+		return mismatch
+	case isAuthError(err):
+		return fmt.Errorf("%s refused the SSH key for user %q (%v). Check --user (ubuntu on Ubuntu images, admin or debian on Debian) and --identity (the private key whose public half is in the host's authorized_keys)", c.cfg.Addr(), c.cfg.User, err)
+	case errors.As(err, &dnsErr):
+		return fmt.Errorf("cannot resolve %q: %v. Check the host name given to --host", c.cfg.Host, err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%s refused the SSH connection: nothing listens on port %d there. Check --host and --port, and that sshd runs on the host", c.cfg.Addr(), c.cfg.Port)
+	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return fmt.Errorf("cannot reach %s (%v). Check the address, and that a firewall or security group lets this machine reach port %d", c.cfg.Addr(), err, c.cfg.Port)
+	}
+	return fmt.Errorf("ssh to %s: %w", c.cfg.Addr(), err)
+}
+
+func (c *Client) keepalive(conn *ssh.Client, stop chan struct{}) {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		res := make(chan error, 1)
+		go func() { _, _, err := conn.SendRequest("keepalive@openssh.com", true, nil); res <- err }()
+		select {
+		case err := <-res:
+			if err == nil {
+				failures = 0
+				continue
+			}
+		case <-time.After(15 * time.Second):
+		}
+		if failures++; failures >= 3 {
+			c.logf("ssh %s: no answer to 3 keepalives; closing the connection", c.cfg.Addr())
+			c.drop(conn)
+			return
+		}
+	}
+}
+
+// drop forgets a broken connection so the next call dials again.
+func (c *Client) drop(conn *ssh.Client) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == conn {
+		_ = c.closeLocked()
+	}
+}
+
+// session opens a session, reconnecting once if the connection broke.
+func (c *Client) session(ctx context.Context) (*ssh.Session, *ssh.Client, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := c.connect(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := conn.NewSession()
+		if err == nil {
+			return s, conn, nil
+		}
+		c.drop(conn)
+		if attempt > 0 {
+			return nil, nil, fmt.Errorf("open SSH session on %s: %w", c.cfg.Addr(), err)
+		}
+	}
+}
+
+// sudoWrapper runs the script from stdin as root: directly when the login
+// user is root, through passwordless sudo otherwise, and exits 97 when
+// neither works. It is a constant: no value is ever pasted into it.
+const sudoWrapper = `if [ "$(id -u)" = 0 ]; then exec bash -s; ` +
+	`elif sudo -n true 2>/dev/null; then exec sudo -n -H bash -s; ` +
+	`else echo "kafkaup: no passwordless sudo" >&2; exit 97; fi`
+
+// RunScript runs script on the host as root and returns its stdout. A
+// non-zero exit is a *ProcessError (or *NoSudoError).
+func (c *Client) RunScript(ctx context.Context, name string, script []byte) ([]byte, error) {
+	return c.run(ctx, name, sudoWrapper, bytes.NewReader(script))
+}
+
+// Run runs a fixed command as the login user (no stdin).
+func (c *Client) Run(ctx context.Context, name, command string) ([]byte, error) {
+	return c.run(ctx, name, command, nil)
+}
+
+func (c *Client) run(ctx context.Context, name, command string, stdin io.Reader) ([]byte, error) {
+	sess, conn, err := c.session(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	defer sess.Close()
+	var stdout bytes.Buffer
+	stderr := &tailWriter{max: 8 << 10, log: c.cfg.Log, prefix: name + ": "}
+	sess.Stdout, sess.Stderr = &stdout, stderr
+	if stdin != nil {
+		sess.Stdin = stdin
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(command) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGTERM)
+		sess.Close()
+		return stdout.Bytes(), fmt.Errorf("%s on %s: %w", name, c.cfg.Host, ctx.Err())
+	}
+	stderr.flush()
+	var exitErr *ssh.ExitError
+	switch {
+	case err == nil:
+		return stdout.Bytes(), nil
+	case errors.As(err, &exitErr) && exitErr.ExitStatus() == exitNoSudo:
+		return nil, &NoSudoError{User: c.cfg.User, Host: c.cfg.Host}
+	case errors.As(err, &exitErr):
+		return stdout.Bytes(), &ProcessError{Name: name, Host: c.cfg.Host, ExitStatus: exitErr.ExitStatus(), StderrTail: stderr.tail()}
+	default:
+		// The connection broke (or the command died without a status): never
+		// report that as success.
+		c.drop(conn)
+		return stdout.Bytes(), fmt.Errorf("%s on %s: connection lost before the command finished: %w", name, c.cfg.Host, err)
+	}
+}
+
+// Upload writes data to remotePath (relative paths are under the login
+// user's home) atomically: a temp file beside it, then a rename.
+func (c *Client) Upload(ctx context.Context, data io.Reader, remotePath string, mode uint32) error {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	sc, err := sftp.NewClient(conn)
+	if err != nil {
+		return fmt.Errorf("start SFTP on %s (is the sftp subsystem enabled in sshd?): %w", c.cfg.Host, err)
+	}
+	defer sc.Close()
+	if err := sc.MkdirAll(path.Dir(remotePath)); err != nil {
+		return fmt.Errorf("upload %s: mkdir: %w", remotePath, err)
+	}
+	tmp := remotePath + ".kafkaup-upload"
+	f, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", remotePath, err)
+	}
+	if _, err := f.ReadFrom(data); err != nil {
+		f.Close()
+		return fmt.Errorf("upload %s: write: %w", remotePath, err)
+	}
+	if err := f.Chmod(osMode(mode)); err != nil {
+		f.Close()
+		return fmt.Errorf("upload %s: chmod: %w", remotePath, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("upload %s: close: %w", remotePath, err)
+	}
+	if err := sc.PosixRename(tmp, remotePath); err != nil {
+		return fmt.Errorf("upload %s: rename: %w", remotePath, err)
+	}
+	return nil
+}
+
+// Home returns the login user's home directory (where uploads are staged).
+func (c *Client) Home(ctx context.Context) (string, error) {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	sc, err := sftp.NewClient(conn)
+	if err != nil {
+		return "", fmt.Errorf("start SFTP on %s (is the sftp subsystem enabled in sshd?): %w", c.cfg.Host, err)
+	}
+	defer sc.Close()
+	return sc.Getwd()
+}
+
+func (c *Client) logf(format string, args ...any) {
+	if c.cfg.Log != nil {
+		fmt.Fprintf(c.cfg.Log, format+"\n", args...)
+	}
+}

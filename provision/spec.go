@@ -1,0 +1,239 @@
+// Package provision is kafkaup's engine: it makes one host look like a Spec.
+// The loop is visible in the names: Observe gathers Facts in one remote
+// call, Plan (pure) decides the Steps, Apply runs them over one SSH
+// connection, and Verify talks to the broker the way a client will.
+package provision
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Spec is everything the user wants on the host. Flags, files and defaults
+// all end as a Spec; nothing downstream reads flags.
+type Spec struct {
+	// AdvertisedHost is the DNS name or IP that clients are told to use.
+	AdvertisedHost string
+
+	KafkaVersion string // e.g. 4.0.0
+	ScalaVersion string // 2.13
+	Source       Source
+
+	HeapMB    int   // the broker's -Xmx and -Xms
+	SwapBytes int64 // 0: leave swap alone
+	SwapFile  string
+
+	DataDir    string
+	LogDir     string
+	InstallDir string // versions live in InstallDir/kafka_<scala>-<version>, InstallDir/current points at one
+	ConfigDir  string
+	StateDir   string // kafkaup's own markers on the host
+	Service    string // systemd unit name
+
+	NodeID         int
+	BrokerPort     int
+	ControllerPort int
+}
+
+// Source says where the Kafka tarball comes from. With none of URL and
+// LocalTarball set, Apache's CDN is tried first, then archive.apache.org.
+type Source struct {
+	URL          string // a mirror's URL of the .tgz
+	SHA512       string // expected hex digest; default: fetched from URL + ".sha512" / Apache
+	LocalTarball string // a .tgz on this machine, uploaded over SFTP
+}
+
+// Defaults for a small single-node broker.
+const (
+	DefaultKafkaVersion = "4.0.0"
+	DefaultHeapMB       = 400
+	DefaultSwapBytes    = 2 << 30
+)
+
+// DefaultSpec returns the spec with every default filled in; the caller sets
+// AdvertisedHost.
+func DefaultSpec() Spec {
+	return Spec{
+		KafkaVersion:   DefaultKafkaVersion,
+		ScalaVersion:   "2.13",
+		HeapMB:         DefaultHeapMB,
+		SwapBytes:      DefaultSwapBytes,
+		SwapFile:       "/swapfile",
+		DataDir:        "/var/lib/kafka/data",
+		LogDir:         "/var/log/kafka",
+		InstallDir:     "/opt/kafka",
+		ConfigDir:      "/etc/kafka",
+		StateDir:       "/var/lib/kafkaup",
+		Service:        "kafka",
+		NodeID:         1,
+		BrokerPort:     9092,
+		ControllerPort: 9093,
+	}
+}
+
+// DistName is the tarball's top directory, e.g. kafka_2.13-4.0.0.
+func (s Spec) DistName() string { return "kafka_" + s.ScalaVersion + "-" + s.KafkaVersion }
+
+// KafkaHome is the stable symlink the service runs from.
+func (s Spec) KafkaHome() string { return s.InstallDir + "/current" }
+
+// ConfigFile, EnvFile and UnitFile are the files kafkaup writes.
+func (s Spec) ConfigFile() string { return s.ConfigDir + "/server.properties" }
+func (s Spec) EnvFile() string    { return s.ConfigDir + "/kafka.env" }
+func (s Spec) UnitFile() string   { return "/etc/systemd/system/" + s.Service + ".service" }
+
+// Bootstrap is the address clients use.
+func (s Spec) Bootstrap() string {
+	return net.JoinHostPort(s.AdvertisedHost, strconv.Itoa(s.BrokerPort))
+}
+
+// Heap is the JVM size string, e.g. 400m.
+func (s Spec) Heap() string { return strconv.Itoa(s.HeapMB) + "m" }
+
+// DownloadURLs lists where the tarball is fetched from, in order.
+func (s Spec) DownloadURLs() []string {
+	if s.Source.URL != "" {
+		return []string{s.Source.URL}
+	}
+	file := s.DistName() + ".tgz"
+	return []string{
+		"https://dlcdn.apache.org/kafka/" + s.KafkaVersion + "/" + file,
+		"https://archive.apache.org/dist/kafka/" + s.KafkaVersion + "/" + file,
+	}
+}
+
+// SHA512URLs lists where the checksum file is fetched from. For Apache's
+// own downloads the archive is asked first: it keeps every release.
+func (s Spec) SHA512URLs() []string {
+	if s.Source.URL != "" {
+		return []string{s.Source.URL + ".sha512"}
+	}
+	file := s.DistName() + ".tgz.sha512"
+	return []string{
+		"https://archive.apache.org/dist/kafka/" + s.KafkaVersion + "/" + file,
+		"https://downloads.apache.org/kafka/" + s.KafkaVersion + "/" + file,
+	}
+}
+
+var (
+	versionRE  = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)$`)
+	sha512RE   = regexp.MustCompile(`^[0-9a-f]{128}$`)
+	hostnameRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$`)
+	pathRE     = regexp.MustCompile(`^/[A-Za-z0-9._/-]*$`)
+)
+
+// Validate checks the spec before anything touches the host, and says what
+// to do about each problem.
+func (s Spec) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if err := ValidateHost(s.AdvertisedHost); err != nil {
+		bad("--advertised-host: %v", err)
+	}
+	if m := versionRE.FindStringSubmatch(s.KafkaVersion); m == nil {
+		bad("--kafka-version %q is not a release number like 4.0.0", s.KafkaVersion)
+	} else if m[1] != "4" {
+		bad("--kafka-version %s: kafkaup installs Kafka 4.x (KRaft only); pick a 4.x release such as %s", s.KafkaVersion, DefaultKafkaVersion)
+	}
+	if s.ScalaVersion != "2.13" {
+		bad("Scala version %q: Kafka 4 ships only for Scala 2.13", s.ScalaVersion)
+	}
+	if s.HeapMB < 128 || s.HeapMB > 64<<10 {
+		bad("--heap %dm is outside 128m..64g; a small broker runs well with 400m", s.HeapMB)
+	}
+	if s.SwapBytes < 0 || (s.SwapBytes > 0 && s.SwapBytes < 64<<20) || s.SwapBytes%(1<<20) != 0 {
+		bad("--swap must be 0 (no swap) or a whole number of MiB of at least 64M, like 2G")
+	}
+	if s.Source.URL != "" && s.Source.LocalTarball != "" {
+		bad("--kafka-url and --kafka-tarball both given: choose one source")
+	}
+	if s.Source.URL != "" && !strings.HasPrefix(s.Source.URL, "https://") && !strings.HasPrefix(s.Source.URL, "http://") {
+		bad("--kafka-url %q must be an http:// or https:// URL", s.Source.URL)
+	}
+	if s.Source.URL != "" && !strings.HasSuffix(s.Source.URL, ".tgz") {
+		bad("--kafka-url %q must point at the .tgz file", s.Source.URL)
+	}
+	if s.Source.SHA512 != "" && !sha512RE.MatchString(s.Source.SHA512) {
+		bad("--kafka-sha512 must be 128 hex digits (the digest from the release's .sha512 file)")
+	}
+	for name, p := range map[string]string{"--data-dir": s.DataDir, "log dir": s.LogDir, "install dir": s.InstallDir, "config dir": s.ConfigDir, "state dir": s.StateDir, "swap file": s.SwapFile} {
+		if !pathRE.MatchString(p) || strings.Contains(p, "..") || p == "/" {
+			bad("%s %q must be an absolute path of letters, digits, '.', '_', '-' and '/'", name, p)
+		}
+	}
+	if strings.HasPrefix(s.DataDir, "/tmp/") || s.DataDir == "/tmp" {
+		bad("--data-dir %s is under /tmp, which many systems wipe on reboot; pick a persistent directory such as /var/lib/kafka/data", s.DataDir)
+	}
+	for name, p := range map[string]int{"broker port": s.BrokerPort, "controller port": s.ControllerPort} {
+		if p < 1 || p > 65535 {
+			bad("%s %d is not a TCP port", name, p)
+		}
+	}
+	if s.BrokerPort == s.ControllerPort {
+		bad("the broker and controller ports must differ")
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateHost accepts a DNS name, an IPv4 or an IPv6 address that can be
+// advertised to clients.
+func ValidateHost(h string) error {
+	if h == "" {
+		return errors.New("empty host name")
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		if ip.IsUnspecified() {
+			return fmt.Errorf("%s cannot be advertised: clients need the address they should connect to", h)
+		}
+		return nil
+	}
+	if len(h) > 253 || !hostnameRE.MatchString(h) {
+		return fmt.Errorf("%q is neither an IP address nor a valid DNS name", h)
+	}
+	return nil
+}
+
+// ParseSize reads sizes like 2G, 512M, 2048m, 1.5G or 0 into bytes
+// (binary units: K, M, G, T).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(strings.ToUpper(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	if t == "0" {
+		return 0, nil
+	}
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || mult == 1 {
+		return 0, fmt.Errorf("%q is not a size like 2G or 512M", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// ParseHeap reads a JVM heap size like 400m or 1g into MiB.
+func ParseHeap(s string) (int, error) {
+	b, err := ParseSize(s)
+	if err != nil || b < 1<<20 || b%(1<<20) != 0 {
+		return 0, fmt.Errorf("--heap %q is not a size like 400m or 1g", s)
+	}
+	return int(b >> 20), nil
+}

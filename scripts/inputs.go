@@ -1,0 +1,98 @@
+package scripts
+
+// Observe gathers the host's facts (observe.sh).
+type Observe struct {
+	InstallDir   string   `sh:"INSTALL_DIR"`
+	DataDir      string   `sh:"DATA_DIR"`
+	LogDir       string   `sh:"LOG_DIR"`
+	ConfigDir    string   `sh:"CONFIG_DIR"`
+	StateDir     string   `sh:"STATE_DIR"`
+	SwapFile     string   `sh:"SWAP_FILE"`
+	Service      string   `sh:"SERVICE"`
+	ManagedFiles []string `sh:"MANAGED_FILES"`
+}
+
+func (Observe) ScriptName() string { return "observe.sh" }
+
+// InstallPackages waits for cloud-init and the dpkg lock, then installs Java
+// and curl with apt (install-packages.sh).
+type InstallPackages struct {
+	WantJava         bool     `sh:"WANT_JAVA"`
+	WantCurl         bool     `sh:"WANT_CURL"`
+	JavaPackages     []string `sh:"JAVA_PACKAGES"`
+	CloudInitTimeout int      `sh:"CLOUD_INIT_TIMEOUT"`
+	APTLockTimeout   int      `sh:"APT_LOCK_TIMEOUT"`
+}
+
+func (InstallPackages) ScriptName() string { return "install-packages.sh" }
+
+// FetchKafka downloads or takes an uploaded tarball, verifies it and
+// installs it (fetch-kafka.sh).
+type FetchKafka struct {
+	InstallDir      string   `sh:"INSTALL_DIR"`
+	DistName        string   `sh:"DIST_NAME"`
+	URLs            []string `sh:"URLS"`
+	SHA512URLs      []string `sh:"SHA512_URLS"`
+	SHA512          string   `sh:"SHA512"`
+	LocalTarball    string   `sh:"LOCAL_TARBALL"`
+	DownloadRetries int      `sh:"DOWNLOAD_RETRIES"`
+	StateDir        string   `sh:"STATE_DIR"`
+}
+
+func (FetchKafka) ScriptName() string { return "fetch-kafka.sh" }
+
+// SetupDirs creates the kafka user and its directories (setup-dirs.sh).
+type SetupDirs struct {
+	DataDir   string `sh:"DATA_DIR"`
+	LogDir    string `sh:"LOG_DIR"`
+	ConfigDir string `sh:"CONFIG_DIR"`
+	StateDir  string `sh:"STATE_DIR"`
+}
+
+func (SetupDirs) ScriptName() string { return "setup-dirs.sh" }
+
+// Swap makes the swapfile and its fstab entry (swap.sh).
+type Swap struct {
+	File  string `sh:"SWAP_FILE"`
+	Bytes int64  `sh:"SWAP_BYTES"`
+}
+
+func (Swap) ScriptName() string { return "swap.sh" }
+
+// InstallFiles moves staged files into place (install-files.sh). Src, Dest,
+// Mode and Owner are parallel lists.
+type InstallFiles struct {
+	Staging  string   `sh:"STAGING"`
+	Src      []string `sh:"SRC"`
+	Dest     []string `sh:"DEST"`
+	Mode     []string `sh:"MODE"`
+	Owner    []string `sh:"OWNER"`
+	StateDir string   `sh:"STATE_DIR"`
+}
+
+func (InstallFiles) ScriptName() string { return "install-files.sh" }
+
+// Format formats KRaft storage once (format.sh).
+type Format struct {
+	KafkaHome string `sh:"KAFKA_HOME"`
+	Config    string `sh:"CONFIG"`
+	DataDir   string `sh:"DATA_DIR"`
+	ClusterID string `sh:"CLUSTER_ID"`
+}
+
+func (Format) ScriptName() string { return "format.sh" }
+
+// Service starts or restarts the broker and waits for it (service.sh).
+type Service struct {
+	Action       string `sh:"ACTION"` // start or restart
+	Service      string `sh:"SERVICE"`
+	KafkaHome    string `sh:"KAFKA_HOME"`
+	Config       string `sh:"CONFIG"`
+	EnvFile      string `sh:"ENV_FILE"`
+	LogDir       string `sh:"LOG_DIR"`
+	StateDir     string `sh:"STATE_DIR"`
+	StartTimeout int    `sh:"START_TIMEOUT"`
+	StopTimeout  int    `sh:"STOP_TIMEOUT"`
+}
+
+func (Service) ScriptName() string { return "service.sh" }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# install-files.sh: move files uploaded to STAGING into place atomically
+# (temp file + rename in the target directory) when their content changed,
+# and mark the broker for a restart first, so a run cut short still restarts.
+# Inputs: STAGING, SRC, DEST, MODE, OWNER (parallel arrays), STATE_DIR.
+
+changed=0
+for i in "${!SRC[@]}"; do
+  src="$STAGING/${SRC[$i]}" dest=${DEST[$i]}
+  [ -f "$src" ] || die "staged file $src is missing; rerun the same command"
+  if [ -f "$dest" ] && cmp -s "$src" "$dest"; then continue; fi
+  if [ "$changed" = 0 ]; then
+    mkdir -p "$STATE_DIR"
+    touch "$STATE_DIR/restart-pending"
+  fi
+  changed=1
+  mkdir -p "$(dirname "$dest")"
+  install -m "${MODE[$i]}" -o "${OWNER[$i]%%:*}" -g "${OWNER[$i]##*:}" "$src" "$dest.kafkaup-tmp"
+  mv -f "$dest.kafkaup-tmp" "$dest"
+  log "wrote $dest"
+done
+rm -rf "$STAGING"
+if [ "$changed" = 1 ] && uses_systemd; then systemctl daemon-reload; fi

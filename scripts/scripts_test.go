@@ -1,0 +1,99 @@
+package scripts
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// samples gives every script typed inputs, including values that would break
+// naive quoting.
+var samples = []Script{
+	Observe{InstallDir: "/opt/kafka", DataDir: "/var/lib/kafka/data", LogDir: "/var/log/kafka", ConfigDir: "/etc/kafka", StateDir: "/var/lib/kafkaup", SwapFile: "/swapfile", Service: "kafka", ManagedFiles: []string{"/etc/kafka/server.properties"}},
+	InstallPackages{WantJava: true, JavaPackages: []string{"openjdk-17-jre-headless"}, CloudInitTimeout: 600, APTLockTimeout: 300},
+	FetchKafka{InstallDir: "/opt/kafka", DistName: "kafka_2.13-4.0.0", URLs: []string{"https://x/a b'c"}, SHA512URLs: []string{"https://x/a.sha512"}, DownloadRetries: 3, StateDir: "/var/lib/kafkaup"},
+	SetupDirs{DataDir: "/d", LogDir: "/l", ConfigDir: "/c", StateDir: "/s"},
+	Swap{File: "/swapfile", Bytes: 2 << 30},
+	InstallFiles{Staging: "/home/u/.kafkaup", Src: []string{"a"}, Dest: []string{"/etc/kafka/a"}, Mode: []string{"0640"}, Owner: []string{"root:kafka"}, StateDir: "/s"},
+	Format{KafkaHome: "/opt/kafka/current", Config: "/etc/kafka/server.properties", DataDir: "/d", ClusterID: "abc"},
+	Service{Action: "start", Service: "kafka", KafkaHome: "/opt/kafka/current", Config: "/c", EnvFile: "/e", LogDir: "/l", StateDir: "/s", StartTimeout: 300, StopTimeout: 300},
+}
+
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"":            "''",
+		"plain":       "'plain'",
+		"it's":        `'it'\''s'`,
+		"$(rm -rf /)": "'$(rm -rf /)'",
+		"a\nb":        "'a\nb'",
+	} {
+		if got := Quote(in); got != want {
+			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestQuotedValuesSurviveBash proves the rendered assignments give bash back
+// exactly the Go values, however hostile.
+func TestQuotedValuesSurviveBash(t *testing.T) {
+	hostile := []string{"it's", "$(touch /tmp/pwned)", "`id`", "a b\tc", "line1\nline2", `back\slash`, "*", "--", ""}
+	for _, v := range hostile {
+		s := FetchKafka{DistName: v, URLs: []string{v, "x"}}
+		body, err := assignments(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("bash", "-c", body+`printf '%s|%s' "$DIST_NAME" "${URLS[0]}"`).Output()
+		if err != nil {
+			t.Fatalf("bash on %q: %v", v, err)
+		}
+		if want := v + "|" + v; string(out) != want {
+			t.Errorf("value %q came back as %q", v, out)
+		}
+	}
+}
+
+func TestEveryScriptRendersWithStrictMode(t *testing.T) {
+	names, err := Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered := map[string]bool{}
+	for _, s := range samples {
+		out, err := Render(s)
+		if err != nil {
+			t.Fatalf("%s: %v", s.ScriptName(), err)
+		}
+		if !strings.Contains(string(out), "\nset -euo pipefail\n") {
+			t.Errorf("%s lacks strict mode", s.ScriptName())
+		}
+		if err := exec.Command("bash", "-n", "-c", string(out)).Run(); err != nil {
+			t.Errorf("%s: bash -n: %v", s.ScriptName(), err)
+		}
+		rendered[s.ScriptName()] = true
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, ".sh") && n != "lib.sh" && !rendered[n] {
+			t.Errorf("script %s has no typed input in the samples", n)
+		}
+	}
+}
+
+// TestShellcheck lints every rendered script, so variables the Go side does
+// not define are caught (SC2154 stays on).
+func TestShellcheck(t *testing.T) {
+	if _, err := exec.LookPath("shellcheck"); err != nil {
+		t.Skip("shellcheck not installed (make test-deps installs it)")
+	}
+	for _, s := range samples {
+		out, err := Render(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("shellcheck", "-s", "bash", "-S", "warning", "-")
+		cmd.Stdin = strings.NewReader(string(out))
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: shellcheck:\n%s", s.ScriptName(), msg)
+		}
+	}
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# service.sh: start or restart the broker and wait until it is really up
+# ("Kafka Server started" in its log). Under systemd it is an enabled unit;
+# without systemd it runs as a daemon that will not survive a reboot.
+# Inputs: ACTION (start|restart), SERVICE, KAFKA_HOME, CONFIG, ENV_FILE,
+# LOG_DIR, STATE_DIR, START_TIMEOUT, STOP_TIMEOUT.
+
+server_log="$LOG_DIR/server.log"
+offset=$(stat -c %s "$server_log" 2>/dev/null || echo 0)
+
+started() {
+  local size
+  size=$(stat -c %s "$server_log" 2>/dev/null || echo 0)
+  if [ "$size" -lt "$offset" ]; then offset=0; fi # the log rolled over
+  tail -c +"$((offset + 1))" "$server_log" 2>/dev/null | grep -q 'Kafka Server started'
+}
+
+wait_stopped() {
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while [ -n "$(broker_pids)" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "the broker did not stop within ${STOP_TIMEOUT}s"
+    sleep 1
+  done
+}
+
+if uses_systemd; then
+  systemctl daemon-reload
+  systemctl enable "$SERVICE" 2>/dev/null
+  if [ "$ACTION" = restart ]; then
+    log "systemctl restart $SERVICE"
+    systemctl restart "$SERVICE"
+  else
+    log "systemctl start $SERVICE"
+    systemctl start "$SERVICE"
+  fi
+else
+  pids=$(broker_pids)
+  if [ -n "$pids" ] && [ "$ACTION" = restart ]; then
+    log "stopping broker (pid ${pids//$'\n'/ })"
+    # shellcheck disable=SC2086
+    kill -TERM $pids
+    wait_stopped
+    pids=
+  fi
+  if [ -z "$pids" ]; then
+    log "starting broker with kafka-server-start.sh -daemon (no systemd here: it will not come back after a reboot)"
+    (
+      set -a
+      # shellcheck disable=SC1090
+      . "$ENV_FILE"
+      set +a
+      cd /
+      setsid runuser -u kafka -- env KAFKA_HEAP_OPTS="$KAFKA_HEAP_OPTS" LOG_DIR="$LOG_DIR" \
+        "$KAFKA_HOME/bin/kafka-server-start.sh" -daemon "$CONFIG" </dev/null >/dev/null 2>&1
+    )
+  fi
+fi
+
+deadline=$((SECONDS + START_TIMEOUT))
+until started; do
+  if uses_systemd; then
+    state=$(systemctl is-active "$SERVICE" 2>/dev/null) || true
+    if [ "$state" = failed ] || [ "$state" = inactive ]; then
+      journalctl -u "$SERVICE" -n 30 --no-pager >&2 || true
+      die "the broker exited during start-up (systemd says $state); its last log lines are above. Fix the cause and rerun."
+    fi
+  elif [ -z "$(broker_pids)" ]; then
+    tail -n 30 "$LOG_DIR/kafkaServer.out" >&2 2>/dev/null || true
+    die "the broker exited during start-up; its last log lines are above. Fix the cause and rerun."
+  fi
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    tail -n 30 "$server_log" >&2 2>/dev/null || true
+    die "the broker did not log 'Kafka Server started' within ${START_TIMEOUT}s; see $server_log on the host."
+  fi
+  sleep 1
+done
+rm -f "$STATE_DIR/restart-pending"
+log "broker up (pid $(broker_pids | tr '\n' ' '))"

@@ -1,0 +1,75 @@
+// Package templates renders the files kafkaup puts on a host (server.properties,
+// the broker's environment file, the systemd unit) from typed data. The
+// templates are embedded at build time.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+//go:embed *.tmpl
+var files embed.FS
+
+var parsed = template.Must(template.New("").Option("missingkey=error").ParseFS(files, "*.tmpl"))
+
+// ServerProperties is the broker's configuration.
+type ServerProperties struct {
+	NodeID                   int
+	BrokerPort               int
+	ControllerPort           int
+	AdvertisedHost           string // DNS name or IP that clients are told to use
+	DataDir                  string
+	CleanerDedupeBufferBytes int64
+}
+
+// AdvertisedAddress is host:port with IPv6 literals bracketed.
+func (p ServerProperties) AdvertisedAddress() string {
+	return net.JoinHostPort(p.AdvertisedHost, strconv.Itoa(p.BrokerPort))
+}
+
+// Env is the broker's environment file.
+type Env struct {
+	Heap   string // JVM size such as 400m; used for both -Xmx and -Xms
+	LogDir string
+}
+
+// Unit is the systemd unit.
+type Unit struct {
+	KafkaHome string // stable symlink to the installed version
+	Config    string
+	EnvFile   string
+}
+
+// RenderServerProperties renders server.properties.
+func RenderServerProperties(p ServerProperties) ([]byte, error) {
+	return render("server.properties.tmpl", p, p.AdvertisedHost, p.DataDir)
+}
+
+// RenderEnv renders the broker's environment file.
+func RenderEnv(e Env) ([]byte, error) {
+	return render("kafka.env.tmpl", e, e.Heap, e.LogDir)
+}
+
+// RenderUnit renders the systemd unit.
+func RenderUnit(u Unit) ([]byte, error) {
+	return render("kafka.service.tmpl", u, u.KafkaHome, u.Config, u.EnvFile)
+}
+
+func render(name string, data any, values ...string) ([]byte, error) {
+	for _, v := range values {
+		if v == "" || strings.ContainsAny(v, "\n\r\"\\ \t") {
+			return nil, fmt.Errorf("render %s: value %q is empty or holds characters that cannot appear in it", name, v)
+		}
+	}
+	var b bytes.Buffer
+	if err := parsed.ExecuteTemplate(&b, name, data); err != nil {
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}

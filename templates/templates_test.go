@@ -1,0 +1,65 @@
+package templates
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./templates -update to create it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs from %s:\n%s", name, path, got)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	cases := []struct {
+		name   string
+		render func() ([]byte, error)
+	}{
+		{"server.properties", func() ([]byte, error) {
+			return RenderServerProperties(ServerProperties{NodeID: 1, BrokerPort: 9092, ControllerPort: 9093, AdvertisedHost: "ec2-3-4-5-6.compute-1.amazonaws.com", DataDir: "/var/lib/kafka/data", CleanerDedupeBufferBytes: 32 << 20})
+		}},
+		{"server.properties-ipv6", func() ([]byte, error) {
+			return RenderServerProperties(ServerProperties{NodeID: 1, BrokerPort: 9092, ControllerPort: 9093, AdvertisedHost: "2001:db8::1", DataDir: "/data", CleanerDedupeBufferBytes: 16 << 20})
+		}},
+		{"kafka.env", func() ([]byte, error) { return RenderEnv(Env{Heap: "400m", LogDir: "/var/log/kafka"}) }},
+		{"kafka.service", func() ([]byte, error) {
+			return RenderUnit(Unit{KafkaHome: "/opt/kafka/current", Config: "/etc/kafka/server.properties", EnvFile: "/etc/kafka/kafka.env"})
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.render()
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, c.name, got)
+		})
+	}
+}
+
+func TestRejectsValuesThatWouldBreakTheFile(t *testing.T) {
+	for _, bad := range []string{"", "a\nlog.dirs=/tmp", "a b", `a"b`} {
+		if _, err := RenderServerProperties(ServerProperties{AdvertisedHost: bad, DataDir: "/d"}); err == nil {
+			t.Errorf("advertised host %q accepted", bad)
+		}
+	}
+	if _, err := RenderEnv(Env{Heap: `400m" -Dx="`, LogDir: "/l"}); err == nil {
+		t.Error("heap with a quote accepted")
+	}
+}
