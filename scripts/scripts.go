@@ -129,7 +129,7 @@ func validVarName(s string) bool {
 }
 
 // Quote returns s as a single shell word: wrapped in single quotes, with any
-// single quote inside written as '\''.
+// single quote inside written as '\”.
 func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

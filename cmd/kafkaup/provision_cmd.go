@@ -243,7 +243,9 @@ func connConfig(c *cli.Context, t target, stateDir string, log io.Writer, ui *ui
 	}
 	hk := &remote.HostKeys{
 		KnownHosts: known, PinFile: state.KnownHostsFile(stateDir), Strict: c.Bool("strict-host-key"),
-		OnPin: func(host, fp string) { ui.Printf("trusting %s on first use: host key %s (pinned in %s)", host, fp, state.KnownHostsFile(stateDir)) },
+		OnPin: func(host, fp string) {
+			ui.Printf("trusting %s on first use: host key %s (pinned in %s)", host, fp, state.KnownHostsFile(stateDir))
+		},
 	}
 	return remote.Config{Host: t.Host, Port: t.Port, User: t.User, Auth: auth, HostKeys: hk,
 		RetryFor: c.Duration("connect-timeout"), Log: log}, nil
