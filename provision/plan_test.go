@@ -1,0 +1,270 @@
+package provision
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kafkaup/kafkaup/scripts"
+)
+
+func testSpec() Spec {
+	s := DefaultSpec()
+	s.AdvertisedHost = "broker.example.com"
+	return s
+}
+
+// freshHost is an Ubuntu host that has never seen kafkaup.
+func freshHost() Facts {
+	return Facts{LoginUser: "ubuntu", LoginHome: "/home/ubuntu", OSID: "ubuntu", OSVersion: "24.04", HasAPT: true, Systemd: true,
+		HasCurl: true, SwapFS: "ext2/ext3", FreeSwapDir: 20 << 30, FreeInstallDir: 20 << 30, FileSHA256: map[string]string{}}
+}
+
+// converged returns the facts of a host that already matches s.
+func converged(s Spec) Facts {
+	f := freshHost()
+	f.JavaMajor = 17
+	f.KafkaCurrent, f.KafkaCurrentSHA512 = s.KafkaVersion, strings.Repeat("a", 128)
+	f.KafkaUser, f.DirsOK = true, true
+	f.SwapActive, f.SwapFileSize, f.SwapFstab = true, s.SwapBytes, 1
+	f.Formatted, f.ClusterID, f.NodeID = true, "abc", 1
+	d, err := Render(s, f.Systemd)
+	if err != nil {
+		panic(err)
+	}
+	for _, m := range d.Files {
+		f.FileSHA256[m.Path] = m.SHA256()
+	}
+	f.ServiceEnabled, f.ServiceActive, f.BrokerPID = true, true, 4242
+	return f
+}
+
+func ids(steps []Step) []string {
+	out := []string{}
+	for _, s := range steps {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+func TestPlan(t *testing.T) {
+	cases := []struct {
+		name   string
+		spec   func(*Spec)
+		facts  func(*Facts)
+		fresh  bool
+		want   []string
+		action string // expected service action, if a service step is planned
+	}{
+		{name: "fresh host gets everything", fresh: true, want: []string{"packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},
+		{name: "converged host: empty plan", want: []string{}},
+		{name: "new heap restarts, never formats", spec: func(s *Spec) { s.HeapMB = 512 }, want: []string{"config", "service"}, action: "restart"},
+		{name: "new advertised host restarts", spec: func(s *Spec) { s.AdvertisedHost = "10.1.2.3" }, want: []string{"config", "service"}, action: "restart"},
+		{name: "version upgrade installs and restarts, keeps data", spec: func(s *Spec) { s.KafkaVersion = "4.0.1" }, want: []string{"kafka", "service"}, action: "restart"},
+		{name: "broker stopped: start only", facts: func(f *Facts) { f.ServiceActive, f.BrokerPID = false, 0 }, want: []string{"service"}, action: "start"},
+		{name: "interrupted run left a restart pending", facts: func(f *Facts) { f.RestartPending = true }, want: []string{"service"}, action: "restart"},
+		{name: "service not enabled", facts: func(f *Facts) { f.ServiceEnabled = false }, want: []string{"service"}, action: "start"},
+		{name: "swap inactive", facts: func(f *Facts) { f.SwapActive = false }, want: []string{"swap"}},
+		{name: "duplicate fstab entries repaired", facts: func(f *Facts) { f.SwapFstab = 2 }, want: []string{"swap"}},
+		{name: "swap resized", spec: func(s *Spec) { s.SwapBytes = 1 << 30 }, want: []string{"swap"}},
+		{name: "swap 0 leaves swap alone", spec: func(s *Spec) { s.SwapBytes = 0 }, facts: func(f *Facts) { f.SwapActive = false }, want: []string{}},
+		{name: "java 11 is upgraded", facts: func(f *Facts) { f.JavaMajor = 11 }, want: []string{"packages"}},
+		{name: "unverified install is replaced", facts: func(f *Facts) { f.KafkaCurrentSHA512 = "" }, want: []string{"kafka", "service"}, action: "restart"},
+		{name: "no curl: download waits for it", fresh: true, facts: func(f *Facts) { f.HasCurl = false }, want: []string{"packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},
+		{name: "no systemd: no unit file", fresh: true, facts: func(f *Facts) { f.Systemd = false }, want: []string{"packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := testSpec()
+			f := converged(s)
+			if c.fresh {
+				f = freshHost()
+			}
+			if c.spec != nil {
+				c.spec(&s)
+			}
+			if c.facts != nil {
+				c.facts(&f)
+			}
+			steps, err := Plan(s, f, "cluster-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(steps); !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("plan = %v, want %v", got, c.want)
+			}
+			for _, st := range steps {
+				if st.ID == "format" && f.Formatted {
+					t.Error("planned a format over a formatted data dir")
+				}
+				if svc, ok := st.Script.(scripts.Service); ok && svc.Action != c.action {
+					t.Errorf("service action %q, want %q", svc.Action, c.action)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanGroupsDownloadWithJavaInstall(t *testing.T) {
+	steps, err := Plan(testSpec(), freshHost(), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steps[0].Group != "download" || steps[1].Group != "download" {
+		t.Errorf("packages and kafka should run together, groups %q %q", steps[0].Group, steps[1].Group)
+	}
+	f := freshHost()
+	f.HasCurl = false
+	steps, _ = Plan(testSpec(), f, "c")
+	if steps[1].Group != "" {
+		t.Error("without curl the download must wait for the package install")
+	}
+}
+
+func TestPlanConfigOnlyWritesChangedFiles(t *testing.T) {
+	s := testSpec()
+	f := converged(s)
+	s.HeapMB = 512
+	steps, _ := Plan(s, f, "c")
+	in := steps[0].Script.(scripts.InstallFiles)
+	// The heap sizes the cleaner buffer in server.properties too; the unit stays.
+	if !reflect.DeepEqual(in.Dest, []string{s.ConfigFile(), s.EnvFile()}) {
+		t.Errorf("heap change writes %v, want server.properties and the env file", in.Dest)
+	}
+	if len(steps[0].Uploads) != 2 || !strings.Contains(string(steps[0].Uploads[1].Content), "-Xmx512m -Xms512m") {
+		t.Errorf("env upload lacks the new heap")
+	}
+}
+
+func TestPlanUploadsLocalTarball(t *testing.T) {
+	s := testSpec()
+	s.Source = Source{LocalTarball: "/tmp/kafka_2.13-4.0.0.tgz", SHA512: strings.Repeat("b", 128)}
+	steps, _ := Plan(s, freshHost(), "c")
+	var kafka Step
+	for _, st := range steps {
+		if st.ID == "kafka" {
+			kafka = st
+		}
+	}
+	fetch := kafka.Script.(scripts.FetchKafka)
+	if len(kafka.Uploads) != 1 || kafka.Uploads[0].RemotePath != fetch.LocalTarball || len(fetch.URLs) != 0 {
+		t.Errorf("local tarball step: uploads %+v, fetch %+v", kafka.Uploads, fetch)
+	}
+	if !strings.HasPrefix(fetch.LocalTarball, "/home/ubuntu/") {
+		t.Errorf("tarball staged at %s, want under the login user's home", fetch.LocalTarball)
+	}
+}
+
+func TestPlanRefusesBeforeChanging(t *testing.T) {
+	cases := []struct {
+		name  string
+		spec  func(*Spec)
+		facts func(*Facts)
+		want  string
+	}{
+		{"non-apt OS", nil, func(f *Facts) { f.HasAPT, f.OSID = false, "fedora" }, "without apt"},
+		{"swap on overlayfs", nil, func(f *Facts) { f.SwapFS = "overlayfs" }, "--swap 0"},
+		{"disk too small for swap", nil, func(f *Facts) { f.FreeSwapDir = 1 << 30 }, "does not fit"},
+		{"disk too small for kafka", nil, func(f *Facts) { f.FreeInstallDir = 100 << 20 }, "free for /opt/kafka"},
+		{"other node id", nil, func(f *Facts) { f.Formatted, f.NodeID = true, 7 }, "node.id 7"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, f := testSpec(), freshHost()
+			if c.spec != nil {
+				c.spec(&s)
+			}
+			c.facts(&f)
+			_, err := Plan(s, f, "c")
+			var pe *PlanError
+			if !errors.As(err, &pe) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "Nothing on the host was changed") {
+				t.Errorf("err = %v, want a PlanError mentioning %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestSwapCheckIgnoredWhenSwapAlreadyRight(t *testing.T) {
+	s := testSpec()
+	f := converged(s)
+	f.SwapFS, f.FreeSwapDir = "overlayfs", 1
+	if _, err := Plan(s, f, "c"); err != nil {
+		t.Errorf("converged swap should not be rechecked: %v", err)
+	}
+}
+
+func TestParseFacts(t *testing.T) {
+	out := []byte("login_user=ubuntu\nlogin_home=/home/ubuntu\nos_id=ubuntu\nos_version=24.04\napt=1\nsystemd=1\njava_major=17\n" +
+		"kafka_current=4.0.0\nswap_file_size=2147483648\nswap_active=1\nswap_fstab=1\nmeta=1\ncluster_id=AbC\nnode_id=1\n" +
+		"file:/etc/kafka/server.properties=deadbeef\nservice_active=1\nbroker_pid=123\nnoise line without equals\n")
+	f, err := ParseFacts(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.OSID != "ubuntu" || !f.HasAPT || f.JavaMajor != 17 || f.SwapFileSize != 2<<30 || f.ClusterID != "AbC" || f.BrokerPID != 123 ||
+		f.FileSHA256["/etc/kafka/server.properties"] != "deadbeef" || f.LoginHome != "/home/ubuntu" {
+		t.Errorf("parsed %+v", f)
+	}
+	if _, err := ParseFacts([]byte("os_id=x\n")); err == nil {
+		t.Error("a truncated report was accepted")
+	}
+	if _, err := ParseFacts([]byte("os_id=x\napt=1\nsystemd=1\njava_major=seventeen\nmeta=0\nservice_active=0\n")); err == nil {
+		t.Error("a non-numeric value was accepted")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	bad := map[string]func(*Spec){
+		"advertised 0.0.0.0": func(s *Spec) { s.AdvertisedHost = "0.0.0.0" },
+		"advertised junk":    func(s *Spec) { s.AdvertisedHost = "bad host" },
+		"kafka 3":            func(s *Spec) { s.KafkaVersion = "3.9.0" },
+		"version junk":       func(s *Spec) { s.KafkaVersion = "latest" },
+		"heap tiny":          func(s *Spec) { s.HeapMB = 16 },
+		"swap odd":           func(s *Spec) { s.SwapBytes = 1000 },
+		"url and tarball":    func(s *Spec) { s.Source = Source{URL: "https://m/k.tgz", LocalTarball: "/k.tgz"} },
+		"ftp url":            func(s *Spec) { s.Source.URL = "ftp://m/kafka_2.13-4.0.0.tgz" },
+		"bad sha":            func(s *Spec) { s.Source.SHA512 = "abc" },
+		"data in tmp":        func(s *Spec) { s.DataDir = "/tmp/kafka" },
+		"relative data dir":  func(s *Spec) { s.DataDir = "data" },
+		"data dir with $":    func(s *Spec) { s.DataDir = "/var/$(x)" },
+	}
+	for name, mutate := range bad {
+		s := testSpec()
+		mutate(&s)
+		if err := s.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := testSpec().Validate(); err != nil {
+		t.Errorf("default spec rejected: %v", err)
+	}
+}
+
+func TestParseSizes(t *testing.T) {
+	for in, want := range map[string]int64{"2G": 2 << 30, "512M": 512 << 20, "1.5g": 3 << 29, "0": 0, "2GiB": 2 << 30, "2gb": 2 << 30} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "2", "-1G", "lots", "2X"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) accepted", in)
+		}
+	}
+	if mb, err := ParseHeap("400m"); err != nil || mb != 400 {
+		t.Errorf("ParseHeap(400m) = %d, %v", mb, err)
+	}
+	if mb, err := ParseHeap("1g"); err != nil || mb != 1024 {
+		t.Errorf("ParseHeap(1g) = %d, %v", mb, err)
+	}
+}
+
+func TestClusterIDFormat(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		id := NewClusterID()
+		if len(id) != 22 || strings.HasPrefix(id, "-") || strings.ContainsAny(id, "+/=") {
+			t.Fatalf("bad cluster id %q", id)
+		}
+	}
+}

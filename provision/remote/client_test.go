@@ -1,0 +1,280 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+type fixture struct {
+	server    *testServer
+	clientKey ssh.Signer
+	pinFile   string
+}
+
+func newFixture(t *testing.T) *fixture {
+	key := newTestKey(t)
+	return &fixture{
+		server:    startTestServer(t, "127.0.0.1:0", key.PublicKey()),
+		clientKey: key,
+		pinFile:   filepath.Join(t.TempDir(), "known_hosts"),
+	}
+}
+
+func (f *fixture) config() Config {
+	host, port := f.server.Addr()
+	return Config{Host: host, Port: port, User: "tester", Auth: []ssh.AuthMethod{ssh.PublicKeys(f.clientKey)},
+		HostKeys: &HostKeys{PinFile: f.pinFile}, DialTimeout: 5 * time.Second}
+}
+
+func dial(t *testing.T, cfg Config) *Client {
+	t.Helper()
+	c, err := Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestRunScriptReturnsStdoutAndRunsAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the sudo wrapper test needs root locally")
+	}
+	f := newFixture(t)
+	c := dial(t, f.config())
+	out, err := c.RunScript(context.Background(), "probe", []byte("set -euo pipefail\nid -u\necho hello\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "0\nhello\n" {
+		t.Errorf("stdout = %q", out)
+	}
+}
+
+func TestFailedCommandIsATypedError(t *testing.T) {
+	f := newFixture(t)
+	c := dial(t, f.config())
+	_, err := c.Run(context.Background(), "boom", "echo one >&2; echo two >&2; exit 7")
+	var pe *ProcessError
+	if !errors.As(err, &pe) || pe.ExitStatus != 7 || pe.Name != "boom" || !strings.Contains(pe.StderrTail, "two") {
+		t.Fatalf("err = %#v", err)
+	}
+	if !strings.Contains(err.Error(), "exited with status 7") {
+		t.Errorf("message %q", err)
+	}
+}
+
+func TestAdviceFromScriptIsTheMessage(t *testing.T) {
+	f := newFixture(t)
+	c := dial(t, f.config())
+	_, err := c.Run(context.Background(), "swap", "echo 'kafkaup: progress' >&2; echo 'kafkaup: rerun with --swap 0' >&2; exit 3")
+	if err == nil || err.Error() != "rerun with --swap 0" {
+		t.Fatalf("err = %v, want the script's advice", err)
+	}
+}
+
+func TestNoSudo(t *testing.T) {
+	f := newFixture(t)
+	c := dial(t, f.config())
+	_, err := c.Run(context.Background(), "x", "exit 97")
+	var ns *NoSudoError
+	if !errors.As(err, &ns) || !strings.Contains(err.Error(), "passwordless sudo") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestReconnectsAfterTheConnectionDrops(t *testing.T) {
+	f := newFixture(t)
+	c := dial(t, f.config())
+	if _, err := c.Run(context.Background(), "one", "true"); err != nil {
+		t.Fatal(err)
+	}
+	f.server.DropConnections()
+	time.Sleep(100 * time.Millisecond)
+	// The first call after a drop may fail (the drop can race the command),
+	// but it must never report success without running, and the next call
+	// reconnects.
+	out, err := c.Run(context.Background(), "two", "echo ran")
+	if err == nil && string(out) != "ran\n" {
+		t.Fatalf("success without output: %q", out)
+	}
+	if err != nil {
+		if out, err = c.Run(context.Background(), "three", "echo ran"); err != nil || string(out) != "ran\n" {
+			t.Fatalf("after reconnect: %q, %v", out, err)
+		}
+	}
+	if f.server.Accepted() < 2 {
+		t.Errorf("server saw %d connections, want a reconnect", f.server.Accepted())
+	}
+}
+
+func TestRetriesRefusedConnectionsUntilTheHostIsUp(t *testing.T) {
+	// Reserve a port, close it, and start the server on it a little later.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	key := newTestKey(t)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		startTestServer(t, addr, key.PublicKey())
+	}()
+	host, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	cfg := Config{Host: host, Port: port, User: "u", Auth: []ssh.AuthMethod{ssh.PublicKeys(key)},
+		HostKeys: &HostKeys{PinFile: filepath.Join(t.TempDir(), "kh")}, RetryFor: 20 * time.Second}
+	c := dial(t, cfg)
+	if _, err := c.Run(context.Background(), "x", "true"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRefusedWithoutRetryIsAdvice(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().(*net.TCPAddr)
+	ln.Close()
+	cfg := Config{Host: "127.0.0.1", Port: addr.Port, User: "u", HostKeys: &HostKeys{}}
+	_, err := Dial(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "refused the SSH connection") || !strings.Contains(err.Error(), "--port") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestWrongKeyIsAdviceAndNotRetriedByDefault(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config()
+	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(newTestKey(t))}
+	cfg.RetryFor = time.Minute
+	start := time.Now()
+	_, err := Dial(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "refused the SSH key") || !strings.Contains(err.Error(), "--identity") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Error("an auth failure was retried although RetryAuth is off")
+	}
+}
+
+func TestHostKeyPinnedOnFirstUseThenEnforced(t *testing.T) {
+	f := newFixture(t)
+	var pinned string
+	cfg := f.config()
+	cfg.HostKeys.OnPin = func(_, fp string) { pinned = fp }
+	dial(t, cfg).Close()
+	if pinned != ssh.FingerprintSHA256(f.server.hostKey.PublicKey()) {
+		t.Fatalf("pinned %q", pinned)
+	}
+	data, _ := os.ReadFile(f.pinFile)
+	if bytes.Count(data, []byte("\n")) != 1 {
+		t.Fatalf("pin file:\n%s", data)
+	}
+	// Same host again: accepted, not pinned twice.
+	cfg2 := f.config()
+	dial(t, cfg2).Close()
+	data, _ = os.ReadFile(f.pinFile)
+	if bytes.Count(data, []byte("\n")) != 1 {
+		t.Errorf("key pinned twice:\n%s", data)
+	}
+
+	// A different server on the same address: refused at once, even with retries on.
+	f.server.Close()
+	host, port := f.server.Addr()
+	impostor := startTestServer(t, net.JoinHostPort(host, strconv.Itoa(port)), f.clientKey.PublicKey())
+	_ = impostor
+	cfg3 := f.config()
+	cfg3.RetryFor, cfg3.RetryAuth = time.Minute, true
+	start := time.Now()
+	_, err := Dial(context.Background(), cfg3)
+	var mismatch *HostKeyMismatchError
+	if !errors.As(err, &mismatch) || !strings.Contains(err.Error(), "ssh-keygen -R") {
+		t.Fatalf("err = %v, want a host key mismatch", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Error("a host key mismatch was retried")
+	}
+}
+
+func TestStrictRefusesUnknownHosts(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config()
+	cfg.HostKeys.Strict = true
+	if _, err := Dial(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "strict") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestExpectedKeysFromConsole(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config()
+	cfg.HostKeys.Expected = []ssh.PublicKey{newTestKey(t).PublicKey()}
+	if _, err := Dial(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "console output") {
+		t.Fatalf("err = %v", err)
+	}
+	cfg.HostKeys.Expected = []ssh.PublicKey{f.server.hostKey.PublicKey()}
+	dial(t, cfg).Close()
+}
+
+func TestUploadIsAtomicAndComplete(t *testing.T) {
+	f := newFixture(t)
+	c := dial(t, f.config())
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "sub", "server.properties")
+	payload := bytes.Repeat([]byte("x"), 1<<20)
+	if err := c.Upload(context.Background(), bytes.NewReader(payload), dest, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dest)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("uploaded %d bytes, %v", len(got), err)
+	}
+	if st, _ := os.Stat(dest); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", st.Mode())
+	}
+	if _, err := os.Stat(dest + ".kafkaup-upload"); !os.IsNotExist(err) {
+		t.Error("temp file left behind")
+	}
+}
+
+func TestContextCancelStopsACommand(t *testing.T) {
+	f := newFixture(t)
+	c := dial(t, f.config())
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Run(ctx, "sleep", "sleep 30")
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("err = %v after %v", err, time.Since(start))
+	}
+}
+
+func TestAuthErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Auth(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "--identity") {
+		t.Errorf("missing key: %v", err)
+	}
+	junk := filepath.Join(dir, "junk")
+	os.WriteFile(junk, []byte("not a key"), 0o600)
+	if _, err := Auth(junk); err == nil || !strings.Contains(err.Error(), "not a private key") {
+		t.Errorf("junk key: %v", err)
+	}
+	_, priv, _ := ed25519GenerateKey()
+	block, _ := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("secret"))
+	enc := filepath.Join(dir, "enc")
+	os.WriteFile(enc, pemEncode(block), 0o600)
+	t.Setenv("SSH_AUTH_SOCK", "")
+	if _, err := Auth(enc); err == nil || !strings.Contains(err.Error(), "ssh-add") {
+		t.Errorf("encrypted key without agent: %v", err)
+	}
+}
