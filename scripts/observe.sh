@@ -24,7 +24,7 @@ fact apt "$(have apt-get && have dpkg && echo 1 || echo 0)"
 fact systemd "$(uses_systemd && echo 1 || echo 0)"
 fact cloud_init "$(have cloud-init && echo 1 || echo 0)"
 fact curl "$(have curl && echo 1 || echo 0)"
-fact mem_total "$(awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo)"
+fact mem_total "$(awk '/^MemTotal:/ {printf "%.0f", $2 * 1024}' /proc/meminfo)"
 
 java_major=0
 if have java; then

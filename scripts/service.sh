@@ -44,15 +44,14 @@ else
   fi
   if [ -z "$pids" ]; then
     log "starting broker with kafka-server-start.sh -daemon (no systemd here: it will not come back after a reboot)"
-    (
-      set -a
-      # shellcheck disable=SC1090
-      . "$ENV_FILE"
-      set +a
+    # A fresh bash reads the broker's env file (this script's own variables are readonly).
+    # shellcheck disable=SC2016
+    bash -c '
+      set -a; . "$1"; set +a
       cd /
-      setsid runuser -u kafka -- env KAFKA_HEAP_OPTS="$KAFKA_HEAP_OPTS" LOG_DIR="$LOG_DIR" \
-        "$KAFKA_HOME/bin/kafka-server-start.sh" -daemon "$CONFIG" </dev/null >/dev/null 2>&1
-    )
+      exec setsid runuser -u kafka -- env KAFKA_HEAP_OPTS="$KAFKA_HEAP_OPTS" LOG_DIR="$LOG_DIR" \
+        "$2/bin/kafka-server-start.sh" -daemon "$3" </dev/null >/dev/null 2>&1
+    ' kafkaup-start "$ENV_FILE" "$KAFKA_HOME" "$CONFIG"
   fi
 fi
 

@@ -58,6 +58,9 @@ func printProvisionResult(w io.Writer, res *provision.Result, err error, spec pr
 		return
 	}
 	if res.DryRun {
+		if err != nil {
+			return
+		}
 		if len(res.Plan) == 0 {
 			fmt.Fprintf(w, "%s is already as specified: nothing to do.\n", res.Host)
 			return

@@ -219,10 +219,10 @@ func pom(version string) string {
 	dep := func(g, a, v string) string {
 		return fmt.Sprintf("    <dependency><groupId>%s</groupId><artifactId>%s</artifactId><version>%s</version></dependency>\n", g, a, v)
 	}
-	// Connect is left out: none of the shipped scripts runs it, and some of its
-	// jars are missing from Maven Central for 4.0.1 (connect-api, connect-json,
-	// connect-transforms), which kafka-tools would otherwise pull in.
-	tools := strings.Replace(dep("org.apache.kafka", "kafka-tools", version), "</dependency>",
+	// Connect is left out: none of the shipped scripts runs it, and for 4.0.1
+	// kafka-tools would pull in connect-api, connect-json and connect-transforms
+	// jars that Maven Central did not serve (4.0.0 and 4.0.2 have them).
+	kafkaTools := strings.Replace(dep("org.apache.kafka", "kafka-tools", version), "</dependency>",
 		"<exclusions><exclusion><groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId></exclusion></exclusions></dependency>", 1)
 	return `<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -232,7 +232,7 @@ func pom(version string) string {
   <packaging>pom</packaging>
   <dependencies>
 ` + dep("org.apache.kafka", "kafka_"+scalaBinary, version) +
-		tools +
+		kafkaTools +
 		// The broker's POM brings no log4j2 implementation: without these it logs nothing.
 		dep("org.apache.logging.log4j", "log4j-api", log4jVer) +
 		dep("org.apache.logging.log4j", "log4j-core", log4jVer) +

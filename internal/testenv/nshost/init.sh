@@ -23,11 +23,12 @@
 #   NSHOST_HOSTNAME hostname
 #   NSHOST_ADDR     the host's own address (for /etc/hosts)
 #   NSHOST_PUBKEY   authorized_keys line for root
+#   NSHOST_RSA_KEY  an RSA host key to install (see the sshd section)
 set -euo pipefail
 
 state=$NSHOST_STATE hide=$NSHOST_HIDE hostname=$NSHOST_HOSTNAME
-addr=$NSHOST_ADDR pubkey=$NSHOST_PUBKEY
-unset NSHOST_STATE NSHOST_HIDE NSHOST_HOSTNAME NSHOST_ADDR NSHOST_PUBKEY
+addr=$NSHOST_ADDR pubkey=$NSHOST_PUBKEY rsakey=$NSHOST_RSA_KEY
+unset NSHOST_STATE NSHOST_HIDE NSHOST_HOSTNAME NSHOST_ADDR NSHOST_PUBKEY NSHOST_RSA_KEY
 root=$state/root
 
 say() { echo "nshost-init $(date +%T.%N): $*"; }
@@ -84,6 +85,15 @@ if [ -d "$root$hide" ]; then
 fi
 
 say "mounts done"
+
+# --- sshd host keys. -------------------------------------------------------------
+# Not this machine's: drop the copies and give the host its own. ed25519 and
+# ECDSA keys are minted per host below; an RSA-3072 key takes ~1 s of CPU to
+# generate, so the RSA key is one that Start generated once and cached
+# (copied here, before the cache dir may vanish behind pivot_root).
+rm -f "$root"/etc/ssh/ssh_host_*
+install -m 600 "$rsakey" "$root/etc/ssh/ssh_host_rsa_key"
+install -m 644 "$rsakey.pub" "$root/etc/ssh/ssh_host_rsa_key.pub"
 # --- Switch root. --------------------------------------------------------------
 # pivot_root rather than chroot: the mount table inside then shows the overlay
 # as / and nothing of this machine's mounts.
@@ -108,10 +118,7 @@ ff02::2	ip6-allrouters
 EOF
 
 # --- sshd. -----------------------------------------------------------------
-# Its own host keys: drop the ones copied from this machine and mint new ones
-# in the overlay.
-rm -f /etc/ssh/ssh_host_*
-ssh-keygen -A >/dev/null
+ssh-keygen -A >/dev/null  # the missing ed25519 and ECDSA host keys
 say "host keys generated"
 # /root is an empty opaque directory in the upper layer (Start made it so):
 # give it the dotfiles of a fresh Debian install, not this machine's.

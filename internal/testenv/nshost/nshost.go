@@ -106,7 +106,7 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 			return nil, fmt.Errorf("nshost: %s not found: %w", tool, err)
 		}
 	}
-	keyPath, pubKey, err := ensureKey()
+	keyPath, pubKey, rsaHostKey, err := ensureKeys()
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	if h.Hostname == "" {
 		h.Hostname = h.NetNS
 	}
-	if err := h.start(ctx, pubKey); err != nil {
+	if err := h.start(ctx, pubKey, rsaHostKey); err != nil {
 		if cerr := h.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("clean up after failed start: %w", cerr))
 		}
@@ -222,7 +222,7 @@ func (h *Host) close() error {
 }
 
 // start sets up the network, launches init.sh and waits for an SSH login.
-func (h *Host) start(ctx context.Context, pubKey string) error {
+func (h *Host) start(ctx context.Context, pubKey, rsaHostKey string) error {
 	dir := slotDir(h.slot)
 	for _, d := range []string{"upper", "work", "root"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -265,6 +265,7 @@ func (h *Host) start(ctx context.Context, pubKey string) error {
 		"NSHOST_HOSTNAME=" + h.Hostname,
 		"NSHOST_ADDR=" + h.Addr,
 		"NSHOST_PUBKEY=" + pubKey,
+		"NSHOST_RSA_KEY=" + rsaHostKey,
 	}
 	h.cmd.Dir = dir
 	h.cmd.Stdin = nil
@@ -529,27 +530,38 @@ func hostAddrs() (func(net.IP) bool, error) {
 	}, nil
 }
 
-// ensureKey returns the test key pair (created once under the cache dir,
-// under a lock so concurrent test processes agree on one key).
-func ensureKey() (keyPath, pubKey string, err error) {
+// ensureKeys returns the client key authorized for root (its private key
+// file and public line) and the shared RSA host key file, creating them once
+// under the cache dir, under a lock so concurrent test processes agree.
+func ensureKeys() (keyPath, pubKey, rsaHostKey string, err error) {
 	dir := filepath.Join(testenv.CacheDir(), "nshost")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", fmt.Errorf("nshost: key dir: %w", err)
+		return "", "", "", fmt.Errorf("nshost: key dir: %w", err)
 	}
 	unlock, err := flock(filepath.Join(dir, ".key.lock"))
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	defer unlock()
 	keyPath, err = testssh.EnsureKey(dir)
 	if err != nil {
-		return "", "", fmt.Errorf("nshost: test key: %w", err)
+		return "", "", "", fmt.Errorf("nshost: test key: %w", err)
 	}
 	pub, err := os.ReadFile(keyPath + ".pub")
 	if err != nil {
-		return "", "", fmt.Errorf("nshost: test key: %w", err)
+		return "", "", "", fmt.Errorf("nshost: test key: %w", err)
 	}
-	return keyPath, strings.TrimSpace(string(pub)), nil
+	rsaHostKey = filepath.Join(dir, "ssh_host_rsa_key")
+	if _, err := os.Stat(rsaHostKey + ".pub"); errors.Is(err, os.ErrNotExist) {
+		os.Remove(rsaHostKey) // a half-written pair from an interrupted run
+		if err := runCmd(context.Background(), "ssh-keygen", "-q", "-t", "rsa", "-b", "3072",
+			"-N", "", "-C", "root@nshost", "-f", rsaHostKey); err != nil {
+			return "", "", "", fmt.Errorf("nshost: RSA host key: %w", err)
+		}
+	} else if err != nil {
+		return "", "", "", fmt.Errorf("nshost: RSA host key: %w", err)
+	}
+	return keyPath, strings.TrimSpace(string(pub)), rsaHostKey, nil
 }
 
 // tryLock takes an exclusive flock on path without blocking. ok is false

@@ -106,6 +106,17 @@ func TestNamespaceHosts(t *testing.T) {
 				t.Errorf("pkill inside reached this machine: %v", err)
 			}
 
+			// Fresh: nothing of a Kafka install, no process matching "kafka".
+			run("! id kafka 2>/dev/null && ! test -e /opt/kafka && ! test -e /swapfile && ! test -e /etc/systemd/system/kafka.service")
+			if out, err := h.Run(ctx, "pgrep -a -f kafka"); err == nil {
+				t.Errorf("pgrep -f kafka inside matches:\n%s", out)
+			}
+
+			// Network rule: the namespace has no route beyond its veth.
+			if out, err := h.Run(ctx, "ip route get 8.8.8.8 2>&1"); err == nil {
+				t.Errorf("namespace has a route out: %s", out)
+			}
+
 			// Identity: Debian, its own hostname.
 			if got := strings.TrimSpace(run("hostname")); got != h.Hostname {
 				t.Errorf("hostname = %q, want %q", got, h.Hostname)
@@ -152,7 +163,7 @@ func TestNamespaceHosts(t *testing.T) {
 			}
 
 			// This machine reaches a listener inside at Addr:9092.
-			run("cd /tmp && nohup setsid python3 -m http.server 9092 >/tmp/http.log 2>&1 </dev/null &")
+			run("cd /tmp; nohup setsid python3 -m http.server 9092 >/tmp/http.log 2>&1 </dev/null &")
 			body, err := httpGetRetry(ctx, "http://"+net.JoinHostPort(h.Addr, "9092")+"/")
 			if err != nil {
 				t.Errorf("listener inside on :9092: %v", err)

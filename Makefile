@@ -1,0 +1,37 @@
+# kafkaup: `make test` installs test dependencies and runs every test (what
+# CI runs); `make demo` runs the main job end to end on a local cloud.
+GO ?= go
+BIN := bin/kafkaup
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# End-to-end tests boot VMs under software emulation: give them time.
+TEST_TIMEOUT ?= 60m
+
+.PHONY: build test test-deps unit e2e bench demo lint clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/kafkaup
+
+test-deps:
+	./test/deps.sh
+
+# Everything: unit tests, the harness's own tests, and end to end against a
+# real Kafka runtime, a namespace host, a Debian VM under qemu and moto.
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -p 2 -timeout $(TEST_TIMEOUT) ./...
+
+# Fast tests only: no network, no VMs.
+unit:
+	$(GO) test -short ./...
+
+e2e: test-deps
+	$(GO) test -p 2 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
+
+bench: test-deps
+	$(GO) run ./test/bench
+
+demo: test-deps
+	$(GO) run ./test/demo
+
+clean:
+	rm -rf bin

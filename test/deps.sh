@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what kafkaup's tests need on a fresh Debian/Ubuntu machine (run
+# as root; `make test` calls it). Idempotent: it installs only what is missing.
+set -euo pipefail
+
+need_apt=()
+want() { command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); }
+want qemu-system-x86_64 qemu-system-x86
+want qemu-img qemu-utils
+want mmdebstrap mmdebstrap
+want mkfs.ext4 e2fsprogs
+want kcat kcat
+want sshd openssh-server
+want ssh openssh-client
+want shellcheck shellcheck
+want ip iproute2
+want unshare util-linux
+want curl curl
+want java openjdk-17-jdk-headless
+want mvn maven
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+[ -x /usr/lib/openssh/sftp-server ] || need_apt+=(openssh-sftp-server)
+
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test/deps.sh: missing ${need_apt[*]}; run as root (or install them) and retry" >&2
+    exit 1
+  fi
+  echo "test/deps.sh: apt-get install ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# The EC2 emulator (moto's server) for the AWS tests.
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "test/deps.sh: pip install moto[server]" >&2
+  python3 -m pip install -q 'moto[server]'
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "test/deps.sh: Go is missing: install Go 1.24+ (https://go.dev/doc/install) and retry" >&2
+  exit 1
+fi
+echo "test/deps.sh: test dependencies present" >&2
