@@ -7,10 +7,7 @@ package nshost_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -281,7 +278,3 @@ func assertDataKept(ctx context.Context, t *testing.T, e *env, bootstrap, cluste
 		t.Errorf("cluster id changed: %s -> %s", clusterID, id)
 	}
 }
-
-var _ = fmt.Sprint
-var _ = os.Getenv
-var _ = strconv.Itoa
