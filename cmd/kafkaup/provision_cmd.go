@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kafkaup/kafkaup/provision"
-	"github.com/kafkaup/kafkaup/provision/remote"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
 
@@ -53,7 +53,10 @@ func outputFlags() []cli.Flag {
 }
 
 func provisionCommand() *cli.Command {
-	flags := []cli.Flag{&cli.StringFlag{Name: "host", Usage: "host to provision: name or IP, optionally user@host", Required: true}}
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "host", Usage: "host to provision: name or IP, optionally user@host", Required: true},
+		&cli.StringFlag{Name: "name", Usage: "name to remember the broker by, for later commands (default: derived from --host)"},
+	}
 	flags = append(flags, connFlags()...)
 	flags = append(flags, specFlags()...)
 	flags = append(flags, outputFlags()...)
@@ -78,35 +81,53 @@ func runProvision(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	stateDir, err := state.Dir()
+	name := c.String("name")
+	if name == "" {
+		name = state.NameForHost(target.Host)
+	}
+	if err := state.ValidateName(name); err != nil {
+		return usagef("--name: %v", err)
+	}
+	s, err := openSession(c, "provision-"+name)
 	if err != nil {
 		return err
 	}
-	logPath, err := state.LogFile(stateDir, "provision-"+safeName(target.Host)+"-"+time.Now().Format("20060102-150405"))
-	if err != nil {
+	defer s.Close()
+	rec, err := state.Load(s.stateDir, name)
+	if err != nil && !errors.Is(err, state.ErrNoBroker) {
 		return err
 	}
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("open debug log: %w", err)
+	if rec.Host != "" && rec.Host != target.Host && rec.EC2 == nil {
+		return usagef("the name %q is already used for host %s; pick another --name or run `kafkaup forget %s` first", name, rec.Host, name)
 	}
-	defer logFile.Close()
+	rec.Name = name
+	recordTarget(&rec, target, c.String("identity"))
+	recordSpec(&rec, c, spec)
+	return s.provision(c, &rec, target, spec)
+}
 
-	ui := newUI(c.App.ErrWriter, logFile)
-	cfg, err := connConfig(c, target, stateDir, logFile, ui)
-	if err != nil {
-		return err
+// provision connects, runs the engine, saves the broker record (before
+// changes, so a failed run can be resumed by name) and prints the result.
+func (s *session) provision(c *cli.Context, rec *state.Broker, t target, spec provision.Spec) error {
+	if !c.Bool("dry-run") {
+		if err := state.Save(s.stateDir, *rec); err != nil {
+			return err
+		}
 	}
-	ui.Printf("connecting to %s@%s", cfg.User, cfg.Addr())
-	client, err := remote.Dial(c.Context, cfg)
+	client, err := s.dial(c, t, rec.Identity)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-
-	res, err := provision.Provision(c.Context, client, spec, target.Host, provision.Options{
-		DryRun: c.Bool("dry-run"), SkipVerify: c.Bool("skip-verify"), Progress: ui,
+	res, err := provision.Provision(c.Context, client, spec, t.Host, provision.Options{
+		DryRun: c.Bool("dry-run"), SkipVerify: c.Bool("skip-verify"), Progress: s.ui,
 	})
+	if res != nil && res.ClusterID != "" && !c.Bool("dry-run") {
+		rec.ClusterID, rec.Systemd = res.ClusterID, res.Systemd
+		if serr := state.Save(s.stateDir, *rec); serr != nil && err == nil {
+			err = serr
+		}
+	}
 	if c.Bool("json") {
 		if jerr := writeJSON(c.App.Writer, res, err); jerr != nil {
 			return jerr
@@ -115,9 +136,30 @@ func runProvision(c *cli.Context) error {
 		printProvisionResult(c.App.Writer, res, err, spec)
 	}
 	if err != nil {
-		return fmt.Errorf("%w\n(debug log: %s)", err, logPath)
+		return s.wrap(err)
 	}
 	return nil
+}
+
+// recordTarget remembers how to reach the host.
+func recordTarget(rec *state.Broker, t target, identity string) {
+	rec.Host, rec.Port, rec.User = t.Host, t.Port, t.User
+	if identity != "" {
+		if abs, err := filepath.Abs(identity); err == nil {
+			identity = abs
+		}
+		rec.Identity = identity
+	}
+}
+
+// recordSpec remembers the flags that make the spec, for reprovision.
+func recordSpec(rec *state.Broker, c *cli.Context, spec provision.Spec) {
+	rec.AdvertisedHost, rec.BrokerPort = spec.AdvertisedHost, spec.BrokerPort
+	rec.KafkaVersion, rec.Heap, rec.Swap, rec.DataDir = spec.KafkaVersion, spec.Heap(), c.String("swap"), spec.DataDir
+	rec.KafkaURL = spec.Source.URL
+	if spec.Source.LocalTarball == "" {
+		rec.KafkaSHA512 = spec.Source.SHA512
+	}
 }
 
 // target is where to SSH.
@@ -225,30 +267,6 @@ func parseSHA512File(text string) string {
 		text = fields[0]
 	}
 	return strings.ToLower(strings.Join(strings.Fields(text), ""))
-}
-
-func connConfig(c *cli.Context, t target, stateDir string, log io.Writer, ui *ui) (remote.Config, error) {
-	auth, err := remote.Auth(c.String("identity"))
-	if err != nil {
-		return remote.Config{}, &usageError{err.Error()}
-	}
-	known := []string{}
-	if f := c.String("known-hosts"); f != "" {
-		if _, err := os.Stat(f); err != nil {
-			return remote.Config{}, usagef("--known-hosts: %v", err)
-		}
-		known = append(known, f)
-	} else if home, err := os.UserHomeDir(); err == nil {
-		known = append(known, filepath.Join(home, ".ssh", "known_hosts"))
-	}
-	hk := &remote.HostKeys{
-		KnownHosts: known, PinFile: state.KnownHostsFile(stateDir), Strict: c.Bool("strict-host-key"),
-		OnPin: func(host, fp string) {
-			ui.Printf("trusting %s on first use: host key %s (pinned in %s)", host, fp, state.KnownHostsFile(stateDir))
-		},
-	}
-	return remote.Config{Host: t.Host, Port: t.Port, User: t.User, Auth: auth, HostKeys: hk,
-		RetryFor: c.Duration("connect-timeout"), Log: log}, nil
 }
 
 func safeName(s string) string {
