@@ -47,23 +47,15 @@ type Facts struct {
 
 // ParseFacts reads observe.sh's key=value output.
 func ParseFacts(out []byte) (Facts, error) {
-	kv := map[string]string{}
 	f := Facts{FileSHA256: map[string]string{}}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		line := sc.Text()
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
+	kv, err := parseKV(out)
+	if err != nil {
+		return f, err
+	}
+	for k, v := range kv {
 		if path, isFile := strings.CutPrefix(k, "file:"); isFile {
 			f.FileSHA256[path] = v
-			continue
 		}
-		kv[k] = v
-	}
-	if err := sc.Err(); err != nil {
-		return f, err
 	}
 	for _, required := range []string{"os_id", "apt", "systemd", "java_major", "meta", "service_active"} {
 		if _, ok := kv[required]; !ok {
@@ -71,18 +63,7 @@ func ParseFacts(out []byte) (Facts, error) {
 		}
 	}
 	var errs []string
-	num := func(k string) int64 {
-		v := kv[k]
-		if v == "" {
-			return 0
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s=%q", k, v))
-		}
-		return n
-	}
-	flag := func(k string) bool { return kv[k] == "1" }
+	num, flag := kv.num(&errs), kv.flag
 
 	f.LoginUser, f.LoginHome = kv["login_user"], kv["login_home"]
 	f.OSID, f.OSVersion, f.OSLike, f.Arch = kv["os_id"], kv["os_version"], kv["os_like"], kv["arch"]
@@ -101,6 +82,38 @@ func ParseFacts(out []byte) (Facts, error) {
 	}
 	return f, nil
 }
+
+// kvReport is a script's key=value output.
+type kvReport map[string]string
+
+// parseKV reads key=value lines; other lines are ignored.
+func parseKV(out []byte) (kvReport, error) {
+	kv := kvReport{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			kv[k] = v
+		}
+	}
+	return kv, sc.Err()
+}
+
+// num returns a reader of integer values that records unreadable ones.
+func (kv kvReport) num(errs *[]string) func(string) int64 {
+	return func(k string) int64 {
+		v := kv[k]
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			*errs = append(*errs, fmt.Sprintf("%s=%q", k, v))
+		}
+		return n
+	}
+}
+
+func (kv kvReport) flag(k string) bool { return kv[k] == "1" }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

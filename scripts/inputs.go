@@ -96,3 +96,35 @@ type Service struct {
 }
 
 func (Service) ScriptName() string { return "service.sh" }
+
+// Status reports the broker's health on the host (status.sh).
+type Status struct {
+	Service    string `sh:"SERVICE"`
+	InstallDir string `sh:"INSTALL_DIR"`
+	DataDir    string `sh:"DATA_DIR"`
+}
+
+func (Status) ScriptName() string { return "status.sh" }
+
+// Logs prints or streams the broker's log (logs.sh).
+type Logs struct {
+	Service string `sh:"SERVICE"`
+	LogDir  string `sh:"LOG_DIR"`
+	Lines   int    `sh:"LINES"`
+	Follow  bool   `sh:"FOLLOW"`
+}
+
+func (Logs) ScriptName() string { return "logs.sh" }
+
+// Topics runs kafka-topics.sh on the host (topics.sh).
+type Topics struct {
+	Action            string   `sh:"ACTION"`
+	Topic             string   `sh:"TOPIC"`
+	Partitions        int      `sh:"PARTITIONS"`
+	ReplicationFactor int      `sh:"REPLICATION_FACTOR"`
+	Configs           []string `sh:"CONFIGS"`
+	KafkaHome         string   `sh:"KAFKA_HOME"`
+	Bootstrap         string   `sh:"BOOTSTRAP"`
+}
+
+func (Topics) ScriptName() string { return "topics.sh" }

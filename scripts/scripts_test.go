@@ -16,6 +16,9 @@ var samples = []Script{
 	Swap{File: "/swapfile", Bytes: 2 << 30},
 	InstallFiles{Staging: "/home/u/.kafkaup", Src: []string{"a"}, Dest: []string{"/etc/kafka/a"}, Mode: []string{"0640"}, Owner: []string{"root:kafka"}, StateDir: "/s"},
 	Format{KafkaHome: "/opt/kafka/current", Config: "/etc/kafka/server.properties", DataDir: "/d", ClusterID: "abc"},
+	Topics{Action: "create", Topic: "t", Partitions: 3, ReplicationFactor: 1, Configs: []string{"retention.ms=1"}, KafkaHome: "/opt/kafka/current", Bootstrap: "localhost:9092"},
+	Status{Service: "kafka", InstallDir: "/opt/kafka", DataDir: "/var/lib/kafka/data"},
+	Logs{Service: "kafka", LogDir: "/var/log/kafka", Lines: 100, Follow: true},
 	Service{Action: "start", Service: "kafka", KafkaHome: "/opt/kafka/current", Config: "/c", EnvFile: "/e", LogDir: "/l", StateDir: "/s", StartTimeout: 300, StopTimeout: 300},
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# service.sh: start or restart the broker and wait until it is really up
-# ("Kafka Server started" in its log). Under systemd it is an enabled unit;
-# without systemd it runs as a daemon that will not survive a reboot.
-# Inputs: ACTION (start|restart), SERVICE, KAFKA_HOME, CONFIG, ENV_FILE,
+# service.sh: start, restart or stop the broker and wait until it is really
+# up ("Kafka Server started" in its log) or really gone. Under systemd it is
+# an enabled unit; without systemd it runs as a daemon that will not survive
+# a reboot.
+# Inputs: ACTION (start|restart|stop), SERVICE, KAFKA_HOME, CONFIG, ENV_FILE,
 # LOG_DIR, STATE_DIR, START_TIMEOUT, STOP_TIMEOUT.
 
 server_log="$LOG_DIR/server.log"
@@ -12,7 +13,7 @@ started() {
   local size
   size=$(stat -c %s "$server_log" 2>/dev/null || echo 0)
   if [ "$size" -lt "$offset" ]; then offset=0; fi # the log rolled over
-  tail -c +"$((offset + 1))" "$server_log" 2>/dev/null | grep -q 'Kafka Server started'
+  grep -q 'Kafka Server started' < <(tail -c +"$((offset + 1))" "$server_log" 2>/dev/null)
 }
 
 wait_stopped() {
@@ -22,6 +23,23 @@ wait_stopped() {
     sleep 1
   done
 }
+
+if [ "$ACTION" = stop ]; then
+  if uses_systemd; then
+    log "systemctl stop $SERVICE"
+    systemctl stop "$SERVICE"
+  else
+    pids=$(broker_pids)
+    if [ -n "$pids" ]; then
+      log "stopping broker (pid ${pids//$'\n'/ })"
+      # shellcheck disable=SC2086
+      kill -TERM $pids
+    fi
+  fi
+  wait_stopped
+  log "broker stopped"
+  exit 0
+fi
 
 if uses_systemd; then
   systemctl daemon-reload

@@ -24,24 +24,40 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "kafkaup",
 		Usage:   "a working Apache Kafka broker on a host you can reach over SSH, in one command",
 		Version: version,
 		Commands: []*cli.Command{
 			provisionCommand(),
+			reprovisionCommand(),
+			statusCommand(),
+			logsCommand(),
+			sshCommand(),
+			brokerCommand(),
+			envCommand(),
+			listCommand(),
+			forgetCommand(),
+			topicsCommand(),
+			produceCommand(),
+			consumeCommand(),
+			completionCommand(),
 		},
 		EnableBashCompletion: true,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return &usageError{err.Error()}
 		},
 	}
+	withBrokerCompletion(app.Commands, map[string]bool{"reprovision": true, "status": true, "logs": true, "ssh": true,
+		"env": true, "forget": true, "produce": true, "consume": true, "destroy": true, "start": true, "stop": true})
+	return app
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := newApp().RunContext(ctx, os.Args)
+	app := newApp()
+	err := app.RunContext(ctx, flagsFirst(app, os.Args))
 	os.Exit(exitCode(err))
 }
 
@@ -50,9 +66,15 @@ func exitCode(err error) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "kafkaup: %v\n", err)
+	var remoteStatus exitStatus
+	if !errors.As(err, &remoteStatus) {
+		fmt.Fprintf(os.Stderr, "kafkaup: %v\n", err)
+	}
 	var usage *usageError
-	if errors.As(err, &usage) {
+	switch {
+	case errors.As(err, &remoteStatus):
+		return int(remoteStatus) // a remote command's own status, already reported by it
+	case errors.As(err, &usage):
 		return 2
 	}
 	return 1

@@ -102,7 +102,7 @@ func runProvision(c *cli.Context) error {
 	}
 	rec.Name = name
 	recordTarget(&rec, target, c.String("identity"))
-	recordSpec(&rec, c, spec)
+	rememberSpec(&rec, spec, c.String("swap"))
 	return s.provision(c, &rec, target, spec)
 }
 
@@ -152,10 +152,10 @@ func recordTarget(rec *state.Broker, t target, identity string) {
 	}
 }
 
-// recordSpec remembers the flags that make the spec, for reprovision.
-func recordSpec(rec *state.Broker, c *cli.Context, spec provision.Spec) {
+// rememberSpec records the spec's flags, for reprovision.
+func rememberSpec(rec *state.Broker, spec provision.Spec, swap string) {
 	rec.AdvertisedHost, rec.BrokerPort = spec.AdvertisedHost, spec.BrokerPort
-	rec.KafkaVersion, rec.Heap, rec.Swap, rec.DataDir = spec.KafkaVersion, spec.Heap(), c.String("swap"), spec.DataDir
+	rec.KafkaVersion, rec.Heap, rec.Swap, rec.DataDir = spec.KafkaVersion, spec.Heap(), swap, spec.DataDir
 	rec.KafkaURL = spec.Source.URL
 	if spec.Source.LocalTarball == "" {
 		rec.KafkaSHA512 = spec.Source.SHA512
@@ -197,25 +197,54 @@ func targetFromFlags(c *cli.Context, hostArg string) (target, error) {
 }
 
 func specFromFlags(c *cli.Context, sshHost string) (provision.Spec, error) {
+	return buildSpec(c, sshHost, nil)
+}
+
+// buildSpec turns the spec flags into a Spec. A flag the user did not set
+// takes its value from the broker's record when there is one (reprovision
+// converges to the last spec plus what changed), else its default.
+func buildSpec(c *cli.Context, sshHost string, rec *state.Broker) (provision.Spec, error) {
+	get := func(flag, recorded string) string {
+		if rec != nil && !c.IsSet(flag) && recorded != "" {
+			return recorded
+		}
+		return c.String(flag)
+	}
+	var fromRec state.Broker
+	if rec != nil {
+		fromRec = *rec
+	}
 	s := provision.DefaultSpec()
-	s.AdvertisedHost = c.String("advertised-host")
+	s.AdvertisedHost = get("advertised-host", fromRec.AdvertisedHost)
 	if s.AdvertisedHost == "" {
 		s.AdvertisedHost = sshHost
 	}
-	s.KafkaVersion = c.String("kafka-version")
-	heap, err := provision.ParseHeap(c.String("heap"))
+	s.KafkaVersion = get("kafka-version", fromRec.KafkaVersion)
+	heap, err := provision.ParseHeap(get("heap", fromRec.Heap))
 	if err != nil {
 		return s, usagef("%v", err)
 	}
 	s.HeapMB = heap
-	swap, err := provision.ParseSize(c.String("swap"))
+	swap, err := provision.ParseSize(get("swap", fromRec.Swap))
 	if err != nil {
 		return s, usagef("--swap: %v", err)
 	}
 	s.SwapBytes = swap
-	s.DataDir = c.String("data-dir")
-	s.Source = provision.Source{URL: c.String("kafka-url"), SHA512: strings.ToLower(c.String("kafka-sha512")), LocalTarball: c.String("kafka-tarball")}
+	s.DataDir = get("data-dir", fromRec.DataDir)
+	s.Source = provision.Source{URL: get("kafka-url", fromRec.KafkaURL), SHA512: strings.ToLower(get("kafka-sha512", fromRec.KafkaSHA512)),
+		LocalTarball: c.String("kafka-tarball")}
+	if rec != nil && c.IsSet("kafka-version") && s.KafkaVersion != fromRec.KafkaVersion {
+		// The recorded digest belongs to the recorded version, and a recorded
+		// mirror URL names it: follow the mirror to the new version.
+		if !c.IsSet("kafka-sha512") {
+			s.Source.SHA512 = ""
+		}
+		if !c.IsSet("kafka-url") && fromRec.KafkaVersion != "" {
+			s.Source.URL = strings.ReplaceAll(s.Source.URL, fromRec.KafkaVersion, s.KafkaVersion)
+		}
+	}
 	if s.Source.LocalTarball != "" {
+		s.Source.URL = ""
 		if err := checkLocalTarball(&s); err != nil {
 			return s, err
 		}

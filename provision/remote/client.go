@@ -257,23 +257,41 @@ const sudoWrapper = `if [ "$(id -u)" = 0 ]; then exec bash -s; ` +
 // RunScript runs script on the host as root and returns its stdout. A
 // non-zero exit is a *ProcessError (or *NoSudoError).
 func (c *Client) RunScript(ctx context.Context, name string, script []byte) ([]byte, error) {
-	return c.run(ctx, name, sudoWrapper, bytes.NewReader(script))
+	var stdout bytes.Buffer
+	err := c.run(ctx, name, sudoWrapper, bytes.NewReader(script), &stdout, nil)
+	return stdout.Bytes(), err
+}
+
+// StreamScript runs script as root like RunScript, copying its stdout to w
+// as it comes (for logs -f); it returns when the script ends or ctx is done.
+func (c *Client) StreamScript(ctx context.Context, name string, script []byte, w io.Writer) error {
+	return c.run(ctx, name, sudoWrapper, bytes.NewReader(script), w, nil)
 }
 
 // Run runs a fixed command as the login user (no stdin).
 func (c *Client) Run(ctx context.Context, name, command string) ([]byte, error) {
-	return c.run(ctx, name, command, nil)
+	var stdout bytes.Buffer
+	err := c.run(ctx, name, command, nil, &stdout, nil)
+	return stdout.Bytes(), err
 }
 
-func (c *Client) run(ctx context.Context, name, command string, stdin io.Reader) ([]byte, error) {
+// Exec runs a command as the login user with the given streams, the way
+// `ssh host -- command` does; a non-zero exit is a *ProcessError.
+func (c *Client) Exec(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return c.run(ctx, "command", command, stdin, stdout, stderr)
+}
+
+func (c *Client) run(ctx context.Context, name, command string, stdin io.Reader, stdout, userStderr io.Writer) error {
 	sess, conn, err := c.session(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer sess.Close()
-	var stdout bytes.Buffer
 	stderr := &tailWriter{max: 8 << 10, log: c.cfg.Log, prefix: name + ": "}
-	sess.Stdout, sess.Stderr = &stdout, stderr
+	sess.Stdout, sess.Stderr = stdout, stderr
+	if userStderr != nil {
+		sess.Stderr = io.MultiWriter(userStderr, stderr)
+	}
 	if stdin != nil {
 		sess.Stdin = stdin
 	}
@@ -284,22 +302,22 @@ func (c *Client) run(ctx context.Context, name, command string, stdin io.Reader)
 	case <-ctx.Done():
 		_ = sess.Signal(ssh.SIGTERM)
 		sess.Close()
-		return stdout.Bytes(), fmt.Errorf("%s on %s: %w", name, c.cfg.Host, ctx.Err())
+		return fmt.Errorf("%s on %s: %w", name, c.cfg.Host, ctx.Err())
 	}
 	stderr.flush()
 	var exitErr *ssh.ExitError
 	switch {
 	case err == nil:
-		return stdout.Bytes(), nil
-	case errors.As(err, &exitErr) && exitErr.ExitStatus() == exitNoSudo:
-		return nil, &NoSudoError{User: c.cfg.User, Host: c.cfg.Host}
+		return nil
+	case errors.As(err, &exitErr) && exitErr.ExitStatus() == exitNoSudo && command == sudoWrapper:
+		return &NoSudoError{User: c.cfg.User, Host: c.cfg.Host}
 	case errors.As(err, &exitErr):
-		return stdout.Bytes(), &ProcessError{Name: name, Host: c.cfg.Host, ExitStatus: exitErr.ExitStatus(), StderrTail: stderr.tail()}
+		return &ProcessError{Name: name, Host: c.cfg.Host, ExitStatus: exitErr.ExitStatus(), StderrTail: stderr.tail()}
 	default:
 		// The connection broke (or the command died without a status): never
 		// report that as success.
 		c.drop(conn)
-		return stdout.Bytes(), fmt.Errorf("%s on %s: connection lost before the command finished: %w", name, c.cfg.Host, err)
+		return fmt.Errorf("%s on %s: connection lost before the command finished: %w", name, c.cfg.Host, err)
 	}
 }
 

@@ -85,8 +85,13 @@ func TestAdviceFromScriptIsTheMessage(t *testing.T) {
 
 func TestNoSudo(t *testing.T) {
 	f := newFixture(t)
+	// Fakes make the login user look like uid 1000 whose sudo wants a password.
+	fakes := t.TempDir()
+	os.WriteFile(filepath.Join(fakes, "id"), []byte("#!/bin/sh\necho 1000\n"), 0o755)
+	os.WriteFile(filepath.Join(fakes, "sudo"), []byte("#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n"), 0o755)
+	f.server.env = []string{"PATH=" + fakes + ":" + os.Getenv("PATH")}
 	c := dial(t, f.config())
-	_, err := c.Run(context.Background(), "x", "exit 97")
+	_, err := c.RunScript(context.Background(), "x", []byte("exit 97"))
 	var ns *NoSudoError
 	if !errors.As(err, &ns) || !strings.Contains(err.Error(), "passwordless sudo") {
 		t.Fatalf("err = %v", err)

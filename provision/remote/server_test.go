@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -27,6 +28,7 @@ type testServer struct {
 	mu       sync.Mutex
 	conns    []net.Conn
 	accepted int
+	env      []string // extra environment for commands (e.g. a PATH with fakes)
 }
 
 func newTestKey(t *testing.T) ssh.Signer {
@@ -138,6 +140,7 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			command := string(r.Payload[4 : 4+n])
 			_ = r.Reply(true, nil)
 			cmd := exec.Command("bash", "-c", command)
+			cmd.Env = append(os.Environ(), s.env...)
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = ch, ch, ch.Stderr()
 			status := 0
 			if err := cmd.Run(); err != nil {

@@ -71,8 +71,10 @@ func setup(t *testing.T) *env {
 	return e
 }
 
+const name = "nsbroker"
+
 func (e *env) provision(ctx context.Context, extra ...string) harness.Result {
-	args := append([]string{"provision", "--host", e.host.Addr}, e.cli.ConnArgs("root")...)
+	args := append([]string{"provision", "--host", e.host.Addr, "--name", name}, e.cli.ConnArgs("root")...)
 	return e.cli.Run(ctx, append(args, extra...)...)
 }
 
@@ -255,6 +257,8 @@ func TestProvisionNamespaceHost(t *testing.T) {
 		}
 		assertDataKept(ctx, t, e, bootstrap, clusterID)
 	})
+
+	t.Run("day-2 commands", func(t *testing.T) { day2(ctx, t, e, bootstrap) })
 
 	t.Run("non-apt OS is refused", func(t *testing.T) {
 		if err := e.host.HideAPT(ctx); err != nil {

@@ -1,0 +1,462 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/provision/remote"
+	"github.com/kafkaup/kafkaup/provision/state"
+)
+
+// broker is a recorded broker, ready to talk to.
+type broker struct {
+	rec    state.Broker
+	target target
+	spec   provision.Spec
+}
+
+// loadBroker reads NAME (the first argument) from the state directory.
+func loadBroker(c *cli.Context, s *session) (*broker, error) {
+	name := c.Args().First()
+	if name == "" {
+		return nil, usagef("name the broker: kafkaup %s NAME (kafkaup list shows them)", c.Command.Name)
+	}
+	rec, err := state.Load(s.stateDir, name)
+	if err != nil {
+		return nil, err
+	}
+	b := &broker{rec: rec, target: target{Host: rec.Host, Port: rec.Port, User: rec.User}}
+	b.spec, err = specFromRecord(rec)
+	return b, err
+}
+
+// specFromRecord rebuilds the spec a broker was last provisioned with.
+func specFromRecord(rec state.Broker) (provision.Spec, error) {
+	s := provision.DefaultSpec()
+	s.AdvertisedHost = rec.AdvertisedHost
+	if rec.BrokerPort != 0 {
+		s.BrokerPort = rec.BrokerPort
+	}
+	if rec.KafkaVersion != "" {
+		s.KafkaVersion = rec.KafkaVersion
+	}
+	if rec.DataDir != "" {
+		s.DataDir = rec.DataDir
+	}
+	if rec.Heap != "" {
+		heap, err := provision.ParseHeap(rec.Heap)
+		if err != nil {
+			return s, fmt.Errorf("broker record %s: %w", rec.Name, err)
+		}
+		s.HeapMB = heap
+	}
+	return s, nil
+}
+
+func (s *session) dialBroker(c *cli.Context, b *broker) (*remote.Client, error) {
+	return s.dial(c, b.target, b.rec.Identity)
+}
+
+func reprovisionCommand() *cli.Command {
+	flags := append(specFlags(), connFlags()...)
+	flags = append(flags, outputFlags()...)
+	flags = append(flags, &cli.BoolFlag{Name: "skip-verify", Usage: "do not produce and consume from this machine at the end"})
+	return &cli.Command{
+		Name:      "reprovision",
+		Usage:     "converge a known broker to its spec again, with any flags given as changes",
+		UsageText: "kafkaup reprovision NAME [--heap 512m] [--kafka-version 4.0.1] [--advertised-host NAME] [--dry-run]",
+		Description: "Re-reads the broker's record, applies the flags you give on top, and runs provision again: fixes\n" +
+			"advertised.listeners, heap and swap, upgrades Kafka in place, repairs a broken install. Data and the cluster id\n" +
+			"are kept, and the broker restarts only when something it runs with changed.",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			s, err := openSession(c, "reprovision-"+c.Args().First())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			b, err := loadBroker(c, s)
+			if err != nil {
+				return err
+			}
+			if c.IsSet("user") {
+				b.target.User = c.String("user")
+			}
+			if c.IsSet("identity") {
+				recordTarget(&b.rec, b.target, c.String("identity"))
+			}
+			spec, err := buildSpec(c, b.target.Host, &b.rec)
+			if err != nil {
+				return err
+			}
+			swap := b.rec.Swap
+			if c.IsSet("swap") || swap == "" {
+				swap = c.String("swap")
+			}
+			rememberSpec(&b.rec, spec, swap)
+			return s.provision(c, &b.rec, b.target, spec)
+		},
+	}
+}
+
+// status is the report of `kafkaup status`.
+type status struct {
+	Name        string                   `json:"name"`
+	Host        string                   `json:"host"`
+	Bootstrap   string                   `json:"bootstrap"`
+	Healthy     bool                     `json:"healthy"`
+	Problems    []string                 `json:"problems,omitempty"`
+	Reachable   bool                     `json:"reachable"`
+	Cluster     *kafkaclient.ClusterInfo `json:"cluster,omitempty"`
+	OnHost      *provision.HostStatus    `json:"on_host,omitempty"`
+	CheckedTook string                   `json:"checked_in"`
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "is the broker healthy? (exit status 1 when not)",
+		UsageText: "kafkaup status NAME [--json]",
+		Flags:     append(outputFlags()[1:], connFlags()[3:5]...),
+		Action: func(c *cli.Context) error {
+			s, err := openSession(c, "status-"+c.Args().First())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			b, err := loadBroker(c, s)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			st := &status{Name: b.rec.Name, Host: b.rec.Host, Bootstrap: b.rec.Bootstrap()}
+			if client, err := s.dialBroker(c, b); err != nil {
+				st.Problems = append(st.Problems, "cannot log in to the host: "+err.Error())
+			} else {
+				st.OnHost, err = provision.StatusOnHost(c.Context, client, b.spec)
+				client.Close()
+				if err != nil {
+					st.Problems = append(st.Problems, err.Error())
+				} else if !st.OnHost.Running() {
+					st.Problems = append(st.Problems, fmt.Sprintf("the broker is not running on the host (service %s); start it with kafkaup broker start %s", st.OnHost.ServiceState, b.rec.Name))
+				}
+			}
+			st.Cluster, err = clusterInfo(c.Context, b.rec.Bootstrap())
+			if err != nil {
+				st.Problems = append(st.Problems, err.Error())
+			} else {
+				st.Reachable = true
+				for _, br := range st.Cluster.Brokers {
+					if br.Addr != b.rec.Bootstrap() {
+						st.Problems = append(st.Problems, fmt.Sprintf("the broker advertises %s but kafkaup expects %s: run kafkaup reprovision %s", br.Addr, b.rec.Bootstrap(), b.rec.Name))
+					}
+				}
+			}
+			st.Healthy = len(st.Problems) == 0
+			st.CheckedTook = time.Since(start).Round(time.Millisecond).String()
+			if c.Bool("json") {
+				if err := writeJSON(c.App.Writer, st, nil); err != nil {
+					return err
+				}
+			} else {
+				printStatus(c.App.Writer, st)
+			}
+			if !st.Healthy {
+				return errors.New(b.rec.Name + " is unhealthy")
+			}
+			return nil
+		},
+	}
+}
+
+func clusterInfo(ctx context.Context, bootstrap string) (*kafkaclient.ClusterInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cl, err := kafkaclient.Dial(ctx, bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	return cl.Cluster(ctx)
+}
+
+func printStatus(w interface{ Write([]byte) (int, error) }, st *status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	health := "healthy"
+	if !st.Healthy {
+		health = "UNHEALTHY"
+	}
+	fmt.Fprintf(tw, "broker\t%s (%s)\n", st.Name, health)
+	fmt.Fprintf(tw, "bootstrap\t%s\n", st.Bootstrap)
+	if st.Cluster != nil {
+		fmt.Fprintf(tw, "reachable from here\tyes\n")
+		fmt.Fprintf(tw, "cluster id\t%s\n", st.Cluster.ClusterID)
+		fmt.Fprintf(tw, "controller\tnode %d\n", st.Cluster.ControllerID)
+		fmt.Fprintf(tw, "topics / partitions\t%d / %d\n", st.Cluster.Topics, st.Cluster.Partitions)
+	} else {
+		fmt.Fprintf(tw, "reachable from here\tno\n")
+	}
+	if h := st.OnHost; h != nil {
+		svc := h.ServiceState
+		if h.Systemd {
+			svc += " (systemd, " + h.ServiceEnabled + ")"
+		} else {
+			svc += " (daemon, no systemd)"
+		}
+		fmt.Fprintf(tw, "service\t%s\n", svc)
+		if h.Running() {
+			fmt.Fprintf(tw, "pid / uptime\t%d / %s\n", h.BrokerPID, h.Uptime)
+			fmt.Fprintf(tw, "heap (-Xmx) / RSS\t%s / %s\n", h.Heap, provision.FormatSize(h.RSSBytes))
+		}
+		if h.Restarts > 0 {
+			fmt.Fprintf(tw, "automatic restarts\t%d\n", h.Restarts)
+		}
+		fmt.Fprintf(tw, "kafka version\t%s\n", h.KafkaVersion)
+		fmt.Fprintf(tw, "swap used / total\t%s / %s\n", provision.FormatSize(h.SwapUsedBytes), provision.FormatSize(h.SwapTotalBytes))
+		fmt.Fprintf(tw, "data used / free\t%s / %s\n", provision.FormatSize(h.DataUsedBytes), provision.FormatSize(h.DataFreeBytes))
+	}
+	tw.Flush()
+	for _, p := range st.Problems {
+		fmt.Fprintf(w, "problem: %s\n", p)
+	}
+}
+
+func logsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "logs",
+		Usage:     "print the broker's log (the systemd journal where systemd runs); -f streams it",
+		UsageText: "kafkaup logs NAME [-f] [--lines 100]",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep streaming new lines until interrupted"},
+			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 100, Usage: "how many recent lines to print first"},
+		},
+		Action: func(c *cli.Context) error {
+			s, err := openSession(c, "logs-"+c.Args().First())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			b, err := loadBroker(c, s)
+			if err != nil {
+				return err
+			}
+			if c.Int("lines") < 0 {
+				return usagef("--lines must be 0 or more")
+			}
+			client, err := s.dialBroker(c, b)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			script, err := provision.LogsScript(b.spec, c.Int("lines"), c.Bool("follow"))
+			if err != nil {
+				return err
+			}
+			err = client.StreamScript(c.Context, "logs", script, c.App.Writer)
+			if c.Context.Err() != nil {
+				return nil // interrupted -f: the normal way to stop
+			}
+			return err
+		},
+	}
+}
+
+func sshCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ssh",
+		Usage:     "open a shell on the broker's host, or run one command there, checking the pinned host key",
+		UsageText: "kafkaup ssh NAME [-- COMMAND ...]",
+		Action: func(c *cli.Context) error {
+			s, err := openSession(c, "ssh-"+c.Args().First())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			b, err := loadBroker(c, s)
+			if err != nil {
+				return err
+			}
+			rest := c.Args().Tail()
+			if len(rest) > 0 && rest[0] == "--" {
+				rest = rest[1:]
+			}
+			command := strings.Join(rest, " ")
+			if command == "" {
+				return interactiveSSH(b, s)
+			}
+			client, err := s.dialBroker(c, b)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			err = client.Exec(c.Context, command, os.Stdin, c.App.Writer, c.App.ErrWriter)
+			var pe *remote.ProcessError
+			if errors.As(err, &pe) {
+				return exitStatus(pe.ExitStatus)
+			}
+			return err
+		},
+	}
+}
+
+// exitStatus passes a remote command's exit status through.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("the command exited with status %d", int(e)) }
+
+// interactiveSSH hands the terminal to OpenSSH with kafkaup's pinned host
+// keys and strict checking, so the shell is the user's usual ssh.
+func interactiveSSH(b *broker, s *session) error {
+	path, err := exec.LookPath("ssh")
+	if err != nil {
+		return errors.New("an interactive shell needs the ssh client (OpenSSH) on this machine; install it, or run one command with kafkaup ssh NAME -- COMMAND")
+	}
+	known := state.KnownHostsFile(s.stateDir)
+	if home, err := os.UserHomeDir(); err == nil {
+		known += " " + home + "/.ssh/known_hosts"
+	}
+	args := []string{"-p", fmt.Sprint(b.target.Port), "-o", "UserKnownHostsFile=" + known, "-o", "StrictHostKeyChecking=yes"}
+	if b.rec.Identity != "" {
+		args = append(args, "-i", b.rec.Identity)
+	}
+	args = append(args, b.target.User+"@"+b.target.Host)
+	cmd := exec.Command(path, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = cmd.Run()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return exitStatus(exitErr.ExitCode())
+	}
+	return err
+}
+
+func brokerCommand() *cli.Command {
+	sub := func(action, usage string) *cli.Command {
+		return &cli.Command{
+			Name:      action,
+			Usage:     usage,
+			UsageText: "kafkaup broker " + action + " NAME",
+			Action: func(c *cli.Context) error {
+				s, err := openSession(c, "broker-"+action+"-"+c.Args().First())
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				b, err := loadBroker(c, s)
+				if err != nil {
+					return err
+				}
+				client, err := s.dialBroker(c, b)
+				if err != nil {
+					return err
+				}
+				defer client.Close()
+				start := time.Now()
+				if err := provision.ControlBroker(c.Context, client, b.spec, action); err != nil {
+					return s.wrap(err)
+				}
+				past := map[string]string{"start": "started", "stop": "stopped", "restart": "restarted"}[action]
+				fmt.Fprintf(c.App.Writer, "broker %s %s in %s\n", b.rec.Name, past, time.Since(start).Round(100*time.Millisecond))
+				return nil
+			},
+		}
+	}
+	return &cli.Command{
+		Name:  "broker",
+		Usage: "start, stop or restart the Kafka broker (waits until it is really up or down)",
+		Subcommands: []*cli.Command{
+			sub("start", "start the broker and wait until it serves"),
+			sub("stop", "stop the broker gracefully and wait until it exited"),
+			sub("restart", "restart the broker and wait until it serves again"),
+		},
+	}
+}
+
+func envCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "env",
+		Usage:     "print client settings for eval or a .env file",
+		UsageText: "eval \"$(kafkaup env NAME)\"",
+		Action: func(c *cli.Context) error {
+			s, err := openSession(c, "env")
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			b, err := loadBroker(c, s)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "KAFKA_BOOTSTRAP_SERVERS=%s\n", b.rec.Bootstrap())
+			return nil
+		},
+	}
+}
+
+func listCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "list",
+		Usage:     "list the brokers kafkaup knows",
+		UsageText: "kafkaup list [--json]",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print as JSON"}},
+		Action: func(c *cli.Context) error {
+			dir, err := state.Dir()
+			if err != nil {
+				return err
+			}
+			all, err := state.List(dir)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(all)
+			}
+			if len(all) == 0 {
+				fmt.Fprintln(c.App.Writer, "no brokers yet: kafkaup provision --host HOST")
+				return nil
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tHOST\tBOOTSTRAP\tKAFKA\tHEAP\tUPDATED")
+			for _, b := range all {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.Host, b.Bootstrap(), b.KafkaVersion, b.Heap, b.Updated.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func forgetCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "forget",
+		Usage:     "drop kafkaup's record of a broker set up with provision --host (the host is not touched)",
+		UsageText: "kafkaup forget NAME",
+		Action: func(c *cli.Context) error {
+			dir, err := state.Dir()
+			if err != nil {
+				return err
+			}
+			name := c.Args().First()
+			rec, err := state.Load(dir, name)
+			if err != nil {
+				return err
+			}
+			if rec.EC2 != nil {
+				return fmt.Errorf("%s is an EC2 broker: kafkaup destroy %s deletes it and its record", name, name)
+			}
+			return state.Delete(dir, name)
+		},
+	}
+}

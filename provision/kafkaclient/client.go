@@ -1,0 +1,207 @@
+package kafkaclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Client is a connection to one broker's bootstrap address, for the day-2
+// commands (topics, produce, consume, status). It is safe for concurrent use.
+type Client struct {
+	bootstrap string
+	cl        *kgo.Client
+	adm       *kadm.Client
+}
+
+// clientOpts are the options every kgo client of this package starts from.
+func clientOpts(bootstrap string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(bootstrap),
+		kgo.ClientID("kafkaup"),
+		kgo.DialTimeout(10 * time.Second),
+		kgo.RequestRetries(5),
+		kgo.RetryTimeout(30 * time.Second),
+	}
+}
+
+// Dial connects to the broker at bootstrap (host:port). It first opens a
+// plain TCP connection, so that a closed port or a firewall shows up as an
+// *UnreachableError with advice; then it asks for cluster metadata and checks
+// that the addresses the broker advertises are reachable too (an
+// *AdvertisedError when they are not).
+func Dial(ctx context.Context, bootstrap string) (*Client, error) {
+	if _, _, err := net.SplitHostPort(bootstrap); err != nil {
+		return nil, fmt.Errorf("broker address %q is not host:port (example: 203.0.113.7:9092): %w", bootstrap, err)
+	}
+	if err := probe(ctx, bootstrap); err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(clientOpts(bootstrap)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
+	}
+	c := &Client{bootstrap: bootstrap, cl: cl, adm: kadm.NewClient(cl)}
+	meta, err := c.metadata(ctx, []string{})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("the broker at %s accepts TCP connections but did not answer a Kafka metadata request (is %s the broker's client listener?): %w", bootstrap, bootstrap, err)
+	}
+	for _, b := range meta.Brokers {
+		addr := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+		if addr == bootstrap {
+			continue
+		}
+		if err := probe(ctx, addr); err != nil {
+			c.Close()
+			return nil, &AdvertisedError{Bootstrap: bootstrap, Advertised: addr, Err: err}
+		}
+	}
+	return c, nil
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() {
+	c.cl.Close()
+}
+
+// Bootstrap is the address the client was dialed with.
+func (c *Client) Bootstrap() string { return c.bootstrap }
+
+// BrokerInfo is one broker as the cluster describes it.
+type BrokerInfo struct {
+	ID   int32  `json:"id"`
+	Addr string `json:"addr"` // host:port as advertised to clients
+	Rack string `json:"rack,omitempty"`
+}
+
+// ClusterInfo is what `kafkaup status` shows about the cluster.
+type ClusterInfo struct {
+	ClusterID string `json:"cluster_id"`
+	// ControllerID is the KRaft quorum leader (the active controller), as
+	// DescribeQuorum reports it. (A KRaft broker's metadata response names a
+	// random broker as "controller", so that field is not used.)
+	ControllerID int32        `json:"controller_id"`
+	Voters       []int32      `json:"voters"` // the controller quorum's voters
+	Brokers      []BrokerInfo `json:"brokers"`
+	// Topics and Partitions count what `kafkaup topics list` shows: internal
+	// topics and kafkaup's own VerifyTopic are left out.
+	Topics     int `json:"topics"`
+	Partitions int `json:"partitions"`
+}
+
+// Cluster describes the cluster: id, quorum leader, brokers, topic counts.
+func (c *Client) Cluster(ctx context.Context) (*ClusterInfo, error) {
+	meta, err := c.metadata(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ask %s for cluster metadata: %w", c.bootstrap, err)
+	}
+	info := &ClusterInfo{ControllerID: -1, Brokers: []BrokerInfo{}, Voters: []int32{}}
+	if meta.ClusterID != nil {
+		info.ClusterID = *meta.ClusterID
+	}
+	for _, b := range meta.Brokers {
+		bi := BrokerInfo{ID: b.NodeID, Addr: net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))}
+		if b.Rack != nil {
+			bi.Rack = *b.Rack
+		}
+		info.Brokers = append(info.Brokers, bi)
+	}
+	slices.SortFunc(info.Brokers, func(a, b BrokerInfo) int { return int(a.ID) - int(b.ID) })
+	for _, t := range meta.Topics {
+		if t.Topic == nil || hidden(*t.Topic, t.IsInternal) {
+			continue
+		}
+		info.Topics++
+		info.Partitions += len(t.Partitions)
+	}
+
+	req := kmsg.NewPtrDescribeQuorumRequest()
+	rt := kmsg.NewDescribeQuorumRequestTopic()
+	rt.Topic = "__cluster_metadata"
+	rp := kmsg.NewDescribeQuorumRequestTopicPartition()
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, c.cl)
+	if err != nil {
+		return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w", c.bootstrap, err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w%s", c.bootstrap, err, brokerMessage(resp.ErrorMessage))
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w%s", c.bootstrap, err, brokerMessage(p.ErrorMessage))
+			}
+			info.ControllerID = p.LeaderID
+			for _, v := range p.CurrentVoters {
+				info.Voters = append(info.Voters, v.ReplicaID)
+			}
+		}
+	}
+	slices.Sort(info.Voters)
+	return info, nil
+}
+
+// metadata asks the cluster directly (bypassing franz-go's metadata cache,
+// which would otherwise serve topic lists up to 5s old right after a create
+// or delete). topics nil means all topics; an empty non-nil slice means
+// brokers only.
+func (c *Client) metadata(ctx context.Context, topics []string) (*kmsg.MetadataResponse, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	if topics != nil {
+		req.Topics = []kmsg.MetadataRequestTopic{}
+		for _, t := range topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(t)
+			req.Topics = append(req.Topics, rt)
+		}
+	}
+	return req.RequestWith(ctx, c.cl)
+}
+
+// topicMetadata returns one topic's metadata, or a *NoTopicError.
+func (c *Client) topicMetadata(ctx context.Context, name, hint string) (*kmsg.MetadataResponseTopic, error) {
+	meta, err := c.metadata(ctx, []string{name})
+	if err != nil {
+		return nil, fmt.Errorf("ask %s about topic %s: %w", c.bootstrap, name, err)
+	}
+	for i := range meta.Topics {
+		t := &meta.Topics[i]
+		if t.Topic == nil || *t.Topic != name {
+			continue
+		}
+		err := kerr.ErrorForCode(t.ErrorCode)
+		switch {
+		case errors.Is(err, kerr.UnknownTopicOrPartition):
+			return nil, &NoTopicError{Topic: name, Hint: hint}
+		case err != nil:
+			return nil, fmt.Errorf("ask %s about topic %s: %w", c.bootstrap, name, err)
+		}
+		return t, nil
+	}
+	return nil, fmt.Errorf("ask %s about topic %s: the metadata response left it out", c.bootstrap, name)
+}
+
+// hidden says whether a topic is left out of listings by default.
+func hidden(name string, internal bool) bool {
+	return internal || name == VerifyTopic
+}
+
+// brokerMessage formats an optional broker error message as a suffix.
+func brokerMessage(m *string) string {
+	if m == nil || *m == "" {
+		return ""
+	}
+	return " (" + *m + ")"
+}

@@ -1,0 +1,241 @@
+// Package vm_test proves `kafkaup provision` on a fresh Debian VM under qemu
+// with systemd, so swap, fstab, the service and reboots are real. One VM
+// boots per package and the scenarios run on it in order.
+package vm_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kafkaup/kafkaup/internal/testenv/kafkadist"
+	"github.com/kafkaup/kafkaup/internal/testenv/vm"
+	"github.com/kafkaup/kafkaup/test/e2e/harness"
+)
+
+type env struct {
+	vm    *vm.VM
+	cli   *harness.CLI
+	url   string // Kafka 4.0.0 on the local mirror, as the guest reaches it
+	alias string // a second loopback address forwarded to the same VM
+}
+
+func setup(t *testing.T) *env {
+	if testing.Short() {
+		t.Skip("end-to-end: boots a VM under qemu (skipped with -short)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	dist, err := kafkadist.Build(ctx, "4.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := kafkadist.StartMirror([]*kafkadist.Dist{dist}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mirror.Close() })
+	img, err := vm.BuildImage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vm.Boot(ctx, img, vm.Options{Name: "e2e-provision", Aliases: 1, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if log, err := v.SerialLog(); err == nil {
+				t.Logf("serial console (tail):\n%s", tail(log, 60))
+			}
+		}
+		v.Close()
+	})
+	dir := t.TempDir()
+	bin, err := harness.BuildCLI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := harness.NewCLI(bin, dir, v.KeyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{vm: v, cli: cli, alias: v.Aliases[0],
+		url: fmt.Sprintf("http://%s:%d/kafka/4.0.0/kafka_2.13-4.0.0.tgz", v.HostGateway, mirror.Port(0))}
+}
+
+func (e *env) provision(ctx context.Context, user string, extra ...string) harness.Result {
+	args := append([]string{"provision", "--host", e.vm.Addr, "--kafka-url", e.url}, e.cli.ConnArgs(user)...)
+	return e.cli.Run(ctx, append(args, extra...)...)
+}
+
+func (e *env) sh(t *testing.T, cmd string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := e.vm.Run(ctx, cmd)
+	if err != nil {
+		t.Fatalf("on the VM: %v", err)
+	}
+	return strings.TrimSpace(out)
+}
+
+func (e *env) mainPID(t *testing.T) string {
+	return e.sh(t, "systemctl show -p MainPID --value kafka")
+}
+
+func (e *env) cmdline(t *testing.T) string {
+	return e.sh(t, "sudo tr '\\0' ' ' </proc/$(systemctl show -p MainPID --value kafka)/cmdline")
+}
+
+func TestProvisionDebianVM(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	bootstrap := e.vm.Addr + ":9092"
+
+	t.Run("a user without sudo is a clear error", func(t *testing.T) {
+		r := e.provision(ctx, e.vm.NoSudoUser)
+		harness.MustFail(t, r, 1, "passwordless sudo", "--user")
+		if out := e.sh(t, "ls /opt/kafka /swapfile 2>/dev/null || echo none"); out != "none" {
+			t.Errorf("something was installed: %s", out)
+		}
+	})
+
+	var clusterID, pid string
+	t.Run("fresh VM: provision, then real clients at the advertised address", func(t *testing.T) {
+		r := e.provision(ctx, e.vm.User, "--json")
+		harness.MustSucceed(t, r)
+		t.Logf("full provision:\n%s", r.Stderr)
+		var out struct {
+			Result struct {
+				ClusterID string `json:"cluster_id"`
+				Systemd   bool
+			}
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
+			t.Fatal(err)
+		}
+		if !out.Result.Systemd || out.Result.ClusterID == "" {
+			t.Errorf("result %+v", out.Result)
+		}
+		clusterID = out.Result.ClusterID
+		md, err := harness.KcatMetadata(ctx, bootstrap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(md, "broker 1 at "+bootstrap) {
+			t.Errorf("kcat -L:\n%s", md)
+		}
+		if err := harness.KcatProduce(ctx, bootstrap, "e2e", "before-reboot-1", "before-reboot-2"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := harness.KcatConsumeAll(ctx, bootstrap, "e2e"); err != nil || len(got) != 2 {
+			t.Fatalf("consumed %v, %v", got, err)
+		}
+		if _, err := harness.FranzRoundTrip(ctx, bootstrap, "e2e-franz", "hello"); err != nil {
+			t.Fatal(err)
+		}
+		pid = e.mainPID(t)
+	})
+
+	t.Run("swap and fstab", func(t *testing.T) {
+		swaps := e.sh(t, "/usr/sbin/swapon --show=NAME,SIZE --bytes --noheadings")
+		if !strings.Contains(swaps, "/swapfile") || !strings.Contains(swaps, "2147479552") && !strings.Contains(swaps, "2147483648") {
+			t.Errorf("swapon --show: %q", swaps)
+		}
+		if n := e.sh(t, "grep -c '^/swapfile ' /etc/fstab"); n != "1" {
+			t.Errorf("/etc/fstab has %s entries for /swapfile", n)
+		}
+	})
+
+	t.Run("service and heap", func(t *testing.T) {
+		if s := e.sh(t, "systemctl is-enabled kafka; systemctl is-active kafka"); s != "enabled\nactive" {
+			t.Errorf("service: %q", s)
+		}
+		cmd := e.cmdline(t)
+		if !strings.Contains(cmd, "-Xmx400m") || !strings.Contains(cmd, " kafka.Kafka ") {
+			t.Errorf("broker cmdline: %s", cmd)
+		}
+		if out := e.sh(t, "bash -lc 'echo ${KAFKA_HEAP_OPTS:-unset}'"); out != "unset" {
+			t.Errorf("KAFKA_HEAP_OPTS leaks into login shells: %s", out)
+		}
+	})
+
+	t.Run("second run: empty plan, same broker", func(t *testing.T) {
+		r := e.provision(ctx, e.vm.User)
+		harness.MustSucceed(t, r)
+		if !strings.Contains(r.Stdout, "nothing changed") {
+			t.Errorf("not a no-op:\n%s", r)
+		}
+		if got := e.mainPID(t); got != pid {
+			t.Errorf("broker restarted: pid %s -> %s", pid, got)
+		}
+		if n := e.sh(t, "grep -c '^/swapfile ' /etc/fstab"); n != "1" {
+			t.Errorf("/etc/fstab has %s entries after a rerun", n)
+		}
+		t.Logf("no-op rerun: %s", r.Took.Round(time.Millisecond))
+	})
+
+	t.Run("reboot: broker back by itself with swap and data", func(t *testing.T) {
+		if err := e.vm.Reboot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Minute)
+		for {
+			got, err := harness.KcatConsumeAll(ctx, bootstrap, "e2e")
+			if err == nil && strings.Join(got, ",") == "before-reboot-1,before-reboot-2" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after reboot: %v, %v", got, err)
+			}
+			time.Sleep(5 * time.Second)
+		}
+		if swaps := e.sh(t, "/usr/sbin/swapon --show=NAME --noheadings"); !strings.Contains(swaps, "/swapfile") {
+			t.Errorf("swap not active after reboot: %q", swaps)
+		}
+	})
+
+	t.Run("new advertised host: restart, clients follow, data kept", func(t *testing.T) {
+		aliasBootstrap := e.alias + ":9092"
+		r := e.provision(ctx, e.vm.User, "--advertised-host", e.alias)
+		harness.MustSucceed(t, r)
+		md, err := harness.KcatMetadata(ctx, aliasBootstrap)
+		if err != nil || !strings.Contains(md, "broker 1 at "+aliasBootstrap) {
+			t.Errorf("kcat -L at %s: %v\n%s", aliasBootstrap, err, md)
+		}
+		assertDataKept(ctx, t, e, aliasBootstrap, clusterID)
+	})
+
+	t.Run("new heap: restart with it, data kept", func(t *testing.T) {
+		r := e.provision(ctx, e.vm.User, "--advertised-host", e.alias, "--heap", "512m")
+		harness.MustSucceed(t, r)
+		if cmd := e.cmdline(t); !strings.Contains(cmd, "-Xmx512m") {
+			t.Errorf("cmdline after heap change: %s", cmd)
+		}
+		assertDataKept(ctx, t, e, e.alias+":9092", clusterID)
+	})
+}
+
+func assertDataKept(ctx context.Context, t *testing.T, e *env, bootstrap, clusterID string) {
+	t.Helper()
+	got, err := harness.KcatConsumeAll(ctx, bootstrap, "e2e")
+	if err != nil || strings.Join(got, ",") != "before-reboot-1,before-reboot-2" {
+		t.Errorf("earlier messages: %v, %v", got, err)
+	}
+	if id := e.sh(t, "sudo sed -n 's/^cluster.id=//p' /var/lib/kafka/data/meta.properties"); id != clusterID {
+		t.Errorf("cluster id changed: %s -> %s", clusterID, id)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
