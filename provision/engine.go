@@ -198,9 +198,11 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 	if err != nil {
 		return res, err
 	}
-	after, err := Observe(ctx, h, s)
-	if err != nil {
-		return res, err
+	after := facts
+	if len(steps) > 0 {
+		if after, err = Observe(ctx, h, s); err != nil {
+			return res, err
+		}
 	}
 	res.FactsAfter, res.ClusterID, res.BrokerPID = after, after.ClusterID, after.BrokerPID
 	if !after.ServiceActive {

@@ -26,9 +26,18 @@ fact cloud_init "$(have cloud-init && echo 1 || echo 0)"
 fact curl "$(have curl && echo 1 || echo 0)"
 fact mem_total "$(awk '/^MemTotal:/ {printf "%.0f", $2 * 1024}' /proc/meminfo)"
 
+# The JDK's release file tells the version without starting a JVM (slow on
+# small instances); java -version is the fallback.
 java_major=0
 if have java; then
-  v=$(java -version 2>&1 | awk -F'"' '/version/ && !seen {print $2; seen=1}') || v=
+  v=''
+  release=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")/release
+  if [ -r "$release" ]; then
+    v=$(sed -n 's/^JAVA_VERSION="\(.*\)"$/\1/p' "$release")
+  fi
+  if [ -z "$v" ]; then
+    v=$(java -version 2>&1 | awk -F'"' '/version/ && !seen {print $2; seen=1}') || v=
+  fi
   case "$v" in
     1.*) java_major=$(echo "$v" | cut -d. -f2) ;;
     ?*) java_major=${v%%[.+-]*} ;;

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/cloud"
 	"github.com/kafkaup/kafkaup/provision/kafkaclient"
 	"github.com/kafkaup/kafkaup/provision/remote"
 	"github.com/kafkaup/kafkaup/provision/state"
@@ -407,9 +408,13 @@ func envCommand() *cli.Command {
 func listCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "list",
-		Usage:     "list the brokers kafkaup knows",
-		UsageText: "kafkaup list [--json]",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print as JSON"}},
+		Usage:     "list the brokers kafkaup knows, and every kafkaup broker on EC2 in the region",
+		UsageText: "kafkaup list [--region R] [--local] [--json]",
+		Flags: []cli.Flag{
+			regionFlag(),
+			&cli.BoolFlag{Name: "local", Usage: "only the local records; do not ask AWS"},
+			&cli.BoolFlag{Name: "json", Usage: "print as JSON"},
+		},
 		Action: func(c *cli.Context) error {
 			dir, err := state.Dir()
 			if err != nil {
@@ -419,23 +424,79 @@ func listCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			var brokers []cloud.Broker
+			var cloudErr error
+			if !c.Bool("local") {
+				var cl *cloud.Cloud
+				if cl, cloudErr = cloud.New(c.Context, c.String("region")); cloudErr == nil {
+					brokers, cloudErr = cl.List(c.Context)
+				}
+			}
 			if c.Bool("json") {
+				out := map[string]any{"local": all, "ec2": brokers}
+				if cloudErr != nil {
+					out["ec2_error"] = cloudErr.Error()
+				}
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
-				return enc.Encode(all)
-			}
-			if len(all) == 0 {
-				fmt.Fprintln(c.App.Writer, "no brokers yet: kafkaup provision --host HOST")
-				return nil
+				return enc.Encode(out)
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tHOST\tBOOTSTRAP\tKAFKA\tHEAP\tUPDATED")
-			for _, b := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.Host, b.Bootstrap(), b.KafkaVersion, b.Heap, b.Updated.Local().Format(time.DateTime))
+			fmt.Fprintln(tw, "NAME\tKIND\tINSTANCE\tSTATE\tADDRESS\tTYPE\tAGE")
+			onEC2 := map[string]cloud.Broker{}
+			for _, b := range brokers {
+				onEC2[b.Name] = b
 			}
-			return tw.Flush()
+			for _, r := range all {
+				if b, ok := onEC2[r.Name]; ok && r.EC2 != nil {
+					fmt.Fprintf(tw, "%s\tec2\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.InstanceID, b.State, orDash(b.PublicIP), b.InstanceType, age(b.LaunchTime))
+					delete(onEC2, r.Name)
+					continue
+				}
+				kind, inst, st := "host", "-", "-"
+				if r.EC2 != nil {
+					kind, inst = "ec2", orDash(r.EC2.InstanceID)
+					if cloudErr == nil && !c.Bool("local") {
+						st = "gone"
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t-\t%s\n", r.Name, kind, inst, st, r.Bootstrap(), age(r.Created))
+			}
+			for _, b := range brokers {
+				if _, ok := onEC2[b.Name]; ok {
+					fmt.Fprintf(tw, "%s\tec2 (no local record)\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.InstanceID, b.State, orDash(b.PublicIP), b.InstanceType, age(b.LaunchTime))
+				}
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if cloudErr != nil {
+				fmt.Fprintf(c.App.ErrWriter, "note: EC2 brokers not listed: %v\n", cloudErr)
+			}
+			return nil
 		},
 	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func age(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Hour:
+		return d.Round(time.Minute).String()
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
 func forgetCommand() *cli.Command {

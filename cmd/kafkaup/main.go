@@ -26,9 +26,13 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 func newApp() *cli.App {
 	app := &cli.App{
 		Name:    "kafkaup",
-		Usage:   "a working Apache Kafka broker on a host you can reach over SSH, in one command",
+		Usage:   "a working Apache Kafka broker on EC2 or any host you can reach over SSH, in one command",
 		Version: version,
 		Commands: []*cli.Command{
+			createCommand(),
+			destroyCommand(),
+			instanceCommand("stop"),
+			instanceCommand("start"),
 			provisionCommand(),
 			reprovisionCommand(),
 			statusCommand(),

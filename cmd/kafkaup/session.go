@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/kafkaup/kafkaup/provision/remote"
 	"github.com/kafkaup/kafkaup/provision/state"
@@ -19,6 +20,9 @@ type session struct {
 	logPath  string
 	logFile  *os.File
 	ui       *ui
+	// expectedHostKeys, when set, are the only host keys accepted (read
+	// from an EC2 instance's console output).
+	expectedHostKeys []ssh.PublicKey
 }
 
 func openSession(c *cli.Context, logName string) (*session, error) {
@@ -75,7 +79,7 @@ func (s *session) connConfig(c *cli.Context, t target, identity string) (remote.
 	}
 	pins := state.KnownHostsFile(s.stateDir)
 	hk := &remote.HostKeys{
-		KnownHosts: known, PinFile: pins, Strict: flagBool(c, "strict-host-key"),
+		KnownHosts: known, PinFile: pins, Strict: flagBool(c, "strict-host-key"), Expected: s.expectedHostKeys,
 		OnPin: func(host, fp string) {
 			s.ui.Printf("trusting %s on first use: host key %s (pinned in %s)", host, fp, pins)
 		},
@@ -84,8 +88,10 @@ func (s *session) connConfig(c *cli.Context, t target, identity string) (remote.
 	if hasFlag(c, "connect-timeout") {
 		retry = c.Duration("connect-timeout")
 	}
+	// A new EC2 instance refuses the key until cloud-init installed it.
+	retryAuth := c.Command.Name == "create" || c.Command.Name == "start"
 	return remote.Config{Host: t.Host, Port: t.Port, User: t.User, Auth: auth, HostKeys: hk,
-		RetryFor: retry, Log: s.logFile}, nil
+		RetryFor: retry, RetryAuth: retryAuth, Log: s.logFile}, nil
 }
 
 // The flag helpers read flags that not every command defines.

@@ -1,0 +1,240 @@
+package cloud
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/crypto/ssh"
+)
+
+// brokerInstance is the broker's one instance that is not terminated or
+// terminating.
+func (c *Cloud) brokerInstance(ctx context.Context, name string) (*types.Instance, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	insts, err := c.describeInstances(ctx, append(brokerFilters(name),
+		types.Filter{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}}))
+	if err != nil {
+		return nil, fmt.Errorf("find the instance of broker %s: %w", name, err)
+	}
+	switch len(insts) {
+	case 0:
+		return nil, fmt.Errorf("broker %s has no instance in %s (`kafkaup list` shows the brokers there)", name, c.Region)
+	case 1:
+		return &insts[0], nil
+	}
+	return nil, fmt.Errorf("broker %s has %d instances; destroy it and create it again", name, len(insts))
+}
+
+// Describe returns broker name's instance (with its Elastic IP, if any).
+func (c *Cloud) Describe(ctx context.Context, name string) (*Broker, error) {
+	inst, err := c.brokerInstance(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return c.brokerWithEIP(ctx, name, inst)
+}
+
+func (c *Cloud) brokerWithEIP(ctx context.Context, name string, inst *types.Instance) (*Broker, error) {
+	b := brokerFromInstance(*inst)
+	b.Name = name
+	out, err := c.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: []types.Filter{
+		{Name: aws.String("instance-id"), Values: []string{b.InstanceID}},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("find the elastic IP of %s: %w", b.InstanceID, advise(err))
+	}
+	if len(out.Addresses) > 0 {
+		b.setEIP(out.Addresses[0])
+	}
+	return &b, nil
+}
+
+// Stop stops broker name's instance and waits until it is stopped. Its
+// public IP goes away unless it has an Elastic IP.
+func (c *Cloud) Stop(ctx context.Context, name string) (*Broker, error) {
+	inst, err := c.brokerInstance(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	id := aws.ToString(inst.InstanceId)
+	if stateName(*inst) != "stopped" {
+		if _, err := c.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+			return nil, fmt.Errorf("stop broker %s (%s): %w", name, id, advise(err))
+		}
+		w := ec2.NewInstanceStoppedWaiter(c.EC2, func(o *ec2.InstanceStoppedWaiterOptions) {
+			o.MinDelay, o.MaxDelay = c.waiterMinDelay(), c.waiterMaxDelay()
+		})
+		if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, c.waitTimeout()); err != nil {
+			return nil, fmt.Errorf("wait for broker %s (%s) to stop: %w", name, id, advise(err))
+		}
+		c.logf("instance %s: stopped", id)
+	}
+	if inst, err = c.describeInstance(ctx, id); err != nil {
+		return nil, err
+	}
+	return c.brokerWithEIP(ctx, name, inst)
+}
+
+// Start starts broker name's instance and waits until it runs. Without an
+// Elastic IP it comes back with a new public IP.
+func (c *Cloud) Start(ctx context.Context, name string) (*Broker, error) {
+	inst, err := c.brokerInstance(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	id := aws.ToString(inst.InstanceId)
+	if s := stateName(*inst); s == "stopping" {
+		w := ec2.NewInstanceStoppedWaiter(c.EC2, func(o *ec2.InstanceStoppedWaiterOptions) {
+			o.MinDelay, o.MaxDelay = c.waiterMinDelay(), c.waiterMaxDelay()
+		})
+		if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, c.waitTimeout()); err != nil {
+			return nil, fmt.Errorf("wait for broker %s (%s) to finish stopping: %w", name, id, advise(err))
+		}
+	}
+	if stateName(*inst) != "running" {
+		if _, err := c.EC2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+			return nil, fmt.Errorf("start broker %s (%s): %w", name, id, advise(err))
+		}
+	}
+	if inst, err = c.waitRunning(ctx, id); err != nil {
+		return nil, fmt.Errorf("wait for broker %s (%s) to run: %w", name, id, advise(err))
+	}
+	return c.brokerWithEIP(ctx, name, inst)
+}
+
+const (
+	hostKeysBegin = "-----BEGIN SSH HOST KEY KEYS-----"
+	hostKeysEnd   = "-----END SSH HOST KEY KEYS-----"
+)
+
+// ParseConsoleHostKeys returns the SSH host keys from the last complete
+// "-----BEGIN SSH HOST KEY KEYS-----" block cloud-init writes to the serial
+// console. No (complete) block yet: nil, nil. Lines may end in "\r\n" and
+// carry a "ec2: " or kernel "[  12.3] " prefix; other lines interleaved in
+// the block are skipped, but a line that names a key type and does not
+// parse is an error, and so is a block with no key.
+func ParseConsoleHostKeys(consoleOutput string) ([]ssh.PublicKey, error) {
+	text := strings.ReplaceAll(consoleOutput, "\r", "")
+	end := strings.LastIndex(text, hostKeysEnd)
+	if end < 0 {
+		return nil, nil
+	}
+	begin := strings.LastIndex(text[:end], hostKeysBegin)
+	if begin < 0 {
+		return nil, nil
+	}
+	var keys []ssh.PublicKey
+	for _, line := range strings.Split(text[begin+len(hostKeysBegin):end], "\n") {
+		line = strings.TrimSpace(line)
+		i := keyTypeIndex(line)
+		if i < 0 {
+			continue
+		}
+		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line[i:]))
+		if err != nil {
+			return nil, fmt.Errorf("console host key line %q: %w", line, err)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("the console's SSH host key block holds no key")
+	}
+	return keys, nil
+}
+
+var hostKeyTypes = []string{"ssh-ed25519 ", "ecdsa-sha2-nistp256 ", "ecdsa-sha2-nistp384 ", "ecdsa-sha2-nistp521 ", "ssh-rsa ", "ssh-dss ",
+	"sk-ssh-ed25519@openssh.com ", "sk-ecdsa-sha2-nistp256@openssh.com "}
+
+func keyTypeIndex(line string) int {
+	best := -1
+	for _, t := range hostKeyTypes {
+		if i := strings.Index(line, t); i >= 0 && (best < 0 || i < best) {
+			best = i
+		}
+	}
+	return best
+}
+
+// ConsoleHostKeys reads the instance's console output and returns the
+// host keys cloud-init printed there; nil, nil while they are not there
+// yet (EC2 updates the console output a few minutes after boot).
+func (c *Cloud) ConsoleHostKeys(ctx context.Context, instanceID string) ([]ssh.PublicKey, error) {
+	out, err := c.EC2.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(instanceID)})
+	if err != nil {
+		return nil, fmt.Errorf("read the console output of %s: %w", instanceID, advise(err))
+	}
+	if aws.ToString(out.Output) == "" {
+		return nil, nil
+	}
+	text, err := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
+	if err != nil {
+		return nil, fmt.Errorf("decode the console output of %s: %w", instanceID, err)
+	}
+	keys, err := ParseConsoleHostKeys(string(text))
+	if err != nil {
+		return nil, fmt.Errorf("console output of %s: %w", instanceID, err)
+	}
+	return keys, nil
+}
+
+// DefaultCallerIPURL answers with the caller's public IPv4 address.
+const DefaultCallerIPURL = "https://checkip.amazonaws.com"
+
+// CallerIP asks url (default DefaultCallerIPURL) for this machine's public
+// IP address as the internet sees it. client nil: a client with a 10s
+// timeout. Use HostCIDR to turn it into the /32 to allow.
+func CallerIP(ctx context.Context, client *http.Client, url string) (string, error) {
+	if url == "" {
+		url = DefaultCallerIPURL
+	}
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	const advice = "pass the addresses to allow with --allow-cidr instead"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", fmt.Errorf("look up this machine's public IP at %s: %w", url, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("look up this machine's public IP at %s: %w; %s", url, err, advice)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256))
+	if err != nil {
+		return "", fmt.Errorf("look up this machine's public IP at %s: read the answer: %w; %s", url, err, advice)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("look up this machine's public IP at %s: %s; %s", url, resp.Status, advice)
+	}
+	s := strings.TrimSpace(string(body))
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return "", fmt.Errorf("look up this machine's public IP at %s: the answer %q is not an IP address; %s", url, s, advice)
+	}
+	return ip.String(), nil
+}
+
+// HostCIDR is the single-address CIDR of ip: /32 for IPv4, /128 for IPv6.
+func HostCIDR(ip string) (string, error) {
+	a := net.ParseIP(ip)
+	if a == nil {
+		return "", fmt.Errorf("%q is not an IP address", ip)
+	}
+	if a4 := a.To4(); a4 != nil {
+		return a4.String() + "/32", nil
+	}
+	return a.String() + "/128", nil
+}

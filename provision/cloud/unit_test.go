@@ -1,0 +1,250 @@
+package cloud
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/crypto/ssh"
+)
+
+const (
+	edKey    = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMFFcXXktwI4lNqxGSmk4AwZVU9dEdETDC7b6oTFnxl0 root@ip-172-31-0-4"
+	ecdsaKey = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBBs9blFlW86WtD5q/M6avpvwQ7Tl4TVpVcSCEmfwzn65Uy96xFQjEzD9iDf/Fsv0KOvNPEaAGW6KdfJY8qi9YP4= root@ip-172-31-0-4"
+)
+
+func TestParseConsoleHostKeys(t *testing.T) {
+	cloudInit := "[   10.1] cloud-init[812]: Cloud-init v. 24.1 running 'modules:final'\r\n" +
+		"ec2: #############################################################\r\n" +
+		"ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\r\n" +
+		"ec2: 256 SHA256:abc root@ip-172-31-0-4 (ED25519)\r\n" +
+		"ec2: -----END SSH HOST KEY FINGERPRINTS-----\r\n" +
+		"ec2: #############################################################\r\n" +
+		"-----BEGIN SSH HOST KEY KEYS-----\r\n" + ecdsaKey + "\r\n" + edKey + "\r\n-----END SSH HOST KEY KEYS-----\r\n" +
+		"[   11.0] cloud-init[812]: Cloud-init v. 24.1 finished\r\n"
+	keys, err := ParseConsoleHostKeys(cloudInit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[0].Type() != "ecdsa-sha2-nistp256" || keys[1].Type() != ssh.KeyAlgoED25519 {
+		t.Fatalf("keys %v", keys)
+	}
+
+	// Two boots: the last block wins; prefixes and interleaved lines.
+	twice := "-----BEGIN SSH HOST KEY KEYS-----\n" + ecdsaKey + "\n-----END SSH HOST KEY KEYS-----\n" +
+		"reboot\n-----BEGIN SSH HOST KEY KEYS-----\r\n[   3.2] random: crng init done\r\nec2: " + edKey + "\r\n-----END SSH HOST KEY KEYS-----\r\n"
+	keys, err = ParseConsoleHostKeys(twice)
+	if err != nil || len(keys) != 1 || keys[0].Type() != ssh.KeyAlgoED25519 {
+		t.Fatalf("last block: %v %v", keys, err)
+	}
+
+	for name, text := range map[string]string{
+		"no block":     "Linux version 2.6.16-xenU\nlogin:",
+		"begin only":   "-----BEGIN SSH HOST KEY KEYS-----\n" + edKey + "\n",
+		"end only":     edKey + "\n-----END SSH HOST KEY KEYS-----\n",
+		"empty string": "",
+	} {
+		if keys, err := ParseConsoleHostKeys(text); keys != nil || err != nil {
+			t.Errorf("%s: %v %v, want nil nil", name, keys, err)
+		}
+	}
+	for name, text := range map[string]string{
+		"bad key":     "-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAA!!notbase64 root@x\n-----END SSH HOST KEY KEYS-----\n",
+		"empty block": "-----BEGIN SSH HOST KEY KEYS-----\n\n-----END SSH HOST KEY KEYS-----\n",
+	} {
+		if _, err := ParseConsoleHostKeys(text); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+}
+
+// The local VM writes the same block as cloud-init (see
+// internal/testenv/vm/image/customize.sh); its serial log is used when the
+// VM image is cached.
+func TestParseConsoleHostKeysVMFixture(t *testing.T) {
+	const customize = "../../internal/testenv/vm/image/customize.sh"
+	data, err := os.ReadFile(customize)
+	if err != nil {
+		t.Skipf("no VM image script: %v", err)
+	}
+	if !strings.Contains(string(data), hostKeysBegin) || !strings.Contains(string(data), hostKeysEnd) {
+		t.Fatalf("%s no longer prints %q ... %q: the parser and the VM disagree", customize, hostKeysBegin, hostKeysEnd)
+	}
+}
+
+// fakeEC2 implements the methods a test sets; any other call panics.
+type fakeEC2 struct {
+	EC2API
+	consoleOutput func(*ec2.GetConsoleOutputInput) (*ec2.GetConsoleOutputOutput, error)
+}
+
+func (f *fakeEC2) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
+	return f.consoleOutput(in)
+}
+
+func TestConsoleHostKeys(t *testing.T) {
+	out := ""
+	c := &Cloud{EC2: &fakeEC2{consoleOutput: func(in *ec2.GetConsoleOutputInput) (*ec2.GetConsoleOutputOutput, error) {
+		if aws.ToString(in.InstanceId) != "i-1" {
+			t.Fatalf("instance %s", aws.ToString(in.InstanceId))
+		}
+		return &ec2.GetConsoleOutputOutput{Output: aws.String(out)}, nil
+	}}}
+	ctx := context.Background()
+	if keys, err := c.ConsoleHostKeys(ctx, "i-1"); keys != nil || err != nil {
+		t.Fatalf("no output yet: %v %v", keys, err)
+	}
+	out = base64.StdEncoding.EncodeToString([]byte("booting\r\n"))
+	if keys, err := c.ConsoleHostKeys(ctx, "i-1"); keys != nil || err != nil {
+		t.Fatalf("no block yet: %v %v", keys, err)
+	}
+	out = base64.StdEncoding.EncodeToString([]byte("-----BEGIN SSH HOST KEY KEYS-----\r\n" + edKey + "\r\n-----END SSH HOST KEY KEYS-----\r\n"))
+	keys, err := c.ConsoleHostKeys(ctx, "i-1")
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %v %v", keys, err)
+	}
+	out = "%%%"
+	if _, err := c.ConsoleHostKeys(ctx, "i-1"); err == nil {
+		t.Fatal("bad base64: want an error")
+	}
+}
+
+func TestCallerIP(t *testing.T) {
+	answer, status := "203.0.113.7\n", http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		w.Write([]byte(answer))
+	}))
+	defer srv.Close()
+	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") {
+		t.Fatalf("test server not on loopback: %s", srv.URL)
+	}
+	ctx := context.Background()
+	ip, err := CallerIP(ctx, srv.Client(), srv.URL)
+	if err != nil || ip != "203.0.113.7" {
+		t.Fatalf("%q %v", ip, err)
+	}
+	if cidr, err := HostCIDR(ip); err != nil || cidr != "203.0.113.7/32" {
+		t.Fatalf("HostCIDR: %q %v", cidr, err)
+	}
+	if cidr, err := HostCIDR("2001:db8::1"); err != nil || cidr != "2001:db8::1/128" {
+		t.Fatalf("HostCIDR v6: %q %v", cidr, err)
+	}
+	answer = "<html>captive portal</html>"
+	if _, err := CallerIP(ctx, srv.Client(), srv.URL); err == nil || !strings.Contains(err.Error(), "--allow-cidr") {
+		t.Fatalf("garbage answer: %v", err)
+	}
+	answer, status = "", http.StatusServiceUnavailable
+	if _, err := CallerIP(ctx, srv.Client(), srv.URL); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("503: %v", err)
+	}
+}
+
+func TestNewWithoutCredentialsOrRegion(t *testing.T) {
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_REGION", "AWS_DEFAULT_REGION"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1") // never reached: nothing may be called
+	ctx := context.Background()
+	_, err := New(ctx, "us-east-1")
+	if err == nil || !strings.Contains(err.Error(), "no usable AWS credentials") || !strings.Contains(err.Error(), "aws configure") {
+		t.Fatalf("no credentials: %v", err)
+	}
+	t.Logf("error: %v", err)
+	t.Setenv("AWS_ACCESS_KEY_ID", "x")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "y")
+	_, err = New(ctx, "")
+	if err == nil || !strings.Contains(err.Error(), "no AWS region") || !strings.Contains(err.Error(), "--region") {
+		t.Fatalf("no region: %v", err)
+	}
+	t.Logf("error: %v", err)
+	c, err := New(ctx, "eu-central-1")
+	if err != nil || c.Region != "eu-central-1" {
+		t.Fatalf("with env credentials: %v", err)
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, ok := range []string{"a", "demo", "kafka-1", "a" + strings.Repeat("b", 39)} {
+		if err := checkName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "1demo", "Demo", "demo_1", "demo-", "-demo", "de mo", "a" + strings.Repeat("b", 40), "démo"} {
+		if err := checkName(bad); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+}
+
+func TestDiffRules(t *testing.T) {
+	cidrs := []netip.Prefix{netip.MustParsePrefix("203.0.113.7/32"), netip.MustParsePrefix("2001:db8::/64")}
+	have := []rule{
+		{"tcp", 22, 22, "203.0.113.7/32"},      // keep
+		{"tcp", 22, 22, "0.0.0.0/0"},           // revoke: not wanted
+		{"tcp", 9092, 9092, "198.51.100.1/32"}, // revoke
+		{"tcp", 0, 65535, "203.0.113.7/32"},    // revoke: wider ports
+		{"-1", 0, 0, "sg:sg-1"},                // revoke: group source
+	}
+	revoke, add := diffRules(have, wantedRules(cidrs))
+	if got := joinRules(revoke); got != "-1/0 from sg:sg-1, tcp/0-65535 from 203.0.113.7/32, tcp/22 from 0.0.0.0/0, tcp/9092 from 198.51.100.1/32" {
+		t.Errorf("revoke %s", got)
+	}
+	if got := joinRules(add); got != "tcp/22 from 2001:db8::/64, tcp/9092 from 2001:db8::/64, tcp/9092 from 203.0.113.7/32" {
+		t.Errorf("add %s", got)
+	}
+	// Round trip through the SDK's shape.
+	var perms []rule
+	for _, r := range have {
+		p := r.permission()
+		perms = append(perms, rulesOf([]types.IpPermission{p})...)
+	}
+	if joinRules(perms) != joinRules(have) {
+		t.Errorf("round trip %s != %s", joinRules(perms), joinRules(have))
+	}
+}
+
+func TestCloseMatches(t *testing.T) {
+	names := []string{"t3.micro", "t3.small", "t3a.micro", "t2.micro", "m5.large", "c7g.xlarge"}
+	if got := closeMatches("t3.mucro", names, 3); len(got) == 0 || got[0] != "t3.micro" {
+		t.Errorf("t3.mucro -> %v", got)
+	}
+	if got := closeMatches("t3.huge", names, 5); strings.Join(got, ",") != "t3.small,t3.micro" && !strings.Contains(strings.Join(got, ","), "t3.micro") {
+		t.Errorf("t3.huge -> %v", got)
+	}
+	if got := closeMatches("zzzzzz", names, 5); len(got) != 0 {
+		t.Errorf("zzzzzz -> %v", got)
+	}
+	if got := closeMatches("us-east1", []string{"us-east-1", "us-east-2", "eu-west-1"}, 3); len(got) == 0 || got[0] != "us-east-1" {
+		t.Errorf("us-east1 -> %v", got)
+	}
+}
+
+func TestSamePublicKey(t *testing.T) {
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(edKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same, known := samePublicKey(strings.Replace(edKey, "root@ip-172-31-0-4", "other-comment", 1), k); !same || !known {
+		t.Error("same key with another comment")
+	}
+	if same, known := samePublicKey(ecdsaKey, k); same || !known {
+		t.Error("different key")
+	}
+	if _, known := samePublicKey("", k); known {
+		t.Error("no key from AWS: unknown")
+	}
+}

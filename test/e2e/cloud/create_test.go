@@ -1,0 +1,320 @@
+// Package cloud_test proves `kafkaup create`, `stop`/`start` and `destroy`
+// end to end: the EC2 API is moto's server on loopback, and the "instance"
+// is a real Debian VM under qemu, reached through Elastic IPs that moto
+// allocates at the VM's forwarded loopback addresses.
+package cloud_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/kafkaup/kafkaup/internal/testenv/kafkadist"
+	"github.com/kafkaup/kafkaup/internal/testenv/moto"
+	"github.com/kafkaup/kafkaup/internal/testenv/vm"
+	"github.com/kafkaup/kafkaup/provision/cloud"
+	"github.com/kafkaup/kafkaup/test/e2e/harness"
+)
+
+const name = "demo"
+
+type env struct {
+	moto      *moto.Server
+	cloud     *cloud.Cloud
+	ec2       *ec2.Client
+	vm        *vm.VM
+	cli       *harness.CLI
+	url       string
+	amiParam  string
+	eip, eip2 string // user-brought Elastic IPs at the VM's address and alias
+}
+
+func setup(t *testing.T) *env {
+	if testing.Short() {
+		t.Skip("end-to-end: moto and a VM under qemu (skipped with -short)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	e := &env{}
+	dist, err := kafkadist.Build(ctx, "4.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := kafkadist.StartMirror([]*kafkadist.Dist{dist}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mirror.Close() })
+	if e.moto, err = moto.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.moto.Close() })
+	if e.amiParam, _, err = e.moto.PutAMIParameters(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := e.moto.Config(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.cloud, err = cloud.NewFromConfig(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.ec2 = ec2.NewFromConfig(cfg)
+
+	img, err := vm.BuildImage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.vm, err = vm.Boot(ctx, img, vm.Options{Name: "e2e-create", Aliases: 1, Logf: t.Logf}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.vm.Close() })
+	if e.eip, err = e.moto.AllocateAddress(ctx, e.vm.Addr); err != nil {
+		t.Fatal(err)
+	}
+	if e.eip2, err = e.moto.AllocateAddress(ctx, e.vm.Aliases[0]); err != nil {
+		t.Fatal(err)
+	}
+	e.url = "http://" + e.vm.HostGateway + ":" + strconv.Itoa(mirror.Port(0)) + "/kafka/4.0.0/kafka_2.13-4.0.0.tgz"
+	dir := t.TempDir()
+	bin, err := harness.BuildCLI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.cli, err = harness.NewCLI(bin, dir, e.vm.KeyPath); err != nil {
+		t.Fatal(err)
+	}
+	e.cli.Env = e.moto.Env()
+	return e
+}
+
+// createArgs are the flags of a create that lands on the VM.
+func (e *env) createArgs(extra ...string) []string {
+	args := []string{"create", name, "--yes", "--eip-allocation", e.eip, "--allow-cidr", "127.0.0.1/32",
+		"--ssh-key", e.vm.KeyPath + ".pub", "--identity", e.vm.KeyPath, "--user", e.vm.User, "--address", "ip",
+		"--ami-parameter", e.amiParam, "--kafka-url", e.url}
+	return append(args, extra...)
+}
+
+// leftovers is everything in moto still tagged as kafkaup's.
+func (e *env) leftovers(ctx context.Context, t *testing.T) []string {
+	t.Helper()
+	var out []string
+	tagged := []ec2types.Filter{{Name: aws.String("tag-key"), Values: []string{cloud.TagManaged}}}
+	inst, err := e.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: tagged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range inst.Reservations {
+		for _, i := range r.Instances {
+			if i.State.Name != ec2types.InstanceStateNameTerminated {
+				out = append(out, "instance "+aws.ToString(i.InstanceId))
+			}
+		}
+	}
+	sgs, err := e.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: tagged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range sgs.SecurityGroups {
+		out = append(out, "security group "+aws.ToString(g.GroupId))
+	}
+	keys, err := e.ec2.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: tagged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys.KeyPairs {
+		out = append(out, "key pair "+aws.ToString(k.KeyName))
+	}
+	addrs, err := e.ec2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: tagged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs.Addresses {
+		out = append(out, "elastic ip "+aws.ToString(a.PublicIp))
+	}
+	return out
+}
+
+func TestCreateStopStartDestroy(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	run := func(args ...string) harness.Result { return e.cli.Run(ctx, args...) }
+	bootstrap := e.vm.Addr + ":9092"
+
+	t.Run("bad input creates nothing", func(t *testing.T) {
+		cases := []struct {
+			args []string
+			want string
+		}{
+			{e.createArgs("--region", "xx-nowhere-9"), "region"},
+			{append(e.createArgs()[:2], append([]string{"--allow-cidr", "10.0.0.300/32"}, e.createArgs()[2:]...)...), "10.0.0.300"},
+			{e.createArgs("--instance-type", "t3.gigantic"), "t3.gigantic"},
+			{append([]string{"create", "Bad_Name"}, e.createArgs()[2:]...), "Bad_Name"},
+			{e.createArgs("--heap", "lots"), "--heap"},
+			{e.createArgs("--ssh-key", "/nonexistent.pub"), "--ssh-key"},
+		}
+		for _, c := range cases {
+			r := run(c.args...)
+			if r.ExitCode == 0 || !strings.Contains(r.Stderr, c.want) {
+				t.Errorf("want a failure mentioning %q:\n%s", c.want, r)
+			}
+		}
+		// Missing credentials.
+		noCreds := &harness.CLI{Bin: e.cli.Bin, Home: e.cli.Home, Key: e.cli.Key, KnownHosts: e.cli.KnownHosts,
+			Env: append(append([]string{}, e.moto.Env()...), "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=")}
+		r := noCreds.Run(ctx, e.createArgs()...)
+		if r.ExitCode == 0 || !strings.Contains(strings.ToLower(r.Stderr), "credentials") {
+			t.Errorf("missing credentials:\n%s", r)
+		}
+		if left := e.leftovers(ctx, t); len(left) > 0 {
+			t.Fatalf("bad input created %v", left)
+		}
+	})
+
+	t.Run("dry run creates nothing", func(t *testing.T) {
+		r := run(e.createArgs("--dry-run")...)
+		harness.MustSucceed(t, r)
+		if !strings.Contains(r.Stdout, "Nothing was created") {
+			t.Errorf("dry run:\n%s", r.Stdout)
+		}
+		if left := e.leftovers(ctx, t); len(left) > 0 {
+			t.Fatalf("dry run created %v", left)
+		}
+	})
+
+	t.Run("create: broker answers at the public address", func(t *testing.T) {
+		r := run(e.createArgs("--topics", "orders,events")...)
+		harness.MustSucceed(t, r)
+		t.Logf("create:\n%s", r.Stderr)
+		if !strings.Contains(r.Stdout, "Bootstrap servers: "+bootstrap) || !strings.Contains(r.Stdout, "orders, events") {
+			t.Errorf("create output:\n%s", r.Stdout)
+		}
+		md, err := harness.KcatMetadata(ctx, bootstrap)
+		if err != nil || !strings.Contains(md, "broker 1 at "+bootstrap) || !strings.Contains(md, `topic "orders"`) {
+			t.Errorf("kcat -L: %v\n%s", err, md)
+		}
+		if err := harness.KcatProduce(ctx, bootstrap, "orders", "o1", "o2"); err != nil {
+			t.Fatal(err)
+		}
+		harness.MustSucceed(t, run("status", name))
+	})
+
+	t.Run("what AWS holds: tags, security group, IMDSv2, encrypted gp3", func(t *testing.T) {
+		found, err := e.cloud.Find(ctx, name)
+		if err != nil || len(found.Instances) != 1 || len(found.SecurityGroups) != 1 || len(found.KeyPairs) != 1 {
+			t.Fatalf("found %+v, %v", found, err)
+		}
+		sg, err := e.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{found.SecurityGroups[0].ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rules []string
+		for _, p := range sg.SecurityGroups[0].IpPermissions {
+			for _, r := range p.IpRanges {
+				rules = append(rules, aws.ToString(p.IpProtocol)+"/"+strconv.Itoa(int(aws.ToInt32(p.FromPort)))+"-"+strconv.Itoa(int(aws.ToInt32(p.ToPort)))+" "+aws.ToString(r.CidrIp))
+			}
+			if len(p.Ipv6Ranges) > 0 || len(p.UserIdGroupPairs) > 0 || len(p.PrefixListIds) > 0 {
+				t.Errorf("unexpected ingress %+v", p)
+			}
+		}
+		sort.Strings(rules)
+		if strings.Join(rules, ",") != "tcp/22-22 127.0.0.1/32,tcp/9092-9092 127.0.0.1/32" {
+			t.Errorf("ingress rules: %v", rules)
+		}
+		out, err := e.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{found.Instances[0].ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst := out.Reservations[0].Instances[0]
+		if inst.MetadataOptions == nil || inst.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired {
+			t.Errorf("IMDSv2 not required: %+v", inst.MetadataOptions)
+		}
+		vols, err := e.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []ec2types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{aws.ToString(inst.InstanceId)}}}})
+		if err != nil || len(vols.Volumes) == 0 {
+			t.Fatalf("volumes: %v", err)
+		}
+		if v := vols.Volumes[0]; v.VolumeType != ec2types.VolumeTypeGp3 || !aws.ToBool(v.Encrypted) {
+			t.Errorf("root volume %s encrypted=%v", v.VolumeType, aws.ToBool(v.Encrypted))
+		}
+		if aws.ToString(inst.PublicIpAddress) != e.vm.Addr {
+			t.Errorf("public IP %s, want the Elastic IP %s", aws.ToString(inst.PublicIpAddress), e.vm.Addr)
+		}
+	})
+
+	t.Run("rerunning create converges without creating more", func(t *testing.T) {
+		r := run(e.createArgs()...)
+		harness.MustSucceed(t, r)
+		if !strings.Contains(r.Stdout, "nothing changed") {
+			t.Errorf("rerun:\n%s", r)
+		}
+		found, _ := e.cloud.Find(ctx, name)
+		if len(found.Instances) != 1 || len(found.SecurityGroups) != 1 {
+			t.Errorf("rerun duplicated resources: %+v", found)
+		}
+	})
+
+	t.Run("stop and start with a new address: advertised listener follows, data kept", func(t *testing.T) {
+		r := run("stop", name)
+		harness.MustSucceed(t, r)
+		// The instance comes back at another address (as without an Elastic IP).
+		found, _ := e.cloud.Find(ctx, name)
+		if _, err := e.ec2.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{PublicIp: aws.String(e.vm.Addr)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ec2.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: aws.String(e.eip2), InstanceId: aws.String(found.Instances[0].ID)}); err != nil {
+			t.Fatal(err)
+		}
+		r = run("start", name)
+		harness.MustSucceed(t, r)
+		newBootstrap := e.vm.Aliases[0] + ":9092"
+		md, err := harness.KcatMetadata(ctx, newBootstrap)
+		if err != nil || !strings.Contains(md, "broker 1 at "+newBootstrap) {
+			t.Errorf("after start, kcat -L at %s: %v\n%s", newBootstrap, err, md)
+		}
+		got, err := harness.KcatConsumeAll(ctx, newBootstrap, "orders")
+		if err != nil || strings.Join(got, ",") != "o1,o2" {
+			t.Errorf("messages after start: %v, %v", got, err)
+		}
+		r = run("env", name)
+		if strings.TrimSpace(r.Stdout) != "KAFKA_BOOTSTRAP_SERVERS="+newBootstrap {
+			t.Errorf("env after start: %q", r.Stdout)
+		}
+	})
+
+	t.Run("destroy works without the local state and leaves nothing", func(t *testing.T) {
+		if err := os.Remove(filepath.Join(e.cli.Home, "brokers", name+".json")); err != nil {
+			t.Fatal(err)
+		}
+		r := run("destroy", name, "--dry-run")
+		harness.MustSucceed(t, r)
+		if !strings.Contains(r.Stdout, "instance") || !strings.Contains(r.Stdout, "Dry run") {
+			t.Errorf("destroy --dry-run:\n%s", r.Stdout)
+		}
+		harness.MustFail(t, run("destroy", name), 2, "--yes")
+		harness.MustSucceed(t, run("destroy", name, "--yes"))
+		if left := e.leftovers(ctx, t); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+		// The user's own Elastic IPs are never released.
+		addrs, err := e.ec2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{e.eip, e.eip2}})
+		if err != nil || len(addrs.Addresses) != 2 {
+			t.Errorf("user Elastic IPs: %v, %v", addrs, err)
+		}
+		r = run("destroy", name, "--yes")
+		harness.MustSucceed(t, r)
+		if !strings.Contains(r.Stdout, "Nothing of broker demo is left") {
+			t.Errorf("second destroy:\n%s", r.Stdout)
+		}
+	})
+}
