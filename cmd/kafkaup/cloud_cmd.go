@@ -211,14 +211,20 @@ func (s *session) provisionInstance(c *cli.Context, cl *cloud.Cloud, rec *state.
 	if b.EIPOwned {
 		rec.EC2.EIPAllocationID = b.EIPAllocationID
 	}
-	spec.AdvertisedHost = b.PublicIP
-	if rec.EC2.AddressKind == "dns" && b.PublicDNS != "" {
-		spec.AdvertisedHost = b.PublicDNS
+	if !c.IsSet("advertised-host") {
+		spec.AdvertisedHost = b.PublicIP
+		if rec.EC2.AddressKind == "dns" && b.PublicDNS != "" {
+			spec.AdvertisedHost = b.PublicDNS
+		}
 	}
-	rememberSpec(rec, spec, flagString(c, "swap"))
-	if rec.Swap == "" {
-		rec.Swap = "2G"
+	swap := rec.Swap
+	if c.IsSet("swap") || swap == "" {
+		swap = flagString(c, "swap")
 	}
+	if swap == "" {
+		swap = "2G"
+	}
+	rememberSpec(rec, spec, swap)
 	t := target{Host: rec.Host, Port: rec.Port, User: rec.User}
 	keys, err := cl.ConsoleHostKeys(c.Context, b.InstanceID)
 	if err != nil {

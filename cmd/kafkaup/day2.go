@@ -72,6 +72,7 @@ func (s *session) dialBroker(c *cli.Context, b *broker) (*remote.Client, error) 
 func reprovisionCommand() *cli.Command {
 	flags := append(specFlags(), connFlags()...)
 	flags = append(flags, outputFlags()...)
+	flags = append(flags, regionFlag())
 	flags = append(flags, &cli.BoolFlag{Name: "skip-verify", Usage: "do not produce and consume from this machine at the end"})
 	return &cli.Command{
 		Name:      "reprovision",
@@ -100,6 +101,22 @@ func reprovisionCommand() *cli.Command {
 			spec, err := buildSpec(c, b.target.Host, &b.rec)
 			if err != nil {
 				return err
+			}
+			if b.rec.EC2 != nil {
+				// The instance's public address may have changed (stop/start
+				// without an Elastic IP): ask EC2, then converge there.
+				cl, err := newCloud(c, s, b.rec)
+				if err != nil {
+					return err
+				}
+				inst, err := cl.Describe(c.Context, b.rec.Name)
+				if err != nil {
+					return s.wrap(err)
+				}
+				if inst.State != "running" {
+					return fmt.Errorf("the instance of %s is %s: run kafkaup start %s", b.rec.Name, inst.State, b.rec.Name)
+				}
+				return s.provisionInstance(c, cl, &b.rec, inst, spec)
 			}
 			swap := b.rec.Swap
 			if c.IsSet("swap") || swap == "" {
