@@ -39,3 +39,15 @@ apt_get() {
 sha256_of() {
   if [ -f "$1" ]; then sha256sum "$1" | cut -d' ' -f1; else echo -; fi
 }
+
+# one_at_a_time makes runs of the same script on this host wait for each
+# other: a run cut off from kafkaup (lost connection) may still be working
+# when the user reruns, and the rerun must not race it.
+one_at_a_time() {
+  local dir=${LOCK_DIR:-/run/lock}
+  mkdir -p "$dir"
+  exec 9>"$dir/kafkaup-$1.lock"
+  if ! flock -w "${LOCK_WAIT:-900}" 9; then
+    die "another kafkaup run of $1 is still working on this host after ${LOCK_WAIT:-900}s; wait for it to finish and rerun"
+  fi
+}

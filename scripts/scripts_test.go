@@ -1,6 +1,7 @@
 package scripts
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -98,5 +99,38 @@ func TestShellcheck(t *testing.T) {
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s: shellcheck:\n%s", s.ScriptName(), msg)
 		}
+	}
+}
+
+func TestMutatingScriptsTakeTheirLock(t *testing.T) {
+	for _, s := range samples {
+		out, _ := Render(s)
+		locks := strings.Contains(string(out), "\none_at_a_time '")
+		if locks == readOnly[s.ScriptName()] {
+			t.Errorf("%s: lock taken = %v", s.ScriptName(), locks)
+		}
+	}
+}
+
+// TestLockSerializesRuns runs two copies of a locked script at once and
+// checks the second waited for the first.
+func TestLockSerializesRuns(t *testing.T) {
+	lib, _ := files.ReadFile("lib.sh")
+	dir := t.TempDir()
+	script := "set -euo pipefail\nLOCK_DIR=" + dir + "\n" + string(lib) +
+		"\none_at_a_time swap\necho start >>" + dir + "/log; sleep 0.5; echo end >>" + dir + "/log\n"
+	a := exec.Command("bash", "-c", script)
+	b := exec.Command("bash", "-c", script)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a.Wait()
+	b.Wait()
+	log, _ := os.ReadFile(dir + "/log")
+	if string(log) != "start\nend\nstart\nend\n" {
+		t.Errorf("runs interleaved:\n%s", log)
 	}
 }
