@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # End-to-end tests boot VMs under software emulation: give them time.
 TEST_TIMEOUT ?= 60m
 
-.PHONY: build test test-deps unit e2e bench demo lint clean
+.PHONY: build test test-deps unit e2e test-harness bench demo clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/kafkaup
@@ -26,6 +26,10 @@ unit:
 
 e2e: test-deps
 	$(GO) test -p 2 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
+
+# The test harness's own VM self-test (boot, reboot, forwarding, console).
+test-harness: test-deps
+	KAFKAUP_VM_SELFTEST=1 $(GO) test -v -timeout $(TEST_TIMEOUT) ./internal/testenv/...
 
 bench: test-deps
 	$(GO) run ./test/bench

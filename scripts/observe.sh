@@ -96,4 +96,15 @@ else
   fact service_active "$([ -n "$pid" ] && echo 1 || echo 0)"
   fact broker_pid "${pid:-0}"
 fi
-fact restart_pending "$([ -f "$STATE_DIR/restart-pending" ] && echo 1 || echo 0)"
+# A change is pending when the marker is newer than the running broker: a
+# broker started after the last change (by a run that was cut off before it
+# could clear the marker) already runs with it.
+pending=0
+if [ -f "$STATE_DIR/restart-pending" ]; then
+  pending=1
+  if [ "${pid:-0}" != 0 ] && [ -d "/proc/$pid" ] &&
+    [ "$(stat -c %Y "/proc/$pid")" -gt "$(stat -c %Y "$STATE_DIR/restart-pending")" ]; then
+    pending=0
+  fi
+fi
+fact restart_pending "$pending"

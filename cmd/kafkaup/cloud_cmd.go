@@ -101,6 +101,11 @@ func runCreate(c *cli.Context) error {
 	if p.req.SSHPublicKey, p.identity, err = sshKeyFlags(c.String("ssh-key"), c.String("identity")); err != nil {
 		return err
 	}
+	if err := cloud.ValidateLocal(c.String("region"), p.req); err != nil {
+		if len(p.req.AllowCIDRs) > 0 || !strings.Contains(err.Error(), "allow at least one CIDR") {
+			return &usageError{err.Error()}
+		}
+	}
 
 	s, err := openSession(c, "create-"+name)
 	if err != nil {

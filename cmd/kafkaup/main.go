@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"os/signal"
 	"syscall"
 
@@ -60,19 +62,27 @@ func newApp() *cli.App {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	os.Exit(run(ctx, os.Args, os.Stdout, os.Stderr))
+}
+
+// run runs the app with args and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp()
-	err := app.RunContext(ctx, flagsFirst(app, os.Args))
-	os.Exit(exitCode(err))
+	app.Writer, app.ErrWriter = stdout, stderr
+	return exitCode(app.RunContext(ctx, flagsFirst(app, args)), stderr)
 }
 
 // exitCode prints the error and maps it to 0 success, 1 failure, 2 usage.
-func exitCode(err error) int {
+func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
 	var remoteStatus exitStatus
 	if !errors.As(err, &remoteStatus) {
-		fmt.Fprintf(os.Stderr, "kafkaup: %v\n", err)
+		fmt.Fprintf(stderr, "kafkaup: %v\n", err)
+	}
+	if strings.HasPrefix(err.Error(), "Required flag") {
+		return 2
 	}
 	var usage *usageError
 	switch {

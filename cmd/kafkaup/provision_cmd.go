@@ -244,7 +244,10 @@ func buildSpec(c *cli.Context, sshHost string, rec *state.Broker) (provision.Spe
 		}
 	}
 	if s.Source.LocalTarball != "" {
-		s.Source.URL = ""
+		if c.IsSet("kafka-url") {
+			return s, usagef("--kafka-url and --kafka-tarball both given: choose one source")
+		}
+		s.Source.URL = "" // a recorded mirror gives way to the tarball
 		if err := checkLocalTarball(&s); err != nil {
 			return s, err
 		}

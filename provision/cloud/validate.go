@@ -446,3 +446,16 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// ValidateLocal checks everything that needs no AWS call (the name, sizes,
+// the shape of ids, the CIDRs, the region's name), so such mistakes are
+// reported before credentials are even looked up.
+func ValidateLocal(region string, req CreateRequest) error {
+	if region != "" {
+		if err := checkRegionName(region); err != nil {
+			return err
+		}
+	}
+	p := &plan{req: req}
+	return p.checkLocal()
+}
