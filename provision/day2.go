@@ -71,7 +71,7 @@ func ControlBroker(ctx context.Context, h Host, s Spec, action string) error {
 		return fmt.Errorf("unknown broker action %q: use start, stop or restart", action)
 	}
 	script, err := scripts.Render(scripts.Service{Action: action, Service: s.Service, KafkaHome: s.KafkaHome(), Config: s.ConfigFile(),
-		EnvFile: s.EnvFile(), LogDir: s.LogDir, StateDir: s.StateDir, StartTimeout: StartTimeout, StopTimeout: StopTimeout})
+		EnvFile: s.EnvFile(), LogDir: s.LogDir, StateDir: s.StateDir, BrokerPort: s.BrokerPort, StartTimeout: StartTimeout, StopTimeout: StopTimeout})
 	if err != nil {
 		return err
 	}

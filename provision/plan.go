@@ -265,7 +265,7 @@ func swapNeeded(s Spec, f Facts) string {
 
 func serviceStep(s Spec, f Facts, changed bool) (Step, bool) {
 	in := scripts.Service{Service: s.Service, KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), EnvFile: s.EnvFile(),
-		LogDir: s.LogDir, StateDir: s.StateDir, StartTimeout: StartTimeout, StopTimeout: StopTimeout}
+		LogDir: s.LogDir, StateDir: s.StateDir, BrokerPort: s.BrokerPort, StartTimeout: StartTimeout, StopTimeout: StopTimeout}
 	how := "as a systemd service"
 	if !f.Systemd {
 		how = "with kafka-server-start.sh -daemon (no systemd)"

@@ -91,6 +91,7 @@ type Service struct {
 	EnvFile      string `sh:"ENV_FILE"`
 	LogDir       string `sh:"LOG_DIR"`
 	StateDir     string `sh:"STATE_DIR"`
+	BrokerPort   int    `sh:"BROKER_PORT"`
 	StartTimeout int    `sh:"START_TIMEOUT"`
 	StopTimeout  int    `sh:"STOP_TIMEOUT"`
 }

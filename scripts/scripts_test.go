@@ -20,7 +20,7 @@ var samples = []Script{
 	Topics{Action: "create", Topic: "t", Partitions: 3, ReplicationFactor: 1, Configs: []string{"retention.ms=1"}, KafkaHome: "/opt/kafka/current", Bootstrap: "localhost:9092"},
 	Status{Service: "kafka", InstallDir: "/opt/kafka", DataDir: "/var/lib/kafka/data"},
 	Logs{Service: "kafka", LogDir: "/var/log/kafka", Lines: 100, Follow: true},
-	Service{Action: "start", Service: "kafka", KafkaHome: "/opt/kafka/current", Config: "/c", EnvFile: "/e", LogDir: "/l", StateDir: "/s", StartTimeout: 300, StopTimeout: 300},
+	Service{Action: "start", Service: "kafka", KafkaHome: "/opt/kafka/current", Config: "/c", EnvFile: "/e", LogDir: "/l", StateDir: "/s", BrokerPort: 9092, StartTimeout: 300, StopTimeout: 300},
 }
 
 func TestQuote(t *testing.T) {

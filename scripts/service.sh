@@ -4,12 +4,23 @@
 # an enabled unit; without systemd it runs as a daemon that will not survive
 # a reboot.
 # Inputs: ACTION (start|restart|stop), SERVICE, KAFKA_HOME, CONFIG, ENV_FILE,
-# LOG_DIR, STATE_DIR, START_TIMEOUT, STOP_TIMEOUT.
+# LOG_DIR, STATE_DIR, BROKER_PORT, START_TIMEOUT, STOP_TIMEOUT.
 
 server_log="$LOG_DIR/server.log"
 offset=$(stat -c %s "$server_log" 2>/dev/null || echo 0)
 
+# A broker already running when a plain start was asked for logged its
+# "started" line before this script looked: for it, serving on its port is
+# the sign (it may still be starting, after a run that was cut off).
+was_running=$([ -n "$(broker_pids)" ] && echo 1 || echo 0)
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; }
+
 started() {
+  if [ "$ACTION" = start ] && [ "$was_running" = 1 ]; then
+    listening
+    return
+  fi
   local size
   size=$(stat -c %s "$server_log" 2>/dev/null || echo 0)
   if [ "$size" -lt "$offset" ]; then offset=0; fi # the log rolled over
@@ -69,7 +80,7 @@ else
       cd /
       exec setsid runuser -u kafka -- env KAFKA_HEAP_OPTS="$KAFKA_HEAP_OPTS" LOG_DIR="$LOG_DIR" \
         "$2/bin/kafka-server-start.sh" -daemon "$3" </dev/null >/dev/null 2>&1
-    ' kafkaup-start "$ENV_FILE" "$KAFKA_HOME" "$CONFIG"
+    ' kafkaup-start "$ENV_FILE" "$KAFKA_HOME" "$CONFIG" 9>&- # the daemon must not keep this script's lock
   fi
 fi
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -51,7 +52,7 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 func Verify(ctx context.Context, bootstrap string, timeout time.Duration) (*Verification, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := probe(ctx, bootstrap); err != nil {
+	if err := waitListening(ctx, bootstrap, 2*time.Minute); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -142,4 +143,22 @@ func probe(ctx context.Context, addr string) error {
 		}
 	}
 	return &UnreachableError{Addr: addr, Err: last}
+}
+
+// waitListening is probe for a broker that may still be starting: a refused
+// connection (the host answers, nothing listens yet) is retried for up to
+// refusedFor; other failures (time-outs: a firewall) as probe does.
+func waitListening(ctx context.Context, addr string, refusedFor time.Duration) error {
+	deadline := time.Now().Add(refusedFor)
+	for {
+		err := probe(ctx, addr)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
