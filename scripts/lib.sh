@@ -21,6 +21,15 @@ broker_pids() {
   done
 }
 
+# installed_version prints the Kafka version INSTALL_DIR/current points at
+# (empty when none).
+installed_version() {
+  local target
+  [ -L "$1/current" ] || return 0
+  target=$(basename "$(readlink "$1/current")")
+  printf '%s\n' "${target#kafka_*-}"
+}
+
 # have tells whether a command exists.
 have() { command -v "$1" >/dev/null 2>&1; }
 

@@ -45,11 +45,7 @@ if have java; then
 fi
 fact java_major "${java_major:-0}"
 
-current=
-if [ -L "$INSTALL_DIR/current" ]; then
-  current=$(basename "$(readlink "$INSTALL_DIR/current")")
-  current=${current#kafka_*-}
-fi
+current=$(installed_version "$INSTALL_DIR")
 fact kafka_current "$current"
 if [ -n "$current" ] && [ -f "$INSTALL_DIR/current/.kafkaup-sha512" ]; then
   fact kafka_current_sha512 "$(cat "$INSTALL_DIR/current/.kafkaup-sha512")"

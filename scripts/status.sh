@@ -31,11 +31,7 @@ if [ "$pid" != 0 ] && [ -r "/proc/$pid/cmdline" ]; then
   rss=$(awk '/^VmRSS:/ {printf "%.0f", $2 * 1024}' "/proc/$pid/status" 2>/dev/null) || rss=
   fact rss_bytes "${rss:-0}"
 fi
-current=
-if [ -L "$INSTALL_DIR/current" ]; then
-  current=$(basename "$(readlink "$INSTALL_DIR/current")")
-  current=${current#kafka_*-}
-fi
+current=$(installed_version "$INSTALL_DIR")
 fact kafka_version "$current"
 fact swap_total_bytes "$(awk 'NR > 1 {t += $3} END {printf "%.0f", t * 1024}' /proc/swaps)"
 fact swap_used_bytes "$(awk 'NR > 1 {u += $4} END {printf "%.0f", u * 1024}' /proc/swaps)"

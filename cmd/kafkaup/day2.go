@@ -69,6 +69,26 @@ func (s *session) dialBroker(c *cli.Context, b *broker) (*remote.Client, error) 
 	return s.dial(c, b.target, b.rec.Identity)
 }
 
+// onHost runs fn logged in to the host of the broker named by the first
+// argument.
+func onHost(c *cli.Context, logName string, fn func(s *session, b *broker, client *remote.Client) error) error {
+	s, err := openSession(c, logName+"-"+c.Args().First())
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	b, err := loadBroker(c, s)
+	if err != nil {
+		return err
+	}
+	client, err := s.dialBroker(c, b)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	return fn(s, b, client)
+}
+
 func reprovisionCommand() *cli.Command {
 	flags := append(specFlags(), connFlags()...)
 	flags = append(flags, outputFlags()...)
@@ -260,32 +280,20 @@ func logsCommand() *cli.Command {
 			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 100, Usage: "how many recent lines to print first"},
 		},
 		Action: func(c *cli.Context) error {
-			s, err := openSession(c, "logs-"+c.Args().First())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			b, err := loadBroker(c, s)
-			if err != nil {
-				return err
-			}
 			if c.Int("lines") < 0 {
 				return usagef("--lines must be 0 or more")
 			}
-			client, err := s.dialBroker(c, b)
-			if err != nil {
+			return onHost(c, "logs", func(s *session, b *broker, client *remote.Client) error {
+				script, err := provision.LogsScript(b.spec, c.Int("lines"), c.Bool("follow"))
+				if err != nil {
+					return err
+				}
+				err = client.StreamScript(c.Context, "logs", script, c.App.Writer)
+				if c.Context.Err() != nil {
+					return nil // interrupted -f: the normal way to stop
+				}
 				return err
-			}
-			defer client.Close()
-			script, err := provision.LogsScript(b.spec, c.Int("lines"), c.Bool("follow"))
-			if err != nil {
-				return err
-			}
-			err = client.StreamScript(c.Context, "logs", script, c.App.Writer)
-			if c.Context.Err() != nil {
-				return nil // interrupted -f: the normal way to stop
-			}
-			return err
+			})
 		},
 	}
 }
@@ -366,27 +374,15 @@ func brokerCommand() *cli.Command {
 			Usage:     usage,
 			UsageText: "kafkaup broker " + action + " NAME",
 			Action: func(c *cli.Context) error {
-				s, err := openSession(c, "broker-"+action+"-"+c.Args().First())
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				b, err := loadBroker(c, s)
-				if err != nil {
-					return err
-				}
-				client, err := s.dialBroker(c, b)
-				if err != nil {
-					return err
-				}
-				defer client.Close()
-				start := time.Now()
-				if err := provision.ControlBroker(c.Context, client, b.spec, action); err != nil {
-					return s.wrap(err)
-				}
-				past := map[string]string{"start": "started", "stop": "stopped", "restart": "restarted"}[action]
-				fmt.Fprintf(c.App.Writer, "broker %s %s in %s\n", b.rec.Name, past, time.Since(start).Round(100*time.Millisecond))
-				return nil
+				return onHost(c, "broker-"+action, func(s *session, b *broker, client *remote.Client) error {
+					start := time.Now()
+					if err := provision.ControlBroker(c.Context, client, b.spec, action); err != nil {
+						return s.wrap(err)
+					}
+					past := map[string]string{"start": "started", "stop": "stopped", "restart": "restarted"}[action]
+					fmt.Fprintf(c.App.Writer, "broker %s %s in %s\n", b.rec.Name, past, time.Since(start).Round(100*time.Millisecond))
+					return nil
+				})
 			},
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/provision/remote"
 	"github.com/kafkaup/kafkaup/scripts"
 )
 
@@ -313,22 +314,10 @@ func consumeCommand() *cli.Command {
 
 // topicsViaSSH runs the broker's own kafka-topics.sh on its host.
 func topicsViaSSH(c *cli.Context, action, topic string, partitions, rf int, configs []string) error {
-	s, err := openSession(c, "topics-"+c.Args().First())
-	if err != nil {
+	return onHost(c, "topics", func(s *session, b *broker, client *remote.Client) error {
+		out, err := provision.TopicsOnHost(c.Context, client, b.spec, scripts.Topics{Action: action, Topic: topic,
+			Partitions: partitions, ReplicationFactor: rf, Configs: configs})
+		c.App.Writer.Write(out)
 		return err
-	}
-	defer s.Close()
-	b, err := loadBroker(c, s)
-	if err != nil {
-		return err
-	}
-	client, err := s.dialBroker(c, b)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	out, err := provision.TopicsOnHost(c.Context, client, b.spec, scripts.Topics{Action: action, Topic: topic,
-		Partitions: partitions, ReplicationFactor: rf, Configs: configs})
-	c.App.Writer.Write(out)
-	return err
+	})
 }
