@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -47,17 +48,28 @@ func (e *UnreachableError) Error() string {
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
-// Verify connects to bootstrap, creates the verify topic if needed, produces
-// one record with a fresh nonce and consumes it back.
+// Verify connects to bootstrap over PLAINTEXT, creates the verify topic if
+// needed, produces one record with a fresh nonce and consumes it back.
 func Verify(ctx context.Context, bootstrap string, timeout time.Duration) (*Verification, error) {
+	return VerifyWith(ctx, bootstrap, timeout, Auth{})
+}
+
+// VerifyWith is Verify with authentication (TLS and/or SASL/SCRAM-SHA-512,
+// see Auth). A failure the security settings explain is a *TLSError, an
+// *AuthError or a *PlaintextRefusedError.
+func VerifyWith(ctx context.Context, bootstrap string, timeout time.Duration, a Auth) (*Verification, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := waitListening(ctx, bootstrap, 2*time.Minute); err != nil {
+	cn := conn{bootstrap: bootstrap, auth: a}
+	base, err := cn.opts()
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
+	}
+	if err := waitListening(ctx, bootstrap, time.Minute); err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.DialTimeout(10*time.Second),
-		kgo.RequestRetries(5), kgo.RetryTimeout(30*time.Second), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := kgo.NewClient(append(slices.Clip(base), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
 	}
@@ -66,6 +78,9 @@ func Verify(ctx context.Context, bootstrap string, timeout time.Duration) (*Veri
 
 	meta, err := adm.BrokerMetadata(ctx)
 	if err != nil {
+		if cerr := classify(bootstrap, a, err); cerr != nil {
+			return nil, cerr
+		}
 		return nil, fmt.Errorf("ask %s for cluster metadata: %w", bootstrap, err)
 	}
 	v := &Verification{Bootstrap: bootstrap, ClusterID: meta.Cluster, Topic: VerifyTopic}
@@ -90,8 +105,8 @@ func Verify(ctx context.Context, bootstrap string, timeout time.Duration) (*Veri
 	}
 	v.Partition, v.Offset = rec.Partition, rec.Offset
 
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.DialTimeout(10*time.Second),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{VerifyTopic: {rec.Partition: kgo.NewOffset().At(rec.Offset)}}))
+	consumer, err := kgo.NewClient(append(slices.Clip(base),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{VerifyTopic: {rec.Partition: kgo.NewOffset().At(rec.Offset)}}))...)
 	if err != nil {
 		return v, fmt.Errorf("kafka consumer for %s: %w", bootstrap, err)
 	}
