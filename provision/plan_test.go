@@ -268,3 +268,21 @@ func TestClusterIDFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestDownloadSources(t *testing.T) {
+	s := testSpec()
+	want := []string{"https://dlcdn.apache.org/kafka/4.0.0/kafka_2.13-4.0.0.tgz", "https://archive.apache.org/dist/kafka/4.0.0/kafka_2.13-4.0.0.tgz"}
+	if got := s.DownloadURLs(); !reflect.DeepEqual(got, want) {
+		t.Errorf("default sources %v", got)
+	}
+	if got := s.SHA512URLs(); got[0] != "https://archive.apache.org/dist/kafka/4.0.0/kafka_2.13-4.0.0.tgz.sha512" {
+		t.Errorf("checksum from %v; the archive keeps every release and comes first", got)
+	}
+	s.Source.URL = "http://mirror.internal/kafka/4.0.0/kafka_2.13-4.0.0.tgz"
+	if got := s.DownloadURLs(); !reflect.DeepEqual(got, []string{s.Source.URL}) {
+		t.Errorf("mirror sources %v", got)
+	}
+	if got := s.SHA512URLs(); !reflect.DeepEqual(got, []string{s.Source.URL + ".sha512"}) {
+		t.Errorf("mirror checksum %v", got)
+	}
+}

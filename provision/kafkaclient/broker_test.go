@@ -39,8 +39,11 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if theBroker != nil {
-		if err := theBroker.stop(); err != nil {
+	for _, b := range []*testBroker{theBroker, theSecureBroker} {
+		if b == nil {
+			continue
+		}
+		if err := b.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stop test broker:", err)
 			if code == 0 {
 				code = 1
@@ -70,6 +73,33 @@ func broker(t *testing.T) *testBroker {
 }
 
 func startBroker() (*testBroker, error) {
+	return startKafka(func(b *testBroker) ([]string, error) {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		b.Bootstrap = fmt.Sprintf("127.0.0.1:%d", port)
+		return []string{
+			fmt.Sprintf("controller.quorum.bootstrap.servers=127.0.0.1:%d", cport),
+			fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", port, cport),
+			fmt.Sprintf("advertised.listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", port, cport),
+			"inter.broker.listener.name=PLAINTEXT",
+			"controller.listener.names=CONTROLLER",
+			"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+		}, nil
+	})
+}
+
+// startKafka unpacks Kafka 4.0.0 into a fresh directory, writes a
+// server.properties of node 1 in combined mode from the lines configure
+// returns (listeners and security; configure may write files into b.dir
+// and must set b.Bootstrap) plus the common lines below, formats the
+// storage and starts the broker.
+func startKafka(configure func(b *testBroker) ([]string, error)) (*testBroker, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	d, err := kafkadist.Build(ctx, "4.0.0")
@@ -93,30 +123,20 @@ func startBroker() (*testBroker, error) {
 	}
 	home := filepath.Join(dir, "kafka_2.13-4.0.0")
 
-	port, err := freePort()
-	if err != nil {
-		return fail(err)
-	}
-	cport, err := freePort()
-	if err != nil {
-		return fail(err)
-	}
 	id := make([]byte, 16)
 	rand.Read(id)
 	b.ClusterID = base64.RawURLEncoding.EncodeToString(id)
-	b.Bootstrap = fmt.Sprintf("127.0.0.1:%d", port)
+	listeners, err := configure(b)
+	if err != nil {
+		return fail(err)
+	}
 
 	props := filepath.Join(dir, "server.properties")
-	text := strings.Join([]string{
+	text := strings.Join(append(append([]string{
 		"process.roles=broker,controller",
 		"node.id=1",
-		fmt.Sprintf("controller.quorum.bootstrap.servers=127.0.0.1:%d", cport),
-		fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", port, cport),
-		fmt.Sprintf("advertised.listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", port, cport),
-		"inter.broker.listener.name=PLAINTEXT",
-		"controller.listener.names=CONTROLLER",
-		"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-		"log.dirs=" + filepath.Join(dir, "data"),
+	}, listeners...),
+		"log.dirs="+filepath.Join(dir, "data"),
 		"num.partitions=1",
 		"offsets.topic.replication.factor=1",
 		"offsets.topic.num.partitions=1",
@@ -129,7 +149,7 @@ func startBroker() (*testBroker, error) {
 		// auto-create a missing topic even when the broker would.
 		"auto.create.topics.enable=true",
 		"",
-	}, "\n")
+	), "\n")
 	if err := os.WriteFile(props, []byte(text), 0o644); err != nil {
 		return fail(err)
 	}

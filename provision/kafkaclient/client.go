@@ -21,6 +21,10 @@ type Client struct {
 	bootstrap string
 	cl        *kgo.Client
 	adm       *kadm.Client
+	// conn is how the client reached the broker, for the extra kgo
+	// clients it makes (consumers). The zero value means PLAINTEXT over a
+	// net.Dialer to bootstrap.
+	conn conn
 }
 
 // clientOpts are the options every kgo client of this package starts from.
@@ -34,26 +38,53 @@ func clientOpts(bootstrap string) []kgo.Opt {
 	}
 }
 
-// Dial connects to the broker at bootstrap (host:port). It first opens a
-// plain TCP connection, so that a closed port or a firewall shows up as an
-// *UnreachableError with advice; then it asks for cluster metadata and checks
-// that the addresses the broker advertises are reachable too (an
-// *AdvertisedError when they are not).
+// kgoOpts are the options for another kgo client to the same broker, with
+// the same security settings and dialer.
+func (c *Client) kgoOpts() ([]kgo.Opt, error) {
+	if c.conn.bootstrap == "" {
+		return clientOpts(c.bootstrap), nil
+	}
+	return c.conn.opts()
+}
+
+// Dial connects to the broker at bootstrap (host:port) over PLAINTEXT. It
+// first opens a plain TCP connection, so that a closed port or a firewall
+// shows up as an *UnreachableError with advice; then it asks for cluster
+// metadata and checks that the addresses the broker advertises are
+// reachable too (an *AdvertisedError when they are not). DialWith is Dial
+// with TLS and SASL; DialVia is Dial through a custom dialer.
 func Dial(ctx context.Context, bootstrap string) (*Client, error) {
+	return dialConn(ctx, conn{bootstrap: bootstrap})
+}
+
+func dialConn(ctx context.Context, cn conn) (*Client, error) {
+	bootstrap := cn.bootstrap
 	if _, _, err := net.SplitHostPort(bootstrap); err != nil {
 		return nil, fmt.Errorf("broker address %q is not host:port (example: 203.0.113.7:9092): %w", bootstrap, err)
 	}
-	if err := probe(ctx, bootstrap); err != nil {
-		return nil, err
-	}
-	cl, err := kgo.NewClient(clientOpts(bootstrap)...)
+	opts, err := cn.opts()
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
 	}
-	c := &Client{bootstrap: bootstrap, cl: cl, adm: kadm.NewClient(cl)}
+	if err := cn.probe(ctx, bootstrap); err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
+	}
+	c := &Client{bootstrap: bootstrap, cl: cl, adm: kadm.NewClient(cl), conn: cn}
 	meta, err := c.metadata(ctx, []string{})
 	if err != nil {
 		c.Close()
+		cerr := classify(bootstrap, cn.auth, err)
+		var pr *PlaintextRefusedError
+		if cerr != nil && !errors.As(cerr, &pr) {
+			return nil, cerr
+		}
+		if cerr != nil {
+			err = cerr
+		}
 		return nil, fmt.Errorf("the broker at %s accepts TCP connections but did not answer a Kafka metadata request (is %s the broker's client listener?): %w", bootstrap, bootstrap, err)
 	}
 	for _, b := range meta.Brokers {
@@ -61,7 +92,7 @@ func Dial(ctx context.Context, bootstrap string) (*Client, error) {
 		if addr == bootstrap {
 			continue
 		}
-		if err := probe(ctx, addr); err != nil {
+		if err := cn.probe(ctx, addr); err != nil {
 			c.Close()
 			return nil, &AdvertisedError{Bootstrap: bootstrap, Advertised: addr, Err: err}
 		}

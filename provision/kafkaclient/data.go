@@ -100,7 +100,11 @@ func (c *Client) Consume(ctx context.Context, topic string, fromBeginning bool, 
 		}
 	}
 
-	opts := append(clientOpts(c.bootstrap),
+	opts, err := c.kgoOpts()
+	if err != nil {
+		return 0, fmt.Errorf("kafka consumer for %s: %w", c.bootstrap, err)
+	}
+	opts = append(opts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchMaxWait(time.Second),
 	)
