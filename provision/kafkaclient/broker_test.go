@@ -39,6 +39,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	secureOnce.Do(func() {}) // wait for a secure broker still starting
 	for _, b := range []*testBroker{theBroker, theSecureBroker} {
 		if b == nil {
 			continue
@@ -60,6 +61,9 @@ func broker(t *testing.T) *testBroker {
 		t.Skip("runs a real Kafka broker")
 	}
 	brokerOnce.Do(func() {
+		// Tests that need a broker are running: start the secure
+		// broker alongside, so that its start-up overlaps this one's.
+		go secureOnce.Do(startSecure)
 		start := time.Now()
 		theBroker, brokerErr = startBroker()
 		if brokerErr == nil {

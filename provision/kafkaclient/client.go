@@ -77,9 +77,8 @@ func dialConn(ctx context.Context, cn conn) (*Client, error) {
 	meta, err := c.metadata(ctx, []string{})
 	if err != nil {
 		c.Close()
-		cerr := classify(bootstrap, cn.auth, err)
-		var pr *PlaintextRefusedError
-		if cerr != nil && !errors.As(cerr, &pr) {
+		cerr, guessed := classify(bootstrap, cn.auth, err)
+		if cerr != nil && !guessed {
 			return nil, cerr
 		}
 		if cerr != nil {

@@ -56,7 +56,7 @@ func Verify(ctx context.Context, bootstrap string, timeout time.Duration) (*Veri
 
 // VerifyWith is Verify with authentication (TLS and/or SASL/SCRAM-SHA-512,
 // see Auth). A failure the security settings explain is a *TLSError, an
-// *AuthError or a *PlaintextRefusedError.
+// *AuthError or a *ProtocolMismatchError.
 func VerifyWith(ctx context.Context, bootstrap string, timeout time.Duration, a Auth) (*Verification, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -78,7 +78,7 @@ func VerifyWith(ctx context.Context, bootstrap string, timeout time.Duration, a 
 
 	meta, err := adm.BrokerMetadata(ctx)
 	if err != nil {
-		if cerr := classify(bootstrap, a, err); cerr != nil {
+		if cerr, _ := classify(bootstrap, a, err); cerr != nil {
 			return nil, cerr
 		}
 		return nil, fmt.Errorf("ask %s for cluster metadata: %w", bootstrap, err)

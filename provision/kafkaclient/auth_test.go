@@ -1,0 +1,97 @@
+package kafkaclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+func TestAuthProtocol(t *testing.T) {
+	ca := []byte("-----BEGIN CERTIFICATE-----\n")
+	for _, tc := range []struct {
+		a    Auth
+		want string
+	}{
+		{Auth{}, "PLAINTEXT"},
+		{Auth{CAPEM: ca}, "SSL"},
+		{Auth{Username: "u", Password: "p"}, "SASL_PLAINTEXT"},
+		{Auth{CAPEM: ca, Username: "u", Password: "p"}, "SASL_SSL"},
+	} {
+		if got := tc.a.Protocol(); got != tc.want {
+			t.Errorf("%+v: Protocol = %s, want %s", tc.a, got, tc.want)
+		}
+	}
+	a := Auth{CAPEM: ca, Username: "alice", Password: "hunter2-secret"}
+	for _, s := range []string{a.String(), fmt.Sprint(a), fmt.Sprintf("%+v", a), fmt.Sprintf("%#v", a), fmt.Sprintf("%v", &a)} {
+		if strings.Contains(s, "hunter2") {
+			t.Errorf("formatted Auth shows the password: %s", s)
+		}
+	}
+}
+
+func TestAuthRefusedBeforeDialing(t *testing.T) {
+	for _, tc := range []struct {
+		a    Auth
+		want string
+	}{
+		{Auth{CAPEM: []byte("not a certificate")}, "CA certificate is not PEM"},
+		{Auth{Username: "u"}, "needs both a username and a password"},
+		{Auth{Password: "p"}, "needs both a username and a password"},
+	} {
+		// Port 9 (discard) on loopback: nothing listens, and nothing
+		// must be dialed anyway.
+		_, err := DialWith(context.Background(), "127.0.0.1:9", tc.a)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("DialWith(%v) = %v, want %q", tc.a, err, tc.want)
+		}
+		var ue *UnreachableError
+		if errors.As(err, &ue) {
+			t.Errorf("DialWith(%v) dialed before checking its settings", tc.a)
+		}
+	}
+	if _, err := DialVia(context.Background(), "127.0.0.1:9", nil); err == nil {
+		t.Error("DialVia without a dialer: no error")
+	}
+}
+
+func TestCheckSCRAMUser(t *testing.T) {
+	for _, tc := range [][2]string{{"", "p"}, {"u", ""}, {"a\nb", "p"}} {
+		if err := checkSCRAMUser(tc[0], tc[1]); err == nil {
+			t.Errorf("checkSCRAMUser(%q, %q): no error", tc[0], tc[1])
+		}
+	}
+	if err := checkSCRAMUser("kafkaup", "p"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	sasl := Auth{CAPEM: []byte("x"), Username: "u", Password: "p"}
+	for _, tc := range []struct {
+		a       Auth
+		err     error
+		want    any
+		guessed bool
+	}{
+		{sasl, kerr.SaslAuthenticationFailed, &AuthError{}, false},
+		{sasl, fmt.Errorf("wrapped: %w", kerr.UnsupportedSaslMechanism), &AuthError{}, false},
+		{Auth{}, errors.New("invalid large response size 352518912 > limit 104857600; the first three bytes received appear to be a tls alert record for TLS v1.2; is this..."), &ProtocolMismatchError{}, false},
+		{Auth{}, io.EOF, &ProtocolMismatchError{}, true},
+		{sasl, io.EOF, &TLSError{}, false},
+		{Auth{}, errors.New("something else"), nil, false},
+		{sasl, kerr.UnknownTopicOrPartition, nil, false},
+	} {
+		got, guessed := classify("h:1", tc.a, tc.err)
+		if fmt.Sprintf("%T", got) != fmt.Sprintf("%T", tc.want) && !(got == nil && tc.want == nil) || guessed != tc.guessed {
+			t.Errorf("classify(%v, %v) = %T %v (guessed %v), want %T (guessed %v)", tc.a.Protocol(), tc.err, got, got, guessed, tc.want, tc.guessed)
+		}
+		if got != nil && !errors.Is(got, tc.err) {
+			t.Errorf("classify(%v) does not wrap the original error", tc.err)
+		}
+	}
+}
