@@ -455,14 +455,14 @@ func listCommand() *cli.Command {
 				return enc.Encode(out)
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tKIND\tINSTANCE\tSTATE\tADDRESS\tTYPE\tAGE")
+			fmt.Fprintln(tw, "NAME\tKIND\tINSTANCE\tSTATE\tADDRESS\tKAFKA\tTYPE\tAGE")
 			onEC2 := map[string]cloud.Broker{}
 			for _, b := range brokers {
 				onEC2[b.Name] = b
 			}
 			for _, r := range all {
 				if b, ok := onEC2[r.Name]; ok && r.EC2 != nil {
-					fmt.Fprintf(tw, "%s\tec2\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.InstanceID, b.State, orDash(b.PublicIP), b.InstanceType, age(b.LaunchTime))
+					fmt.Fprintf(tw, "%s\tec2\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.InstanceID, b.State, r.Bootstrap(), orDash(r.KafkaVersion), b.InstanceType, age(b.LaunchTime))
 					delete(onEC2, r.Name)
 					continue
 				}
@@ -473,11 +473,11 @@ func listCommand() *cli.Command {
 						st = "gone"
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t-\t%s\n", r.Name, kind, inst, st, r.Bootstrap(), age(r.Created))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t%s\n", r.Name, kind, inst, st, r.Bootstrap(), orDash(r.KafkaVersion), age(r.Created))
 			}
 			for _, b := range brokers {
 				if _, ok := onEC2[b.Name]; ok {
-					fmt.Fprintf(tw, "%s\tec2 (no local record)\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.InstanceID, b.State, orDash(b.PublicIP), b.InstanceType, age(b.LaunchTime))
+					fmt.Fprintf(tw, "%s\tec2 (no local record)\t%s\t%s\t%s\t-\t%s\t%s\n", b.Name, b.InstanceID, b.State, orDash(b.PublicIP), b.InstanceType, age(b.LaunchTime))
 				}
 			}
 			if err := tw.Flush(); err != nil {

@@ -109,16 +109,18 @@ func runProvision(c *cli.Context) error {
 // provision connects, runs the engine, saves the broker record (before
 // changes, so a failed run can be resumed by name) and prints the result.
 func (s *session) provision(c *cli.Context, rec *state.Broker, t target, spec provision.Spec) error {
-	if !c.Bool("dry-run") {
-		if err := state.Save(s.stateDir, *rec); err != nil {
-			return err
-		}
-	}
 	client, err := s.dial(c, t, rec.Identity)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
+	// Recorded once the host answers and before any change, so a run that
+	// fails midway can be resumed by name (reprovision NAME).
+	if !c.Bool("dry-run") {
+		if err := state.Save(s.stateDir, *rec); err != nil {
+			return err
+		}
+	}
 	res, err := provision.Provision(c.Context, client, spec, t.Host, provision.Options{
 		DryRun: c.Bool("dry-run"), SkipVerify: c.Bool("skip-verify"), Progress: s.ui,
 	})

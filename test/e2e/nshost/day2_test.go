@@ -163,5 +163,9 @@ func day2(ctx context.Context, t *testing.T, e *env, bootstrap string) {
 		if !strings.Contains(r.Stdout, name) || !strings.Contains(r.Stdout, "4.0.1") {
 			t.Errorf("list:\n%s", r.Stdout)
 		}
+		// Runs that never reached a host leave no record behind.
+		if strings.Contains(r.Stdout, "host-127-0-0-1") || strings.Contains(r.Stdout, "host-10-213") {
+			t.Errorf("records of hosts never reached:\n%s", r.Stdout)
+		}
 	})
 }
