@@ -121,6 +121,8 @@ func TestBadInput(t *testing.T) {
 		{"create: address kind", c("--address", "mac"), "--address", 0},
 		{"create: bad ssh key", c("--ssh-key", junkKey), "public key", 0},
 		{"create: bad topic", c("--topics", "ok,bad/one"), "bad/one", 0},
+		{"create: open to the world", c("--allow-cidr", "0.0.0.0/0"), "--open-to-world", 0},
+		{"create: open to the world (IPv6)", c("--allow-cidr", "::/0"), "--open-to-world", 0},
 		{"destroy: bad name", []string{"destroy", "../etc"}, "broker name", 0},
 	}
 	for _, tc := range cases {

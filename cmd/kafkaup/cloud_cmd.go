@@ -36,6 +36,7 @@ func createCommand() *cli.Command {
 		&cli.StringFlag{Name: "ssh-key", Usage: "public key file to import as the key pair (default: ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub; else kafkaup makes a key)"},
 		&cli.StringFlag{Name: "subnet", Usage: "subnet id to launch in (default: a default subnet of the default VPC)"},
 		&cli.StringSliceFlag{Name: "allow-cidr", Usage: "CIDR allowed to reach SSH (22) and Kafka (9092), repeatable (default: your public IP /32)"},
+		&cli.BoolFlag{Name: "open-to-world", Usage: "allow --allow-cidr 0.0.0.0/0 or ::/0: anyone on the internet may then read and write your topics"},
 		&cli.BoolFlag{Name: "elastic-ip", Usage: "allocate an Elastic IP so the address survives stop/start (released by destroy)"},
 		&cli.StringFlag{Name: "eip-allocation", Usage: "associate your own Elastic IP (allocation id; never released by kafkaup)"},
 		&cli.IntFlag{Name: "root-size", Value: cloud.DefaultRootSizeGB, Usage: "root volume size in GB (gp3, encrypted)"},
@@ -100,6 +101,14 @@ func runCreate(c *cli.Context) error {
 		EIPAllocationID: c.String("eip-allocation"), RootSizeGB: c.Int("root-size")}
 	if p.req.SSHPublicKey, p.identity, err = sshKeyFlags(c.String("ssh-key"), c.String("identity")); err != nil {
 		return err
+	}
+	for _, cidr := range p.req.AllowCIDRs {
+		if cidr = strings.TrimSpace(cidr); cidr == "0.0.0.0/0" || cidr == "::/0" {
+			if !c.Bool("open-to-world") {
+				return usagef("--allow-cidr %s would let anyone on the internet reach SSH and the broker, and the broker has no authentication: anyone could read, write and delete your topics. List the addresses that need it instead, or add --open-to-world if you really mean it", cidr)
+			}
+			fmt.Fprintf(c.App.ErrWriter, "warning: port 9092 of %s will be open to the whole internet with no authentication: anyone can read, write and delete its topics\n", name)
+		}
 	}
 	if err := cloud.ValidateLocal(c.String("region"), p.req); err != nil {
 		if len(p.req.AllowCIDRs) > 0 || !strings.Contains(err.Error(), "allow at least one CIDR") {
