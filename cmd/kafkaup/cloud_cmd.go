@@ -425,36 +425,29 @@ func instanceCommand(action string) *cli.Command {
 		UsageText: "kafkaup " + action + " NAME",
 		Flags:     []cli.Flag{regionFlag(), &cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}, &cli.BoolFlag{Name: "skip-verify", Hidden: true}},
 		Action: func(c *cli.Context) error {
-			s, err := openSession(c, action+"-"+c.Args().First())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			b, err := loadBroker(c, s)
-			if err != nil {
-				return err
-			}
-			if b.rec.EC2 == nil {
-				return usagef("%s was set up with provision --host: kafkaup can only stop and start EC2 instances it created (use kafkaup broker %s %s for the broker itself)", b.rec.Name, action, b.rec.Name)
-			}
-			cl, err := newCloud(c, s, b.rec)
-			if err != nil {
-				return err
-			}
-			start := time.Now()
-			if action == "stop" {
-				if _, err := cl.Stop(c.Context, b.rec.Name); err != nil {
+			return withBroker(c, action, func(s *session, b *broker) error {
+				if b.rec.EC2 == nil {
+					return usagef("%s was set up with provision --host: kafkaup can only stop and start EC2 instances it created (use kafkaup broker %s %s for the broker itself)", b.rec.Name, action, b.rec.Name)
+				}
+				cl, err := newCloud(c, s, b.rec)
+				if err != nil {
+					return err
+				}
+				start := time.Now()
+				if action == "stop" {
+					if _, err := cl.Stop(c.Context, b.rec.Name); err != nil {
+						return s.wrap(err)
+					}
+					fmt.Fprintf(c.App.Writer, "instance of %s stopped in %s; kafkaup start %s brings it back\n", b.rec.Name, time.Since(start).Round(100*time.Millisecond), b.rec.Name)
+					return nil
+				}
+				inst, err := cl.Start(c.Context, b.rec.Name)
+				if err != nil {
 					return s.wrap(err)
 				}
-				fmt.Fprintf(c.App.Writer, "instance of %s stopped in %s; kafkaup start %s brings it back\n", b.rec.Name, time.Since(start).Round(100*time.Millisecond), b.rec.Name)
-				return nil
-			}
-			inst, err := cl.Start(c.Context, b.rec.Name)
-			if err != nil {
-				return s.wrap(err)
-			}
-			s.ui.Printf("instance %s running at %s (%s)", inst.InstanceID, inst.PublicIP, time.Since(start).Round(100*time.Millisecond))
-			return s.provisionInstance(c, cl, &b.rec, inst, b.spec)
+				s.ui.Printf("instance %s running at %s (%s)", inst.InstanceID, inst.PublicIP, time.Since(start).Round(100*time.Millisecond))
+				return s.provisionInstance(c, cl, &b.rec, inst, b.spec)
+			})
 		},
 	}
 }

@@ -69,9 +69,9 @@ func (s *session) dialBroker(c *cli.Context, b *broker) (*remote.Client, error) 
 	return s.dial(c, b.target, b.rec.Identity)
 }
 
-// onHost runs fn logged in to the host of the broker named by the first
+// withBroker runs fn with a session and the broker named by the first
 // argument.
-func onHost(c *cli.Context, logName string, fn func(s *session, b *broker, client *remote.Client) error) error {
+func withBroker(c *cli.Context, logName string, fn func(s *session, b *broker) error) error {
 	s, err := openSession(c, logName+"-"+c.Args().First())
 	if err != nil {
 		return err
@@ -81,12 +81,20 @@ func onHost(c *cli.Context, logName string, fn func(s *session, b *broker, clien
 	if err != nil {
 		return err
 	}
-	client, err := s.dialBroker(c, b)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	return fn(s, b, client)
+	return fn(s, b)
+}
+
+// onHost runs fn logged in to the host of the broker named by the first
+// argument.
+func onHost(c *cli.Context, logName string, fn func(s *session, b *broker, client *remote.Client) error) error {
+	return withBroker(c, logName, func(s *session, b *broker) error {
+		client, err := s.dialBroker(c, b)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		return fn(s, b, client)
+	})
 }
 
 func reprovisionCommand() *cli.Command {
@@ -103,47 +111,40 @@ func reprovisionCommand() *cli.Command {
 			"are kept, and the broker restarts only when something it runs with changed.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			s, err := openSession(c, "reprovision-"+c.Args().First())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			b, err := loadBroker(c, s)
-			if err != nil {
-				return err
-			}
-			if c.IsSet("user") {
-				b.target.User = c.String("user")
-			}
-			if c.IsSet("identity") {
-				recordTarget(&b.rec, b.target, c.String("identity"))
-			}
-			spec, err := buildSpec(c, b.target.Host, &b.rec)
-			if err != nil {
-				return err
-			}
-			if b.rec.EC2 != nil {
-				// The instance's public address may have changed (stop/start
-				// without an Elastic IP): ask EC2, then converge there.
-				cl, err := newCloud(c, s, b.rec)
+			return withBroker(c, "reprovision", func(s *session, b *broker) error {
+				if c.IsSet("user") {
+					b.target.User = c.String("user")
+				}
+				if c.IsSet("identity") {
+					recordTarget(&b.rec, b.target, c.String("identity"))
+				}
+				spec, err := buildSpec(c, b.target.Host, &b.rec)
 				if err != nil {
 					return err
 				}
-				inst, err := cl.Describe(c.Context, b.rec.Name)
-				if err != nil {
-					return s.wrap(err)
+				if b.rec.EC2 != nil {
+					// The instance's public address may have changed (stop/start
+					// without an Elastic IP): ask EC2, then converge there.
+					cl, err := newCloud(c, s, b.rec)
+					if err != nil {
+						return err
+					}
+					inst, err := cl.Describe(c.Context, b.rec.Name)
+					if err != nil {
+						return s.wrap(err)
+					}
+					if inst.State != "running" {
+						return fmt.Errorf("the instance of %s is %s: run kafkaup start %s", b.rec.Name, inst.State, b.rec.Name)
+					}
+					return s.provisionInstance(c, cl, &b.rec, inst, spec)
 				}
-				if inst.State != "running" {
-					return fmt.Errorf("the instance of %s is %s: run kafkaup start %s", b.rec.Name, inst.State, b.rec.Name)
+				swap := b.rec.Swap
+				if c.IsSet("swap") || swap == "" {
+					swap = c.String("swap")
 				}
-				return s.provisionInstance(c, cl, &b.rec, inst, spec)
-			}
-			swap := b.rec.Swap
-			if c.IsSet("swap") || swap == "" {
-				swap = c.String("swap")
-			}
-			rememberSpec(&b.rec, spec, swap)
-			return s.provision(c, &b.rec, b.target, spec)
+				rememberSpec(&b.rec, spec, swap)
+				return s.provision(c, &b.rec, b.target, spec)
+			})
 		},
 	}
 }
@@ -168,52 +169,46 @@ func statusCommand() *cli.Command {
 		UsageText: "kafkaup status NAME [--json]",
 		Flags:     append(outputFlags()[1:], connFlags()[3:5]...),
 		Action: func(c *cli.Context) error {
-			s, err := openSession(c, "status-"+c.Args().First())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			b, err := loadBroker(c, s)
-			if err != nil {
-				return err
-			}
-			start := time.Now()
-			st := &status{Name: b.rec.Name, Host: b.rec.Host, Bootstrap: b.rec.Bootstrap()}
-			if client, err := s.dialBroker(c, b); err != nil {
-				st.Problems = append(st.Problems, "cannot log in to the host: "+err.Error())
-			} else {
-				st.OnHost, err = provision.StatusOnHost(c.Context, client, b.spec)
-				client.Close()
-				if err != nil {
-					st.Problems = append(st.Problems, err.Error())
-				} else if !st.OnHost.Running() {
-					st.Problems = append(st.Problems, fmt.Sprintf("the broker is not running on the host (service %s); start it with kafkaup broker start %s", st.OnHost.ServiceState, b.rec.Name))
-				}
-			}
-			st.Cluster, err = clusterInfo(c.Context, b.rec.Bootstrap())
-			if err != nil {
-				st.Problems = append(st.Problems, err.Error())
-			} else {
-				st.Reachable = true
-				for _, br := range st.Cluster.Brokers {
-					if br.Addr != b.rec.Bootstrap() {
-						st.Problems = append(st.Problems, fmt.Sprintf("the broker advertises %s but kafkaup expects %s: run kafkaup reprovision %s", br.Addr, b.rec.Bootstrap(), b.rec.Name))
+			return withBroker(c, "status", func(s *session, b *broker) error {
+				start := time.Now()
+				st := &status{Name: b.rec.Name, Host: b.rec.Host, Bootstrap: b.rec.Bootstrap()}
+				if client, err := s.dialBroker(c, b); err != nil {
+					st.Problems = append(st.Problems, "cannot log in to the host: "+err.Error())
+				} else {
+					st.OnHost, err = provision.StatusOnHost(c.Context, client, b.spec)
+					client.Close()
+					if err != nil {
+						st.Problems = append(st.Problems, err.Error())
+					} else if !st.OnHost.Running() {
+						st.Problems = append(st.Problems, fmt.Sprintf("the broker is not running on the host (service %s); start it with kafkaup broker start %s", st.OnHost.ServiceState, b.rec.Name))
 					}
 				}
-			}
-			st.Healthy = len(st.Problems) == 0
-			st.CheckedTook = time.Since(start).Round(time.Millisecond).String()
-			if c.Bool("json") {
-				if err := writeJSON(c.App.Writer, st, nil); err != nil {
-					return err
+				var err error
+				st.Cluster, err = clusterInfo(c.Context, b.rec.Bootstrap())
+				if err != nil {
+					st.Problems = append(st.Problems, err.Error())
+				} else {
+					st.Reachable = true
+					for _, br := range st.Cluster.Brokers {
+						if br.Addr != b.rec.Bootstrap() {
+							st.Problems = append(st.Problems, fmt.Sprintf("the broker advertises %s but kafkaup expects %s: run kafkaup reprovision %s", br.Addr, b.rec.Bootstrap(), b.rec.Name))
+						}
+					}
 				}
-			} else {
-				printStatus(c.App.Writer, st)
-			}
-			if !st.Healthy {
-				return errors.New(b.rec.Name + " is unhealthy")
-			}
-			return nil
+				st.Healthy = len(st.Problems) == 0
+				st.CheckedTook = time.Since(start).Round(time.Millisecond).String()
+				if c.Bool("json") {
+					if err := writeJSON(c.App.Writer, st, nil); err != nil {
+						return err
+					}
+				} else {
+					printStatus(c.App.Writer, st)
+				}
+				if !st.Healthy {
+					return errors.New(b.rec.Name + " is unhealthy")
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -304,34 +299,27 @@ func sshCommand() *cli.Command {
 		Usage:     "open a shell on the broker's host, or run one command there, checking the pinned host key",
 		UsageText: "kafkaup ssh NAME [-- COMMAND ...]",
 		Action: func(c *cli.Context) error {
-			s, err := openSession(c, "ssh-"+c.Args().First())
-			if err != nil {
+			return withBroker(c, "ssh", func(s *session, b *broker) error {
+				rest := c.Args().Tail()
+				if len(rest) > 0 && rest[0] == "--" {
+					rest = rest[1:]
+				}
+				command := strings.Join(rest, " ")
+				if command == "" {
+					return interactiveSSH(b, s)
+				}
+				client, err := s.dialBroker(c, b)
+				if err != nil {
+					return err
+				}
+				defer client.Close()
+				err = client.Exec(c.Context, command, os.Stdin, c.App.Writer, c.App.ErrWriter)
+				var pe *remote.ProcessError
+				if errors.As(err, &pe) {
+					return exitStatus(pe.ExitStatus)
+				}
 				return err
-			}
-			defer s.Close()
-			b, err := loadBroker(c, s)
-			if err != nil {
-				return err
-			}
-			rest := c.Args().Tail()
-			if len(rest) > 0 && rest[0] == "--" {
-				rest = rest[1:]
-			}
-			command := strings.Join(rest, " ")
-			if command == "" {
-				return interactiveSSH(b, s)
-			}
-			client, err := s.dialBroker(c, b)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			err = client.Exec(c.Context, command, os.Stdin, c.App.Writer, c.App.ErrWriter)
-			var pe *remote.ProcessError
-			if errors.As(err, &pe) {
-				return exitStatus(pe.ExitStatus)
-			}
-			return err
+			})
 		},
 	}
 }
@@ -403,17 +391,10 @@ func envCommand() *cli.Command {
 		Usage:     "print client settings for eval or a .env file",
 		UsageText: "eval \"$(kafkaup env NAME)\"",
 		Action: func(c *cli.Context) error {
-			s, err := openSession(c, "env")
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			b, err := loadBroker(c, s)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.App.Writer, "KAFKA_BOOTSTRAP_SERVERS=%s\n", b.rec.Bootstrap())
-			return nil
+			return withBroker(c, "env", func(s *session, b *broker) error {
+				fmt.Fprintf(c.App.Writer, "KAFKA_BOOTSTRAP_SERVERS=%s\n", b.rec.Bootstrap())
+				return nil
+			})
 		},
 	}
 }

@@ -24,27 +24,20 @@ import (
 // withKafka runs fn with a Kafka client for the broker named by the first
 // argument.
 func withKafka(c *cli.Context, fn func(ctx context.Context, b *broker, cl *kafkaclient.Client) error) error {
-	s, err := openSession(c, c.Command.Name+"-"+c.Args().First())
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	b, err := loadBroker(c, s)
-	if err != nil {
-		return err
-	}
-	dialCtx, cancel := context.WithTimeout(c.Context, 30*time.Second)
-	defer cancel()
-	cl, err := kafkaclient.Dial(dialCtx, b.rec.Bootstrap())
-	if err != nil {
-		var unreachable *kafkaclient.UnreachableError
-		if errors.As(err, &unreachable) && hasFlag(c, "via-ssh") {
-			return fmt.Errorf("%w. To work through the host instead, add --via-ssh", err)
+	return withBroker(c, c.Command.Name, func(s *session, b *broker) error {
+		dialCtx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+		defer cancel()
+		cl, err := kafkaclient.Dial(dialCtx, b.rec.Bootstrap())
+		if err != nil {
+			var unreachable *kafkaclient.UnreachableError
+			if errors.As(err, &unreachable) && hasFlag(c, "via-ssh") {
+				return fmt.Errorf("%w. To work through the host instead, add --via-ssh", err)
+			}
+			return err
 		}
-		return err
-	}
-	defer cl.Close()
-	return fn(c.Context, b, cl)
+		defer cl.Close()
+		return fn(c.Context, b, cl)
+	})
 }
 
 func topicsCommand() *cli.Command {
