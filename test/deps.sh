@@ -39,7 +39,7 @@ if ! command -v moto_server >/dev/null 2>&1; then
 fi
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "test/deps.sh: Go is missing: install Go 1.24+ (https://go.dev/doc/install) and retry" >&2
+  echo "test/deps.sh: Go is missing: install Go 1.26+ (https://go.dev/doc/install) and retry" >&2
   exit 1
 fi
 echo "test/deps.sh: test dependencies present" >&2

@@ -245,15 +245,36 @@ func TestProvisionNamespaceHost(t *testing.T) {
 		assertDataKept(ctx, t, e, bootstrap, clusterID)
 	})
 
-	t.Run("air-gapped upgrade to 4.0.1 from a local tarball keeps data", func(t *testing.T) {
-		dist := e.dists["4.0.1"]
-		r := e.provision(ctx, "--swap", "0", "--heap", "512m", "--kafka-version", "4.0.1", "--kafka-tarball", dist.Tarball)
+	t.Run("reprovision --kafka-version upgrades 4.0.0 to 4.0.1 and keeps data", func(t *testing.T) {
+		before := brokerPID(t, e)
+		// The recorded mirror URL follows the version; heap and swap come from the record.
+		r := e.cli.Run(ctx, "reprovision", name, "--kafka-version", "4.0.1")
 		harness.MustSucceed(t, r)
 		if got := e.sh(t, "readlink /opt/kafka/current"); got != "kafka_2.13-4.0.1" {
 			t.Errorf("current -> %s", got)
 		}
-		if !strings.Contains(brokerCmdline(t, e), "kafka_2.13-4.0.1") && !strings.Contains(brokerCmdline(t, e), "/opt/kafka/current") {
-			t.Errorf("broker cmdline: %s", brokerCmdline(t, e))
+		if pid := brokerPID(t, e); pid == before {
+			t.Error("broker not restarted on the new version")
+		}
+		if !strings.Contains(brokerCmdline(t, e), "-Xmx512m") {
+			t.Error("the recorded heap was not kept")
+		}
+		if got := e.sh(t, "ls -d /opt/kafka/kafka_2.13-4.0.0"); got == "" {
+			t.Error("the previous version was removed (kept for a rollback)")
+		}
+		assertDataKept(ctx, t, e, bootstrap, clusterID)
+	})
+
+	t.Run("air-gapped repair: a damaged install is replaced from an uploaded tarball", func(t *testing.T) {
+		e.sh(t, "rm /opt/kafka/current/.kafkaup-sha512 /opt/kafka/current/bin/kafka-storage.sh")
+		dist := e.dists["4.0.1"]
+		r := e.provision(ctx, "--swap", "0", "--heap", "512m", "--kafka-version", "4.0.1", "--kafka-tarball", dist.Tarball)
+		harness.MustSucceed(t, r)
+		if !strings.Contains(r.Stderr, "upload and install Kafka 4.0.1") {
+			t.Errorf("no upload:\n%s", r.Stderr)
+		}
+		if got := e.sh(t, "test -x /opt/kafka/current/bin/kafka-storage.sh && cat /opt/kafka/current/.kafkaup-sha512"); got != dist.SHA512 {
+			t.Errorf("install not repaired: %q", got)
 		}
 		assertDataKept(ctx, t, e, bootstrap, clusterID)
 	})
