@@ -169,14 +169,16 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 		st.Script = fetch
 		steps = append(steps, st)
 	}
+	// The user, directories and swap need neither Java nor Kafka: they run
+	// while the packages install.
 	if !f.KafkaUser || !f.DirsOK {
-		steps = append(steps, Step{ID: "dirs", Title: "create the kafka user and its directories", Reason: "missing",
+		steps = append(steps, Step{ID: "dirs", Title: "create the kafka user and its directories", Reason: "missing", Group: "download",
 			Script: scripts.SetupDirs{DataDir: s.DataDir, LogDir: s.LogDir, ConfigDir: s.ConfigDir, StateDir: s.StateDir}})
 	}
 	if s.SwapBytes > 0 {
 		if why := swapNeeded(s, f); why != "" {
 			steps = append(steps, Step{ID: "swap", Title: fmt.Sprintf("swapfile %s of %s with one fstab entry", s.SwapFile, FormatSize(s.SwapBytes)),
-				Reason: why, Script: scripts.Swap{File: s.SwapFile, Bytes: s.SwapBytes}})
+				Reason: why, Group: "download", Script: scripts.Swap{File: s.SwapFile, Bytes: s.SwapBytes}})
 		}
 	}
 	var changed []ManagedFile

@@ -38,10 +38,16 @@ uses_systemd() { [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null
 
 # apt_get runs apt-get non-interactively, waiting for the dpkg lock held by
 # unattended-upgrades or cloud-init instead of failing at once.
+# unattended-upgrades or cloud-init instead of failing at once. dpkg skips
+# its fsync per file (--force-unsafe-io): on a small cloud disk that halves
+# the unpack time, and a run cut short by a crash is finished by rerunning.
+# No translations are fetched on update.
 apt_get() {
   DEBIAN_FRONTEND=noninteractive apt-get -q -y \
     -o DPkg::Lock::Timeout="${APT_LOCK_TIMEOUT:-300}" \
-    -o Dpkg::Options::=--force-confold "$@"
+    -o Acquire::Languages=none \
+    -o Dpkg::Options::=--force-confold \
+    -o Dpkg::Options::=--force-unsafe-io "$@"
 }
 
 # sha256_of prints the sha256 of a file, or - when it does not exist.
