@@ -110,8 +110,12 @@ func runManual(ctx context.Context, img *vm.Image, url string) ([]row, time.Dura
 	var total time.Duration
 	for _, st := range manual(url) {
 		start := time.Now()
-		if _, err := v.Run(ctx, st.cmd); err != nil {
-			return nil, 0, fmt.Errorf("manual step %s: %w", st.name, err)
+		if out, err := v.Run(ctx, st.cmd); err != nil {
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) > 15 {
+				lines = lines[len(lines)-15:]
+			}
+			return nil, 0, fmt.Errorf("manual step %s: %w\nstdout (tail):\n%s", st.name, err, strings.Join(lines, "\n"))
 		}
 		took := time.Since(start)
 		log.Printf("manual: %-28s %6.1fs", st.name, took.Seconds())
