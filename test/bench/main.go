@@ -53,11 +53,7 @@ func main() {
 func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
-	dist, err := kafkadist.Build(ctx, "4.0.0")
-	if err != nil {
-		return err
-	}
-	mirror, err := kafkadist.StartMirror([]*kafkadist.Dist{dist}, "127.0.0.1:0")
+	mirror, err := kafkadist.Serve(ctx, "127.0.0.1:0", "4.0.0")
 	if err != nil {
 		return err
 	}
@@ -66,7 +62,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	url := fmt.Sprintf("http://10.0.2.2:%d/kafka/4.0.0/kafka_2.13-4.0.0.tgz", mirror.Port(0))
+	url := mirror.URLVia(0, "10.0.2.2", "4.0.0")
 
 	// One VM at a time, so neither run competes with the other for the 2 cores.
 	manualRows, manualTotal, err := runManual(ctx, img, url)

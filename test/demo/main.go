@@ -38,11 +38,7 @@ func run() error {
 	start := time.Now()
 
 	step("setting up the local cloud (Kafka tarball mirror, moto's EC2 API, a Debian VM under qemu)")
-	dist, err := kafkadist.Build(ctx, "4.0.0")
-	if err != nil {
-		return err
-	}
-	mirror, err := kafkadist.StartMirror([]*kafkadist.Dist{dist}, "127.0.0.1:0")
+	mirror, err := kafkadist.Serve(ctx, "127.0.0.1:0", "4.0.0")
 	if err != nil {
 		return err
 	}
@@ -80,7 +76,7 @@ func run() error {
 	}
 	env := append(os.Environ(), "KAFKAUP_HOME="+dir+"/home", "SSH_AUTH_SOCK=")
 	env = append(env, m.Env()...)
-	url := fmt.Sprintf("http://%s:%d/kafka/4.0.0/kafka_2.13-4.0.0.tgz", v.HostGateway, mirror.Port(0))
+	url := mirror.URLVia(0, v.HostGateway, "4.0.0")
 	local := []string{"--eip-allocation", eip, "--allow-cidr", "127.0.0.1/32", "--ssh-key", v.KeyPath + ".pub", "--identity", v.KeyPath,
 		"--user", v.User, "--address", "ip", "--ami-parameter", amiParam, "--kafka-url", url}
 	fmt.Printf("ready in %s: moto at %s, VM at %s (its Elastic IP in moto)\n", time.Since(start).Round(time.Second), m.Endpoint(), v.Addr)

@@ -1,11 +1,13 @@
 package kafkadist
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -167,4 +169,24 @@ type statusWriter struct {
 func (s *statusWriter) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// Serve builds (or takes from the cache) each version and serves them all
+// on addr: the usual start of a test that needs a Kafka download.
+func Serve(ctx context.Context, addr string, versions ...string) (*Mirror, error) {
+	var dists []*Dist
+	for _, v := range versions {
+		d, err := Build(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		dists = append(dists, d)
+	}
+	return StartMirror(dists, addr)
+}
+
+// URLVia is URL(i, version) for a client that reaches listener i through
+// another host name or address (a qemu guest reaches 127.0.0.1 as 10.0.2.2).
+func (m *Mirror) URLVia(i int, host, version string) string {
+	return fmt.Sprintf("http://%s/kafka/%s/kafka_%s-%s.tgz", net.JoinHostPort(host, strconv.Itoa(m.Port(i))), version, scalaBinary, version)
 }

@@ -45,11 +45,7 @@ func setup(t *testing.T) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	e := &env{}
-	dist, err := kafkadist.Build(ctx, "4.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mirror, err := kafkadist.StartMirror([]*kafkadist.Dist{dist}, "127.0.0.1:0")
+	mirror, err := kafkadist.Serve(ctx, "127.0.0.1:0", "4.0.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +80,7 @@ func setup(t *testing.T) *env {
 	if e.eip2, err = e.moto.AllocateAddress(ctx, e.vm.Aliases[0]); err != nil {
 		t.Fatal(err)
 	}
-	e.url = "http://" + e.vm.HostGateway + ":" + strconv.Itoa(mirror.Port(0)) + "/kafka/4.0.0/kafka_2.13-4.0.0.tgz"
+	e.url = mirror.URLVia(0, e.vm.HostGateway, "4.0.0")
 	dir := t.TempDir()
 	bin, err := harness.BuildCLI(dir)
 	if err != nil {

@@ -6,7 +6,6 @@ package vm_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -29,11 +28,7 @@ func setup(t *testing.T) *env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	dist, err := kafkadist.Build(ctx, "4.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mirror, err := kafkadist.StartMirror([]*kafkadist.Dist{dist}, "127.0.0.1:0")
+	mirror, err := kafkadist.Serve(ctx, "127.0.0.1:0", "4.0.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +59,7 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	return &env{vm: v, cli: cli, alias: v.Aliases[0],
-		url: fmt.Sprintf("http://%s:%d/kafka/4.0.0/kafka_2.13-4.0.0.tgz", v.HostGateway, mirror.Port(0))}
+		url: mirror.URLVia(0, v.HostGateway, "4.0.0")}
 }
 
 func (e *env) provision(ctx context.Context, user string, extra ...string) harness.Result {
