@@ -15,6 +15,7 @@ type Facts struct {
 	OSID, OSVersion, OSLike string
 	Arch                    string
 	HasAPT                  bool
+	DpkgPending             bool // dpkg --audit lists half set up packages
 	Systemd                 bool // systemd is PID 1
 	CloudInit               bool
 	HasCurl                 bool
@@ -68,6 +69,7 @@ func ParseFacts(out []byte) (Facts, error) {
 	f.LoginUser, f.LoginHome = kv["login_user"], kv["login_home"]
 	f.OSID, f.OSVersion, f.OSLike, f.Arch = kv["os_id"], kv["os_version"], kv["os_like"], kv["arch"]
 	f.HasAPT, f.Systemd, f.CloudInit, f.HasCurl = flag("apt"), flag("systemd"), flag("cloud_init"), flag("curl")
+	f.DpkgPending = flag("dpkg_pending")
 	f.MemTotal = num("mem_total")
 	f.JavaMajor = int(num("java_major"))
 	f.KafkaCurrent, f.KafkaCurrentSHA512 = kv["kafka_current"], kv["kafka_current_sha512"]

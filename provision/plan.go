@@ -131,6 +131,11 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 	needKafka, kafkaWhy := kafkaNeeded(s, f)
 	wantJava := f.JavaMajor < 17
 	wantCurl := needKafka && s.Source.LocalTarball == "" && !f.HasCurl
+	if f.DpkgPending && !wantJava && !wantCurl {
+		steps = append(steps, Step{ID: "packages", Title: "finish setting up half-installed packages (dpkg --configure -a)",
+			Reason: "dpkg --audit lists packages left half set up", Group: "download",
+			Script: scripts.InstallPackages{JavaPackages: JavaPackages, CloudInitTimeout: CloudInitTimeout, APTLockTimeout: APTLockTimeout}})
+	}
 	if wantJava || wantCurl {
 		var what []string
 		if wantJava {

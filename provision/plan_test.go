@@ -70,6 +70,7 @@ func TestPlan(t *testing.T) {
 		{name: "swap resized", spec: func(s *Spec) { s.SwapBytes = 1 << 30 }, want: []string{"swap"}},
 		{name: "swap 0 leaves swap alone", spec: func(s *Spec) { s.SwapBytes = 0 }, facts: func(f *Facts) { f.SwapActive = false }, want: []string{}},
 		{name: "java 11 is upgraded", facts: func(f *Facts) { f.JavaMajor = 11 }, want: []string{"packages"}},
+		{name: "half set up packages are finished", facts: func(f *Facts) { f.DpkgPending = true }, want: []string{"packages"}},
 		{name: "unverified install is replaced", facts: func(f *Facts) { f.KafkaCurrentSHA512 = "" }, want: []string{"kafka", "service"}, action: "restart"},
 		{name: "no curl: download waits for it", fresh: true, facts: func(f *Facts) { f.HasCurl = false }, want: []string{"packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},
 		{name: "no systemd: no unit file", fresh: true, facts: func(f *Facts) { f.Systemd = false }, want: []string{"packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},

@@ -15,20 +15,45 @@ if have cloud-init; then
   fi
 fi
 
-# apt_or_die runs apt-get and turns a lock time-out into advice.
+# apt_try runs apt-get, keeping its output in $apt_out.
+apt_try() {
+  apt_out=$(apt_get "$@" 2>&1)
+}
+
+# apt_or_die runs apt-get and turns a failure into advice. A package whose
+# setup script failed once (seen: a JVM crash in ca-certificates-java's) is
+# finished with dpkg --configure -a and tried once more.
 apt_or_die() {
-  local out
-  if out=$(apt_get "$@" 2>&1); then
-    printf '%s\n' "$out" | tail -n 5 >&2
+  if apt_try "$@"; then
+    printf '%s\n' "$apt_out" | tail -n 5 >&2
     return 0
   fi
-  printf '%s\n' "$out" | tail -n 20 >&2
-  if printf '%s' "$out" | grep -q 'Could not get lock'; then
-    holder=$(printf '%s' "$out" | grep -o 'held by process [0-9]* ([^)]*)' | head -n 1) || true
+  if grep -q 'Errors were encountered while processing' <<<"$apt_out"; then
+    printf '%s\n' "$apt_out" | tail -n 20 >&2
+    log "a package failed to set up; running dpkg --configure -a and trying once more"
+    DEBIAN_FRONTEND=noninteractive dpkg --configure -a >&2 || true
+    if apt_try "$@"; then
+      printf '%s\n' "$apt_out" | tail -n 5 >&2
+      return 0
+    fi
+  fi
+  printf '%s\n' "$apt_out" | tail -n 20 >&2
+  if grep -q 'Could not get lock' <<<"$apt_out"; then
+    holder=$(grep -o -m 1 'held by process [0-9]* ([^)]*)' <<<"$apt_out") || true
     die "the package manager stayed busy for more than ${APT_LOCK_TIMEOUT}s (${holder:-lock held}). This is usually unattended-upgrades on a fresh instance: wait a few minutes and rerun the same command."
   fi
   die "apt-get $1 failed (see the output above); fix the host's package sources and rerun."
 }
+
+# Packages left half set up (a run cut short, a failed setup script) are
+# finished first.
+if [ -n "$(dpkg --audit 2>/dev/null)" ]; then
+  log "dpkg --configure -a (packages left half set up)"
+  DEBIAN_FRONTEND=noninteractive dpkg --configure -a >&2 || die "dpkg --configure -a failed (see above): the host's packages need repair before kafkaup can continue."
+fi
+if [ "$WANT_JAVA" = 0 ] && [ "$WANT_CURL" = 0 ]; then
+  exit 0
+fi
 
 pkgs=()
 log "apt-get update"

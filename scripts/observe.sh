@@ -21,6 +21,9 @@ fact os_version "$os_version"
 fact os_like "$os_like"
 fact arch "$(uname -m)"
 fact apt "$(have apt-get && have dpkg && echo 1 || echo 0)"
+audit=''
+if have dpkg; then audit=$(dpkg --audit 2>/dev/null) || audit=''; fi
+fact dpkg_pending "$([ -n "$audit" ] && echo 1 || echo 0)"
 fact systemd "$(uses_systemd && echo 1 || echo 0)"
 fact cloud_init "$(have cloud-init && echo 1 || echo 0)"
 fact curl "$(have curl && echo 1 || echo 0)"
