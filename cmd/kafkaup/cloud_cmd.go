@@ -231,14 +231,7 @@ func (s *session) provisionInstance(c *cli.Context, cl *cloud.Cloud, rec *state.
 			spec.AdvertisedHost = b.PublicDNS
 		}
 	}
-	swap := rec.Swap
-	if c.IsSet("swap") || swap == "" {
-		swap = flagString(c, "swap")
-	}
-	if swap == "" {
-		swap = "2G"
-	}
-	rememberSpec(rec, spec, swap)
+	rememberSpec(rec, spec, swapToRecord(c, rec.Swap))
 	t := target{Host: rec.Host, Port: rec.Port, User: rec.User}
 	keys, err := cl.ConsoleHostKeys(c.Context, b.InstanceID)
 	if err != nil {

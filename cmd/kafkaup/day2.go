@@ -138,11 +138,7 @@ func reprovisionCommand() *cli.Command {
 					}
 					return s.provisionInstance(c, cl, &b.rec, inst, spec)
 				}
-				swap := b.rec.Swap
-				if c.IsSet("swap") || swap == "" {
-					swap = c.String("swap")
-				}
-				rememberSpec(&b.rec, spec, swap)
+				rememberSpec(&b.rec, spec, swapToRecord(c, b.rec.Swap))
 				return s.provision(c, &b.rec, b.target, spec)
 			})
 		},

@@ -154,6 +154,19 @@ func recordTarget(rec *state.Broker, t target, identity string) {
 	}
 }
 
+// swapToRecord is the --swap value to remember: the flag when given, else
+// the recorded value, else the flag's default (2G where the command has no
+// --swap, as instance start).
+func swapToRecord(c *cli.Context, recorded string) string {
+	if recorded != "" && !c.IsSet("swap") {
+		return recorded
+	}
+	if s := flagString(c, "swap"); s != "" {
+		return s
+	}
+	return "2G"
+}
+
 // rememberSpec records the spec's flags, for reprovision.
 func rememberSpec(rec *state.Broker, spec provision.Spec, swap string) {
 	rec.AdvertisedHost, rec.BrokerPort = spec.AdvertisedHost, spec.BrokerPort
