@@ -18,6 +18,16 @@ want unshare util-linux
 want curl curl
 want java openjdk-17-jdk-headless
 want mvn maven
+# kcat's SCRAM login to Kafka 4.x needs librdkafka >= 2.6.1; the tests build
+# 2.8.0 from source (internal/testenv/rdkafka) with these.
+want gcc gcc
+want make make
+want pkg-config pkg-config
+want_dev() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ] || need_apt+=("$1")
+}
+want_dev libssl-dev
+want_dev zlib1g-dev
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 [ -x /usr/lib/openssh/sftp-server ] || need_apt+=(openssh-sftp-server)
 

@@ -1,6 +1,7 @@
 // Package harness is what the end-to-end tests share: the kafkaup binary
 // built once per test package and run as a user would, and real Kafka
 // clients (kcat from Debian, franz-go in process) pointed at a broker.
+// For SCRAM logins kcat runs with a newer librdkafka (KcatConfig).
 package harness
 
 import (
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafkaup/kafkaup/internal/testenv/rdkafka"
 )
 
 // CLI is the kafkaup binary with an isolated state directory.
@@ -141,6 +144,29 @@ func MustFail(t testing.TB, r Result, code int, snippets ...string) {
 // Kcat runs kcat with args and returns its stdout.
 func Kcat(ctx context.Context, stdin string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "kcat", args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("kcat %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// KcatConfig runs `kcat -F configFile args...` with a librdkafka that can
+// log in with SCRAM to Kafka 4.x (rdkafka.KcatEnv: Debian 12's kcat links
+// librdkafka 2.0.2, which cannot) and returns its stdout. configFile is a
+// librdkafka client config (bootstrap.servers, security.protocol, sasl.*,
+// ssl.ca.location), so no secret is in a process argument. The error holds
+// kcat's stderr, where librdkafka logs why a connection failed.
+func KcatConfig(ctx context.Context, configFile, stdin string, args ...string) (string, error) {
+	env, err := rdkafka.KcatEnv(ctx)
+	if err != nil {
+		return "", err
+	}
+	args = append([]string{"-F", configFile}, args...)
+	cmd := exec.CommandContext(ctx, "kcat", args...)
+	cmd.Env = env
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
