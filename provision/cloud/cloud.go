@@ -15,6 +15,12 @@
 // Create is idempotent and resumable: each step first looks for what an
 // earlier run created and creates only what is missing.
 //
+// AWS throttling and transient errors are retried by the SDK on every
+// call, with a larger budget than the SDK's default (DefaultRetryMaxAttempts);
+// EC2's eventual consistency (a resource created a moment ago answering
+// NotFound) is retried on the calls that name such a resource, for up to
+// ConsistencyTimeout. retry.go says which.
+//
 // Endpoints, credentials and region come from the SDK's standard
 // configuration (profiles, SSO, environment, AWS_ENDPOINT_URL), which is how
 // tests point it at moto.
@@ -126,13 +132,25 @@ type Cloud struct {
 	// up to 8 times that.
 	SGDeleteTimeout time.Duration
 	SGDeleteBackoff time.Duration
+	// ConsistencyTimeout bounds how long a call that names a resource
+	// kafkaup has just created or seen is retried while EC2 answers that
+	// it does not exist yet (eventual consistency). Default 2 minutes;
+	// ConsistencyBackoff (default 1s) is the first pause, doubled up to 8
+	// times that.
+	ConsistencyTimeout time.Duration
+	ConsistencyBackoff time.Duration
 
 	// Log receives one line per step (what was found, created, deleted).
 	// nil: discard.
 	Log io.Writer
 
-	// sleep is time.Sleep honouring ctx; tests replace it.
+	// sleep is time.Sleep honouring ctx and now is time.Now; tests
+	// replace them with a fake clock.
 	sleep func(ctx context.Context, d time.Duration) error
+	now   func() time.Time
+	// retryDelay, when set, maps each pause the SDK's retryer chose to
+	// the one taken; tests shorten them.
+	retryDelay func(time.Duration) time.Duration
 }
 
 // New loads the standard AWS configuration chain (environment, shared
@@ -167,12 +185,11 @@ func NewFromConfig(ctx context.Context, cfg aws.Config) (*Cloud, error) {
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		return nil, errNoCredentials(err)
 	}
-	return &Cloud{
-		EC2:    ec2.NewFromConfig(cfg),
-		SSM:    ssm.NewFromConfig(cfg),
-		STS:    sts.NewFromConfig(cfg),
-		Region: cfg.Region,
-	}, nil
+	c := &Cloud{Region: cfg.Region}
+	c.EC2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Retryer = c.sdkRetryer(cfg, o.Retryer, o.RetryMode) })
+	c.SSM = ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.Retryer = c.sdkRetryer(cfg, o.Retryer, o.RetryMode) })
+	c.STS = sts.NewFromConfig(cfg, func(o *sts.Options) { o.Retryer = c.sdkRetryer(cfg, o.Retryer, o.RetryMode) })
+	return c, nil
 }
 
 func errNoCredentials(err error) error {

@@ -36,30 +36,53 @@ func (c *Cloud) Create(ctx context.Context, req CreateRequest) (*Broker, error) 
 		return nil, err
 	}
 	name := p.req.Name
-	cr := &creation{c: c, p: p, name: name}
+	token, err := clientToken(name)
+	if err != nil {
+		return nil, err
+	}
+	cr := &creation{c: c, p: p, name: name, clientToken: token, made: &Resources{Broker: name}}
 	b, step, err := cr.run(ctx)
 	if err != nil {
-		return nil, c.createError(ctx, name, step, err, cr.privateKey)
+		return nil, c.createError(ctx, name, step, err, cr.privateKey, cr.made)
 	}
 	return b, nil
 }
 
-func (c *Cloud) createError(ctx context.Context, name, step string, err error, priv []byte) error {
+func (c *Cloud) createError(ctx context.Context, name, step string, err error, priv []byte, made *Resources) error {
 	ce := &CreateError{Broker: name, Step: step, Err: advise(err), PrivateKeyPEM: priv}
 	// List what exists even when ctx was cancelled (Ctrl-C): the user
 	// needs to know.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	ce.Existing, ce.ListErr = c.Find(lctx, name)
+	if ce.ListErr == nil {
+		// The lookup by tag may not show yet what this run created a
+		// moment ago (EC2 is eventually consistent).
+		ce.Existing.add(made)
+	}
 	return ce
 }
 
+// clientToken makes RunInstances idempotent for this Create: every retry
+// of the launch, by the SDK or by kafkaup, carries the same token, so EC2
+// answers a repeated launch with the instance it already started.
+func clientToken(name string) (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("make a client token: %w", err)
+	}
+	return fmt.Sprintf("%s-%x", resourceName(name), b), nil // at most 61 of the 64 characters EC2 takes
+}
+
 type creation struct {
-	c          *Cloud
-	p          *plan
-	name       string
-	existing   *Resources
-	privateKey []byte
+	c           *Cloud
+	p           *plan
+	name        string
+	clientToken string
+	existing    *Resources
+	privateKey  []byte
+	// made is what this run created, for the error report.
+	made *Resources
 }
 
 func (cr *creation) run(ctx context.Context) (*Broker, string, error) {
@@ -154,7 +177,7 @@ func instanceIDs(is []Instance) string {
 // instance already uses it); otherwise it is replaced, which is only
 // possible before the instance exists.
 func (cr *creation) ensureKeyPair(ctx context.Context, haveInstance bool) (string, error) {
-	c, p, name := cr.c, cr.p, cr.name
+	c, name := cr.c, cr.name
 	rn := resourceName(name)
 	kps, err := c.describeKeyPairs(ctx, brokerFilters(name))
 	if err != nil {
@@ -163,32 +186,77 @@ func (cr *creation) ensureKeyPair(ctx context.Context, haveInstance bool) (strin
 	if len(kps) > 1 {
 		return "", fmt.Errorf("broker %s has %d key pairs tagged as its own; destroy it and create it again", name, len(kps))
 	}
+	var found *types.KeyPairInfo
 	if len(kps) == 1 {
-		kp := kps[0]
-		same, known := samePublicKey(aws.ToString(kp.PublicKey), p.pubKey)
-		switch {
-		case p.pubKey == nil && haveInstance:
-			c.logf("key pair %s: found %s (its private key was returned when it was created)", rn, aws.ToString(kp.KeyPairId))
-			return aws.ToString(kp.KeyName), nil
-		case p.pubKey != nil && (same || !known):
-			c.logf("key pair %s: found %s", rn, aws.ToString(kp.KeyPairId))
-			return aws.ToString(kp.KeyName), nil
-		case haveInstance:
-			return "", fmt.Errorf("key pair %s holds another public key than the one given, and the instance was launched with it: pass the key it was created with, or destroy broker %s and create it again", aws.ToString(kp.KeyName), name)
-		}
-		// No instance yet: replace it with the requested (or a new) key.
-		c.logf("key pair %s: replacing %s (no instance uses it yet)", rn, aws.ToString(kp.KeyPairId))
-		if _, err := c.EC2.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: kp.KeyName}); err != nil {
-			return "", fmt.Errorf("delete key pair %s to replace it: %w", aws.ToString(kp.KeyPairId), err)
-		}
+		found = &kps[0]
 	}
-	pub := p.pubKey
-	if pub == nil {
-		priv, key, err := generateKey(rn)
+	for byName := false; ; byName = true {
+		if found != nil {
+			keep, err := cr.keepKeyPair(ctx, *found, haveInstance)
+			if err != nil {
+				return "", err
+			}
+			if keep {
+				return aws.ToString(found.KeyName), nil
+			}
+		}
+		importErr := cr.importKeyPair(ctx)
+		if importErr == nil {
+			return rn, nil
+		}
+		if !hasCode(importErr, "InvalidKeyPair.Duplicate") || byName {
+			return "", fmt.Errorf("import key pair: %w", importErr)
+		}
+		// The name is taken: by this broker's key pair from an earlier
+		// run that the lookup by tag does not show yet, or by one
+		// kafkaup did not create.
+		kp, err := cr.keyPairByName(ctx, rn)
 		if err != nil {
 			return "", err
 		}
-		pub, cr.privateKey = key, priv
+		if !ownedBy(kp.Tags, name) {
+			return "", fmt.Errorf("a key pair named %s exists but is not tagged as kafkaup's broker %s, and kafkaup never touches what it did not tag: delete it if it is a leftover (aws ec2 delete-key-pair --key-name %s) or choose another broker name: %w", rn, name, rn, importErr)
+		}
+		c.logf("key pair %s: found %s by name (the lookup by tag did not show it yet)", rn, aws.ToString(kp.KeyPairId))
+		found = kp
+	}
+}
+
+// keepKeyPair decides about the broker's existing key pair kp: keep it,
+// refuse, or delete it to be replaced (keep false, nil error).
+func (cr *creation) keepKeyPair(ctx context.Context, kp types.KeyPairInfo, haveInstance bool) (bool, error) {
+	c, p, name := cr.c, cr.p, cr.name
+	rn := resourceName(name)
+	same, known := samePublicKey(aws.ToString(kp.PublicKey), p.pubKey)
+	switch {
+	case p.pubKey == nil && haveInstance:
+		c.logf("key pair %s: found %s (its private key was returned when it was created)", rn, aws.ToString(kp.KeyPairId))
+		return true, nil
+	case p.pubKey != nil && (same || !known):
+		c.logf("key pair %s: found %s", rn, aws.ToString(kp.KeyPairId))
+		return true, nil
+	case haveInstance:
+		return false, fmt.Errorf("key pair %s holds another public key than the one given, and the instance was launched with it: pass the key it was created with, or destroy broker %s and create it again", aws.ToString(kp.KeyName), name)
+	}
+	// No instance yet: replace it with the requested (or a new) key.
+	c.logf("key pair %s: replacing %s (no instance uses it yet)", rn, aws.ToString(kp.KeyPairId))
+	if _, err := c.EC2.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: kp.KeyName}); err != nil && !hasCode(err, "InvalidKeyPair.NotFound") {
+		return false, fmt.Errorf("delete key pair %s to replace it: %w", aws.ToString(kp.KeyPairId), err)
+	}
+	return false, nil
+}
+
+// importKeyPair imports the requested public key, or a new one whose
+// private half it keeps in cr.privateKey.
+func (cr *creation) importKeyPair(ctx context.Context) error {
+	c, p, name := cr.c, cr.p, cr.name
+	rn := resourceName(name)
+	pub, priv := p.pubKey, []byte(nil)
+	if pub == nil {
+		var err error
+		if priv, pub, err = generateKey(rn); err != nil {
+			return err
+		}
 	}
 	out, err := c.EC2.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
 		KeyName:           aws.String(rn),
@@ -196,13 +264,37 @@ func (cr *creation) ensureKeyPair(ctx context.Context, haveInstance bool) (strin
 		TagSpecifications: tagSpec(types.ResourceTypeKeyPair, name),
 	})
 	if err != nil {
-		if hasCode(err, "InvalidKeyPair.Duplicate") {
-			return "", fmt.Errorf("a key pair named %s exists but is not tagged as kafkaup's broker %s, and kafkaup never touches what it did not tag: delete it if it is a leftover (aws ec2 delete-key-pair --key-name %s) or choose another broker name: %w", rn, name, rn, err)
-		}
-		return "", fmt.Errorf("import key pair: %w", err)
+		return err
 	}
+	cr.privateKey = priv
+	cr.made.KeyPairs = append(cr.made.KeyPairs, KeyPair{ID: aws.ToString(out.KeyPairId), Name: rn})
 	c.logf("key pair %s: imported %s", rn, aws.ToString(out.KeyPairId))
-	return rn, nil
+	return nil
+}
+
+// keyPairByName is the key pair named rn, waiting for EC2 to show it
+// (ImportKeyPair has just said it exists).
+func (cr *creation) keyPairByName(ctx context.Context, rn string) (*types.KeyPairInfo, error) {
+	var kp *types.KeyPairInfo
+	err := cr.c.untilVisible(ctx, "find key pair "+rn+" by name", notYet("InvalidKeyPair.NotFound"), func() error {
+		out, err := cr.c.EC2.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{rn}, IncludePublicKey: aws.Bool(true)})
+		if err != nil {
+			return err
+		}
+		for _, k := range out.KeyPairs {
+			if aws.ToString(k.KeyName) == rn {
+				kp = &k
+				return nil
+			}
+		}
+		return errNotListed
+	})
+	return kp, err
+}
+
+// ownedBy: tagged as kafkaup's broker name's.
+func ownedBy(tags []types.Tag, name string) bool {
+	return tagValue(tags, TagBroker) == name && tagValue(tags, TagManaged) == "true"
 }
 
 // samePublicKey compares an authorized_keys line from AWS with want.
@@ -261,14 +353,56 @@ func (cr *creation) ensureSecurityGroup(ctx context.Context) (*types.SecurityGro
 		TagSpecifications: tagSpec(types.ResourceTypeSecurityGroup, name),
 	})
 	if err != nil {
-		if hasCode(err, "InvalidGroup.Duplicate") {
+		if !hasCode(err, "InvalidGroup.Duplicate") {
+			return nil, fmt.Errorf("create security group: %w", err)
+		}
+		// The name is taken in this VPC: by this broker's group from an
+		// earlier run that the lookup by tag does not show yet, or by
+		// one kafkaup did not create.
+		sg, lerr := c.securityGroupByName(ctx, rn, p.vpcID)
+		if lerr != nil {
+			return nil, lerr
+		}
+		if !ownedBy(sg.Tags, name) {
 			return nil, fmt.Errorf("a security group named %s exists in %s but is not tagged as kafkaup's broker %s, and kafkaup never touches what it did not tag: delete it if it is a leftover or choose another broker name: %w", rn, p.vpcID, name, err)
 		}
-		return nil, fmt.Errorf("create security group: %w", err)
+		c.logf("security group %s: found %s by name (the lookup by tag did not show it yet)", rn, aws.ToString(sg.GroupId))
+		return sg, nil
 	}
+	cr.made.SecurityGroups = append(cr.made.SecurityGroups, SecurityGroup{ID: aws.ToString(out.GroupId), Name: rn, VpcID: p.vpcID})
 	c.logf("security group %s: created %s in %s", rn, aws.ToString(out.GroupId), p.vpcID)
 	// Just created: no ingress rules yet (AWS adds only the default egress).
 	return &types.SecurityGroup{GroupId: out.GroupId, GroupName: aws.String(rn), VpcId: aws.String(p.vpcID)}, nil
+}
+
+// securityGroupByName is the group named rn in vpcID, waiting for EC2 to
+// show it (CreateSecurityGroup has just said it exists).
+func (c *Cloud) securityGroupByName(ctx context.Context, rn, vpcID string) (*types.SecurityGroup, error) {
+	return c.securityGroupWhere(ctx, "find security group "+rn+" in "+vpcID+" by name", []types.Filter{
+		{Name: aws.String("group-name"), Values: []string{rn}},
+		{Name: aws.String("vpc-id"), Values: []string{vpcID}},
+	})
+}
+
+// securityGroupByID reads group id again, waiting for EC2 to show it.
+func (c *Cloud) securityGroupByID(ctx context.Context, id string) (*types.SecurityGroup, error) {
+	return c.securityGroupWhere(ctx, "read security group "+id, []types.Filter{{Name: aws.String("group-id"), Values: []string{id}}})
+}
+
+func (c *Cloud) securityGroupWhere(ctx context.Context, what string, filters []types.Filter) (*types.SecurityGroup, error) {
+	var sg *types.SecurityGroup
+	err := c.untilVisible(ctx, what, notYet("InvalidGroup.NotFound"), func() error {
+		sgs, err := c.describeSecurityGroups(ctx, filters)
+		if err != nil {
+			return err
+		}
+		if len(sgs) != 1 {
+			return errNotListed
+		}
+		sg = &sgs[0]
+		return nil
+	})
+	return sg, err
 }
 
 // rule is one ingress permission for one source.
@@ -360,16 +494,42 @@ func diffRules(have, want []rule) (revoke, add []rule) {
 
 // reconcileIngress makes the group's ingress exactly tcp 22 and 9092 from
 // cidrs: it revokes every other rule and adds the missing ones (tagged).
+// A group created a moment ago may answer InvalidGroup.NotFound for a
+// while; that is waited out. A change EC2 made but whose answer was lost
+// (the SDK then retries it) answers InvalidPermission.Duplicate or
+// .NotFound: the rules are read again and the rest is done.
 func (c *Cloud) reconcileIngress(ctx context.Context, sg *types.SecurityGroup, cidrs []netip.Prefix, name string) error {
 	id := aws.ToString(sg.GroupId)
-	revoke, add := diffRules(rulesOf(sg.IpPermissions), wantedRules(cidrs))
+	have := rulesOf(sg.IpPermissions)
+	for pass := 1; ; pass++ {
+		err := c.applyIngress(ctx, id, have, cidrs, name)
+		if err == nil || pass == 3 || !hasCode(err, "InvalidPermission.Duplicate", "InvalidPermission.NotFound") {
+			return err
+		}
+		c.logf("security group %s: %s; reading its rules again", id, errorCode(err))
+		g, rerr := c.securityGroupByID(ctx, id)
+		if rerr != nil {
+			return fmt.Errorf("%w (after: %v)", rerr, err)
+		}
+		have = rulesOf(g.IpPermissions)
+	}
+}
+
+func (c *Cloud) applyIngress(ctx context.Context, id string, have []rule, cidrs []netip.Prefix, name string) error {
+	revoke, add := diffRules(have, wantedRules(cidrs))
+	groupNotYet := notYet("InvalidGroup.NotFound")
 	if len(revoke) > 0 {
 		var perms []types.IpPermission
 		for _, r := range revoke {
 			perms = append(perms, r.permission())
 		}
-		if _, err := c.EC2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms}); err != nil {
-			return fmt.Errorf("revoke %s on %s: %w", joinRules(revoke), id, err)
+		what := fmt.Sprintf("revoke %s on %s", joinRules(revoke), id)
+		err := c.untilVisible(ctx, what, groupNotYet, func() error {
+			_, err := c.EC2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms})
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		c.logf("security group %s: revoked %s", id, joinRules(revoke))
 	}
@@ -378,12 +538,16 @@ func (c *Cloud) reconcileIngress(ctx context.Context, sg *types.SecurityGroup, c
 		for _, r := range add {
 			perms = append(perms, r.permission())
 		}
-		_, err := c.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-			GroupId: aws.String(id), IpPermissions: perms,
-			TagSpecifications: tagSpec(types.ResourceTypeSecurityGroupRule, name),
+		what := fmt.Sprintf("allow %s on %s", joinRules(add), id)
+		err := c.untilVisible(ctx, what, groupNotYet, func() error {
+			_, err := c.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+				GroupId: aws.String(id), IpPermissions: perms,
+				TagSpecifications: tagSpec(types.ResourceTypeSecurityGroupRule, name),
+			})
+			return err
 		})
 		if err != nil {
-			return fmt.Errorf("allow %s on %s: %w", joinRules(add), id, err)
+			return err
 		}
 		c.logf("security group %s: allowed %s", id, joinRules(add))
 	}
@@ -399,9 +563,14 @@ func joinRules(rs []rule) string {
 	return strings.Join(s, ", ")
 }
 
+// runInstance launches the broker's instance. The security group and key
+// pair may have been created a moment ago, so InvalidGroup.NotFound and
+// InvalidKeyPair.NotFound are waited out; the client token makes every
+// attempt the same launch.
 func (cr *creation) runInstance(ctx context.Context, keyName, sgID string) (string, error) {
 	c, p, name := cr.c, cr.p, cr.name
-	out, err := c.EC2.RunInstances(ctx, &ec2.RunInstancesInput{
+	in := &ec2.RunInstancesInput{
+		ClientToken:  aws.String(cr.clientToken),
 		ImageId:      aws.String(p.ami),
 		InstanceType: types.InstanceType(p.req.InstanceType),
 		MinCount:     aws.Int32(1),
@@ -431,15 +600,22 @@ func (cr *creation) runInstance(ctx context.Context, keyName, sgID string) (stri
 			tagSpec(types.ResourceTypeInstance, name),
 			tagSpec(types.ResourceTypeVolume, name)...),
 			tagSpec(types.ResourceTypeNetworkInterface, name)...),
-		// ClientToken is filled by the SDK: a retried call cannot launch twice.
+	}
+	var out *ec2.RunInstancesOutput
+	what := fmt.Sprintf("launch %s from %s in %s", p.req.InstanceType, p.ami, p.zone)
+	err := c.untilVisible(ctx, what, notYet("InvalidGroup.NotFound", "InvalidKeyPair.NotFound"), func() error {
+		var err error
+		out, err = c.EC2.RunInstances(ctx, in)
+		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("launch %s from %s in %s: %w", p.req.InstanceType, p.ami, p.zone, err)
+		return "", err
 	}
 	if len(out.Instances) != 1 {
 		return "", fmt.Errorf("RunInstances returned %d instances, want 1", len(out.Instances))
 	}
 	id := aws.ToString(out.Instances[0].InstanceId)
+	cr.made.Instances = append(cr.made.Instances, Instance{ID: id, State: "launched"})
 	c.logf("instance %s: launched %s (%s, %s, %s)", resourceName(name), id, p.req.InstanceType, p.ami, p.zone)
 	return id, nil
 }
@@ -455,27 +631,40 @@ func (cr *creation) warnDrift(inst *types.Instance) {
 	}
 }
 
+// describeInstance reads instance id, which kafkaup has just launched or
+// found: InvalidInstanceID.NotFound (or an answer without it) is waited
+// out.
 func (c *Cloud) describeInstance(ctx context.Context, id string) (*types.Instance, error) {
-	out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-	if err != nil {
-		return nil, fmt.Errorf("describe instance %s: %w", id, advise(err))
-	}
-	for _, r := range out.Reservations {
-		for _, i := range r.Instances {
-			if aws.ToString(i.InstanceId) == id {
-				return &i, nil
+	var inst *types.Instance
+	err := c.untilVisible(ctx, "describe instance "+id, notYet("InvalidInstanceID.NotFound"), func() error {
+		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if err != nil {
+			return advise(err)
+		}
+		for _, r := range out.Reservations {
+			for _, i := range r.Instances {
+				if aws.ToString(i.InstanceId) == id {
+					inst = &i
+					return nil
+				}
 			}
 		}
-	}
-	return nil, fmt.Errorf("describe instance %s: not found", id)
+		return errNotListed
+	})
+	return inst, err
 }
 
 func (c *Cloud) waitRunning(ctx context.Context, id string) (*types.Instance, error) {
+	var watch instanceWatch
 	w := ec2.NewInstanceRunningWaiter(c.EC2, func(o *ec2.InstanceRunningWaiterOptions) {
 		o.MinDelay, o.MaxDelay = c.waiterMinDelay(), c.waiterMaxDelay()
+		o.Retryable = watch.wrap(o.Retryable)
 	})
 	out, err := w.WaitForOutput(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, c.waitTimeout())
 	if err != nil {
+		if nv := watch.explain("instance "+id, err); nv != err {
+			return nil, nv
+		}
 		// Say why, when EC2 knows (e.g. Server.InsufficientInstanceCapacity).
 		if inst, derr := c.describeInstance(ctx, id); derr == nil && inst.StateReason != nil {
 			return nil, fmt.Errorf("instance %s is %s (%s): %w", id, stateName(*inst), aws.ToString(inst.StateReason.Message), err)
@@ -525,6 +714,7 @@ func (cr *creation) ensureEIP(ctx context.Context, instanceID string) (*types.Ad
 			if err != nil {
 				return nil, fmt.Errorf("allocate elastic IP: %w", err)
 			}
+			cr.made.ElasticIPs = append(cr.made.ElasticIPs, ElasticIP{AllocationID: aws.ToString(got.AllocationId), PublicIP: aws.ToString(got.PublicIp), Owned: true})
 			c.logf("elastic IP %s: allocated %s", aws.ToString(got.PublicIp), aws.ToString(got.AllocationId))
 			addr = &types.Address{AllocationId: got.AllocationId, PublicIp: got.PublicIp, Tags: tagSpec(types.ResourceTypeElasticIp, name,
 				types.Tag{Key: aws.String(TagEIPOwned), Value: aws.String("true")})[0].Tags}
@@ -545,11 +735,19 @@ func (cr *creation) ensureEIP(ctx context.Context, instanceID string) (*types.Ad
 		return nil, fmt.Errorf("Elastic IP %s (%s) is in use by %s: disassociate it first (aws ec2 disassociate-address --association-id %s) or use another one",
 			aws.ToString(addr.PublicIp), aws.ToString(addr.AllocationId), other, aws.ToString(addr.AssociationId))
 	}
-	out, err := c.EC2.AssociateAddress(ctx, &ec2.AssociateAddressInput{
-		AllocationId: addr.AllocationId, InstanceId: aws.String(instanceID), AllowReassociation: aws.Bool(false),
+	// The address may have been allocated, and the instance launched, a
+	// moment ago.
+	var out *ec2.AssociateAddressOutput
+	what := fmt.Sprintf("associate elastic IP %s with %s", aws.ToString(addr.AllocationId), instanceID)
+	err := c.untilVisible(ctx, what, notYet("InvalidAllocationID.NotFound", "InvalidInstanceID.NotFound"), func() error {
+		var err error
+		out, err = c.EC2.AssociateAddress(ctx, &ec2.AssociateAddressInput{
+			AllocationId: addr.AllocationId, InstanceId: aws.String(instanceID), AllowReassociation: aws.Bool(false),
+		})
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("associate elastic IP %s with %s: %w", aws.ToString(addr.AllocationId), instanceID, err)
+		return nil, err
 	}
 	addr.AssociationId, addr.InstanceId = out.AssociationId, aws.String(instanceID)
 	c.logf("elastic IP %s: associated with %s", aws.ToString(addr.PublicIp), instanceID)

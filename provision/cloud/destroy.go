@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
 // Destroy deletes everything tagged as broker name's, found by tag alone
@@ -27,7 +28,10 @@ func (c *Cloud) Destroy(ctx context.Context, name string, dryRun bool) (*Resourc
 		return r, nil
 	}
 	fail := func(step string, err error) (*Resources, error) {
-		return r, fmt.Errorf("destroy broker %s: %s: %w\nrerun `kafkaup destroy %s` to finish", name, step, advise(err), name)
+		if step != "" {
+			err = fmt.Errorf("%s: %w", step, err)
+		}
+		return r, fmt.Errorf("destroy broker %s: %w\nrerun `kafkaup destroy %s` to finish", name, advise(err), name)
 	}
 
 	if len(r.Instances) > 0 {
@@ -35,15 +39,23 @@ func (c *Cloud) Destroy(ctx context.Context, name string, dryRun bool) (*Resourc
 		for _, i := range r.Instances {
 			ids = append(ids, i.ID)
 		}
-		if _, err := c.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err != nil {
-			return fail("terminate "+instanceIDs(r.Instances), err)
+		// An instance launched a moment ago may not be visible yet to
+		// TerminateInstances.
+		err := c.untilVisible(ctx, "terminate "+instanceIDs(r.Instances), notYet("InvalidInstanceID.NotFound"), func() error {
+			_, err := c.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
+			return err
+		})
+		if err != nil {
+			return fail("", err)
 		}
 		c.logf("instances %s: terminating", instanceIDs(r.Instances))
+		var watch instanceWatch
 		w := ec2.NewInstanceTerminatedWaiter(c.EC2, func(o *ec2.InstanceTerminatedWaiterOptions) {
 			o.MinDelay, o.MaxDelay = c.waiterMinDelay(), c.waiterMaxDelay()
+			o.Retryable = watch.wrap(o.Retryable)
 		})
 		if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, c.waitTimeout()); err != nil {
-			return fail("wait for "+instanceIDs(r.Instances)+" to terminate", err)
+			return fail("wait for "+instanceIDs(r.Instances)+" to terminate", watch.explain("instances "+instanceIDs(r.Instances), err))
 		}
 		c.logf("instances %s: terminated", instanceIDs(r.Instances))
 	}
@@ -57,9 +69,8 @@ func (c *Cloud) Destroy(ctx context.Context, name string, dryRun bool) (*Resourc
 				return fail("disassociate elastic IP "+e.PublicIP, err)
 			}
 		}
-		if _, err := c.EC2.ReleaseAddress(ctx, &ec2.ReleaseAddressInput{AllocationId: aws.String(e.AllocationID)}); err != nil &&
-			!hasCode(err, "InvalidAllocationID.NotFound") {
-			return fail("release elastic IP "+e.PublicIP, err)
+		if err := c.releaseAddress(ctx, e); err != nil {
+			return fail("", err)
 		}
 		c.logf("elastic IP %s: released %s", e.PublicIP, e.AllocationID)
 	}
@@ -83,9 +94,37 @@ func (c *Cloud) Destroy(ctx context.Context, name string, dryRun bool) (*Resourc
 	return r, nil
 }
 
+// releaseAddress releases an Elastic IP that Find has just listed. Right
+// after its instance terminated EC2 may still count it as in use
+// (InvalidIPAddress.InUse), and one allocated a moment ago may answer
+// InvalidAllocationID.NotFound: both are waited out. NotFound for an
+// address DescribeAddresses no longer lists means it is gone (an earlier
+// attempt released it).
+func (c *Cloud) releaseAddress(ctx context.Context, e ElasticIP) error {
+	what := "release elastic IP " + e.PublicIP + " (" + e.AllocationID + ")"
+	return c.untilVisible(ctx, what, notYet("InvalidAllocationID.NotFound", "InvalidIPAddress.InUse"), func() error {
+		_, err := c.EC2.ReleaseAddress(ctx, &ec2.ReleaseAddressInput{AllocationId: aws.String(e.AllocationID)})
+		if !hasCode(err, "InvalidAllocationID.NotFound") {
+			return err
+		}
+		out, lerr := c.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: []types.Filter{
+			{Name: aws.String("allocation-id"), Values: []string{e.AllocationID}},
+		}})
+		switch {
+		case lerr != nil:
+			return fmt.Errorf("%w (and listing it again failed: %v)", err, lerr)
+		case len(out.Addresses) == 0:
+			return nil
+		}
+		return err
+	})
+}
+
 // deleteSecurityGroup retries DependencyViolation (the terminated
 // instance's network interface lingers for a while) with doubling pauses
-// until SGDeleteTimeout. A group already gone counts as deleted.
+// until SGDeleteTimeout. A group already gone counts as deleted; one that
+// answers InvalidGroup.NotFound but is still listed (created a moment ago)
+// is retried the same way.
 func (c *Cloud) deleteSecurityGroup(ctx context.Context, id string) error {
 	timeout, pause := c.SGDeleteTimeout, c.SGDeleteBackoff
 	if timeout <= 0 {
@@ -94,22 +133,32 @@ func (c *Cloud) deleteSecurityGroup(ctx context.Context, id string) error {
 	if pause <= 0 {
 		pause = 2 * time.Second
 	}
-	maxPause := 8 * pause
-	deadline := time.Now().Add(timeout)
-	for attempt := 1; ; attempt++ {
-		_, err := c.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
-		switch {
-		case err == nil, hasCode(err, "InvalidGroup.NotFound"):
-			return nil
-		case !hasCode(err, "DependencyViolation"):
+	return c.retryFor(ctx, pause, timeout, func(err error) bool { return hasCode(err, "DependencyViolation", "InvalidGroup.NotFound") },
+		func(err error, pause time.Duration) {
+			if hasCode(err, "DependencyViolation") {
+				c.logf("security group %s: still in use, retrying in %s", id, pause)
+			} else {
+				c.logf("security group %s: EC2 answered %s but still lists it; retrying in %s", id, errorCode(err), pause)
+			}
+		},
+		func(attempts int, waited time.Duration, err error) error {
+			if hasCode(err, "DependencyViolation") {
+				return fmt.Errorf("still in use after %d attempts over %s (is something other than the broker's instance using it?): %w", attempts, timeout, err)
+			}
+			return &NotVisibleError{What: "delete security group " + id, Attempts: attempts, Waited: waited, Err: err}
+		},
+		func() error {
+			_, err := c.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
+			if !hasCode(err, "InvalidGroup.NotFound") {
+				return err
+			}
+			sgs, lerr := c.describeSecurityGroups(ctx, []types.Filter{{Name: aws.String("group-id"), Values: []string{id}}})
+			switch {
+			case lerr != nil:
+				return fmt.Errorf("%w (and listing it again failed: %v)", err, lerr)
+			case len(sgs) == 0:
+				return nil
+			}
 			return err
-		case time.Now().Add(pause).After(deadline):
-			return fmt.Errorf("still in use after %d attempts over %s (is something other than the broker's instance using it?): %w", attempt, timeout, err)
-		}
-		c.logf("security group %s: still in use, retrying in %s", id, pause)
-		if serr := c.doSleep(ctx, pause); serr != nil {
-			return fmt.Errorf("%w (it was still in use: %v)", serr, err)
-		}
-		pause = min(2*pause, maxPause)
-	}
+		})
 }

@@ -81,7 +81,9 @@ func advise(err error) error {
 	case "InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported":
 		advice = "AWS has no capacity for this instance type in this availability zone right now: rerun later, or choose another --instance-type, or a --subnet in another zone"
 	case "RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException":
-		advice = "AWS is throttling this account's API requests: wait a minute and rerun"
+		advice = "AWS is throttling this account's API requests (kafkaup already retried with growing pauses): wait a minute and rerun; if it persists, other tools in the account may be using up EC2's request rate"
+	case "Unavailable", "ServiceUnavailable", "InternalError", "InternalFailure":
+		advice = "AWS kept failing on its side through kafkaup's retries: wait a few minutes and rerun (https://health.aws.amazon.com shows outages)"
 	case "InstanceLimitExceeded", "VcpuLimitExceeded", "AddressLimitExceeded", "SecurityGroupLimitExceeded",
 		"RulesPerSecurityGroupLimitExceeded", "KeyPairLimitExceeded", "MaxSpotInstanceCountExceeded":
 		advice = "an account quota is used up: free some (kafkaup list shows kafkaup's brokers) or raise it in the Service Quotas console, then rerun"

@@ -70,13 +70,16 @@ func (c *Cloud) Stop(ctx context.Context, name string) (*Broker, error) {
 	}
 	id := aws.ToString(inst.InstanceId)
 	if stateName(*inst) != "stopped" {
-		if _, err := c.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
-			return nil, fmt.Errorf("stop broker %s (%s): %w", name, id, advise(err))
-		}
-		w := ec2.NewInstanceStoppedWaiter(c.EC2, func(o *ec2.InstanceStoppedWaiterOptions) {
-			o.MinDelay, o.MaxDelay = c.waiterMinDelay(), c.waiterMaxDelay()
+		// Created a moment ago, the instance may not be visible to
+		// StopInstances yet, or still be pending (IncorrectInstanceState).
+		err := c.untilVisible(ctx, fmt.Sprintf("stop broker %s (%s)", name, id), notYet("InvalidInstanceID.NotFound", "IncorrectInstanceState"), func() error {
+			_, err := c.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}})
+			return err
 		})
-		if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, c.waitTimeout()); err != nil {
+		if err != nil {
+			return nil, advise(err)
+		}
+		if err := c.waitStopped(ctx, id); err != nil {
 			return nil, fmt.Errorf("wait for broker %s (%s) to stop: %w", name, id, advise(err))
 		}
 		c.logf("instance %s: stopped", id)
@@ -96,22 +99,36 @@ func (c *Cloud) Start(ctx context.Context, name string) (*Broker, error) {
 	}
 	id := aws.ToString(inst.InstanceId)
 	if s := stateName(*inst); s == "stopping" {
-		w := ec2.NewInstanceStoppedWaiter(c.EC2, func(o *ec2.InstanceStoppedWaiterOptions) {
-			o.MinDelay, o.MaxDelay = c.waiterMinDelay(), c.waiterMaxDelay()
-		})
-		if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, c.waitTimeout()); err != nil {
+		if err := c.waitStopped(ctx, id); err != nil {
 			return nil, fmt.Errorf("wait for broker %s (%s) to finish stopping: %w", name, id, advise(err))
 		}
 	}
 	if stateName(*inst) != "running" {
-		if _, err := c.EC2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
-			return nil, fmt.Errorf("start broker %s (%s): %w", name, id, advise(err))
+		// Stopped a moment ago, the instance may still look stopping to
+		// StartInstances (IncorrectInstanceState).
+		err := c.untilVisible(ctx, fmt.Sprintf("start broker %s (%s)", name, id), notYet("InvalidInstanceID.NotFound", "IncorrectInstanceState"), func() error {
+			_, err := c.EC2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}})
+			return err
+		})
+		if err != nil {
+			return nil, advise(err)
 		}
 	}
 	if inst, err = c.waitRunning(ctx, id); err != nil {
 		return nil, fmt.Errorf("wait for broker %s (%s) to run: %w", name, id, advise(err))
 	}
 	return c.brokerWithEIP(ctx, name, inst)
+}
+
+// waitStopped waits until instance id is stopped.
+func (c *Cloud) waitStopped(ctx context.Context, id string) error {
+	var watch instanceWatch
+	w := ec2.NewInstanceStoppedWaiter(c.EC2, func(o *ec2.InstanceStoppedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = c.waiterMinDelay(), c.waiterMaxDelay()
+		o.Retryable = watch.wrap(o.Retryable)
+	})
+	err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, c.waitTimeout())
+	return watch.explain("instance "+id, err)
 }
 
 const (

@@ -90,9 +90,16 @@ type env struct {
 	c       *Cloud
 	raw     *ec2.Client // moto without injection, to read back
 	inj     *injector
+	faults  *faults // rules that see each call's input (faults_test.go)
 	amiTmpl string
 	amis    map[string]string
-	sleeps  []time.Duration
+
+	// The Cloud's clock: its sleeps are recorded and advance it at once.
+	mu     sync.Mutex
+	sleeps []time.Duration
+	now    time.Time
+	// sdkPauses are the pauses the SDK's retryer chose; none is taken.
+	sdkPauses []time.Duration
 }
 
 func newEnv(t *testing.T) *env {
@@ -107,20 +114,41 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	inj := &injector{rules: map[string][]string{}, calls: map[string]int{}}
-	cfg, err := motoServer.Config(ctx, config.WithAPIOptions([]func(*middleware.Stack) error{inj.option}))
+	fl := newFaults()
+	cfg, err := motoServer.Config(ctx, config.WithAPIOptions([]func(*middleware.Stack) error{inj.option, fl.option}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The harness's short retryer out: kafkaup's own retry policy, as it
+	// ships, with its pauses recorded and skipped (retryDelay below).
+	cfg.Retryer = nil
 	c, err := NewFromConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctx: ctx, c: c, inj: inj, amiTmpl: tmpl, amis: amis}
+	e := &env{t: t, ctx: ctx, c: c, inj: inj, faults: fl, amiTmpl: tmpl, amis: amis, now: time.Now()}
 	c.WaiterMinDelay = 5 * time.Millisecond
 	c.WaitTimeout = 10 * time.Second
 	c.SGDeleteBackoff = time.Second
 	c.SGDeleteTimeout = 30 * time.Second
-	c.sleep = func(ctx context.Context, d time.Duration) error { e.sleeps = append(e.sleeps, d); return nil }
+	c.sleep = func(ctx context.Context, d time.Duration) error {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.sleeps = append(e.sleeps, d)
+		e.now = e.now.Add(d)
+		return ctx.Err()
+	}
+	c.now = func() time.Time {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.now
+	}
+	c.retryDelay = func(d time.Duration) time.Duration {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.sdkPauses = append(e.sdkPauses, d)
+		return 0
+	}
 	c.Log = testLog{t}
 	rawCfg, err := motoServer.Config(ctx)
 	if err != nil {
@@ -574,13 +602,12 @@ func TestMotoFailEachStep(t *testing.T) {
 		advice     string // in the message
 		existKinds string // kinds listed as existing, in Lines() order
 	}{
+		// A name taken by a resource kafkaup did not tag: TestMotoNameTaken.
 		{op: "ImportKeyPair", code: "UnauthorizedOperation", step: "key pair kafkaup-x", advice: "may not call ec2:ImportKeyPair", existKinds: ""},
-		{op: "ImportKeyPair", code: "InvalidKeyPair.Duplicate", step: "key pair kafkaup-x", advice: "not tagged as kafkaup's", existKinds: ""},
-		{op: "CreateSecurityGroup", code: "InvalidGroup.Duplicate", step: "security group kafkaup-x", advice: "not tagged as kafkaup's", existKinds: "key"},
 		{op: "CreateSecurityGroup", code: "SecurityGroupLimitExceeded", step: "security group kafkaup-x", advice: "quota", existKinds: "key"},
 		{op: "AuthorizeSecurityGroupIngress", code: "UnauthorizedOperation", step: "security group rules", advice: "may not call ec2:AuthorizeSecurityGroupIngress", existKinds: "security key"},
 		{op: "RunInstances", code: "InsufficientInstanceCapacity", step: "run instance", advice: "no capacity", existKinds: "security key"},
-		{op: "RunInstances", code: "RequestLimitExceeded", times: 2, step: "run instance", advice: "throttling", existKinds: "security key"},
+		{op: "RunInstances", code: "RequestLimitExceeded", times: DefaultRetryMaxAttempts, step: "run instance", advice: "throttling", existKinds: "security key"},
 		{op: "RunInstances", code: "VcpuLimitExceeded", step: "run instance", advice: "quota", existKinds: "security key"},
 		{op: "AllocateAddress", code: "AddressLimitExceeded", elasticIP: true, step: "elastic IP", advice: "quota", existKinds: "instance security key"},
 		{op: "AssociateAddress", code: "UnauthorizedOperation", elasticIP: true, step: "elastic IP", advice: "may not call ec2:AssociateAddress", existKinds: "instance elastic security key"},
@@ -831,12 +858,12 @@ func TestMotoDependencyViolationRetried(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		e.inj.fail("DeleteSecurityGroup", "DependencyViolation")
 	}
-	// The fake sleep does not advance the clock: bound by attempts via a
-	// short real timeout instead.
-	e.c.sleep = func(ctx context.Context, d time.Duration) error { time.Sleep(d / 10); return nil }
 	_, err := e.c.Destroy(e.ctx, "dv", false)
 	if err == nil || !strings.Contains(err.Error(), "still in use") || !strings.Contains(err.Error(), "rerun `kafkaup destroy dv`") {
 		t.Fatalf("got %v", err)
+	}
+	if fmt.Sprint(e.sleeps) != "[1s 2s]" { // the next pause, 4s, would end past 5s
+		t.Fatalf("pauses %v, want [1s 2s]", e.sleeps)
 	}
 	t.Logf("error: %v", err)
 	e.inj.clear()

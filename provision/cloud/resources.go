@@ -85,6 +85,47 @@ func (r *Resources) OwnedEIPs() []ElasticIP {
 	return out
 }
 
+// add puts into r what o lists and r does not (by id).
+func (r *Resources) add(o *Resources) {
+	if r == nil || o == nil {
+		return
+	}
+	have := map[string]bool{}
+	for _, i := range r.Instances {
+		have[i.ID] = true
+	}
+	for _, g := range r.SecurityGroups {
+		have[g.ID] = true
+	}
+	for _, k := range r.KeyPairs {
+		have[k.ID] = true
+		have["key:"+k.Name] = true
+	}
+	for _, e := range r.ElasticIPs {
+		have[e.AllocationID] = true
+	}
+	for _, i := range o.Instances {
+		if !have[i.ID] {
+			r.Instances = append(r.Instances, i)
+		}
+	}
+	for _, g := range o.SecurityGroups {
+		if !have[g.ID] {
+			r.SecurityGroups = append(r.SecurityGroups, g)
+		}
+	}
+	for _, k := range o.KeyPairs {
+		if !have[k.ID] && !have["key:"+k.Name] {
+			r.KeyPairs = append(r.KeyPairs, k)
+		}
+	}
+	for _, e := range o.ElasticIPs {
+		if !have[e.AllocationID] {
+			r.ElasticIPs = append(r.ElasticIPs, e)
+		}
+	}
+}
+
 // Lines describes each resource for people, one per entry.
 func (r *Resources) Lines() []string {
 	if r == nil {
