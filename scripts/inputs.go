@@ -26,8 +26,18 @@ type InstallPackages struct {
 
 func (InstallPackages) ScriptName() string { return "install-packages.sh" }
 
+// WaitAPT waits for cloud-init and for other apt or dpkg runs to let go of
+// the dpkg lock, changing nothing (wait-apt.sh).
+type WaitAPT struct {
+	CloudInitTimeout int `sh:"CLOUD_INIT_TIMEOUT"`
+	APTLockTimeout   int `sh:"APT_LOCK_TIMEOUT"`
+}
+
+func (WaitAPT) ScriptName() string { return "wait-apt.sh" }
+
 // FetchKafka downloads or takes an uploaded tarball, verifies it and
-// installs it (fetch-kafka.sh).
+// installs it (fetch-kafka.sh). A failed or damaged download is tried
+// DownloadRetries more times per URL, with exponential backoff.
 type FetchKafka struct {
 	InstallDir      string   `sh:"INSTALL_DIR"`
 	DistName        string   `sh:"DIST_NAME"`

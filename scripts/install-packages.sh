@@ -4,16 +4,8 @@
 # Inputs: WANT_JAVA, WANT_CURL, JAVA_PACKAGES (first available wins),
 # CLOUD_INIT_TIMEOUT, APT_LOCK_TIMEOUT (seconds).
 
-if have cloud-init; then
-  log "waiting for cloud-init to finish (at most ${CLOUD_INIT_TIMEOUT}s)"
-  if ! timeout "$CLOUD_INIT_TIMEOUT" cloud-init status --wait >/dev/null 2>&1; then
-    status=$(cloud-init status 2>/dev/null) || true
-    case "$status" in
-      *running*) die "cloud-init is still running after ${CLOUD_INIT_TIMEOUT}s, so the host is not ready for packages yet. Wait for the first boot to finish and rerun the same command." ;;
-    esac
-    log "cloud-init finished with errors ($status); continuing"
-  fi
-fi
+wait_for_cloud_init
+wait_for_dpkg_lock
 
 # apt_try runs apt-get, keeping its output in $apt_out.
 apt_try() {
@@ -39,8 +31,14 @@ apt_or_die() {
   fi
   printf '%s\n' "$apt_out" | tail -n 20 >&2
   if grep -q 'Could not get lock' <<<"$apt_out"; then
+    # Taken by another run after wait_for_dpkg_lock saw it free, or a
+    # holder /proc/locks does not show: apt waited APT_LOCK_TIMEOUT too.
+    lock=$(grep -o -m 1 'Could not get lock [^ ]*' <<<"$apt_out") || true
+    lock=${lock#Could not get lock }
     holder=$(grep -o -m 1 'held by process [0-9]* ([^)]*)' <<<"$apt_out") || true
-    die "the package manager stayed busy for more than ${APT_LOCK_TIMEOUT}s (${holder:-lock held}). This is usually unattended-upgrades on a fresh instance: wait a few minutes and rerun the same command."
+    holder=${holder#held by process }
+    holder=${holder%)}
+    dpkg_lock_advice "${holder:+pid ${holder/ (/: }}" "${lock%.}" "$APT_LOCK_TIMEOUT"
   fi
   die "apt-get $1 failed (see the output above); fix the host's package sources and rerun."
 }
@@ -71,6 +69,7 @@ if [ "$WANT_JAVA" = 1 ]; then
 fi
 if [ "$WANT_CURL" = 1 ]; then pkgs+=(curl ca-certificates); fi
 if [ "${#pkgs[@]}" -gt 0 ]; then
+  wait_for_dpkg_lock
   log "apt-get install ${pkgs[*]}"
   apt_or_die install --no-install-recommends "${pkgs[@]}"
 fi

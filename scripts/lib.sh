@@ -14,7 +14,7 @@ broker_pids() {
   local f pid cmd
   for f in /proc/[0-9]*/cmdline; do
     pid=${f#/proc/}; pid=${pid%/cmdline}
-    cmd=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$f") || continue # gone meanwhile
     case "$cmd" in
       *' kafka.Kafka '*) printf '%s\n' "$pid" ;;
     esac
@@ -37,7 +37,6 @@ have() { command -v "$1" >/dev/null 2>&1; }
 uses_systemd() { [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; }
 
 # apt_get runs apt-get non-interactively, waiting for the dpkg lock held by
-# unattended-upgrades or cloud-init instead of failing at once.
 # unattended-upgrades or cloud-init instead of failing at once. dpkg skips
 # its fsync per file (--force-unsafe-io): on a small cloud disk that halves
 # the unpack time, and a run cut short by a crash is finished by rerunning.
@@ -48,6 +47,73 @@ apt_get() {
     -o Acquire::Languages=none \
     -o Dpkg::Options::=--force-confold \
     -o Dpkg::Options::=--force-unsafe-io "$@"
+}
+
+# lock_holder prints "FILE<tab>pid N: COMMAND" for the first of the given
+# files that a process holds a POSIX record lock on (the fcntl locks apt and
+# dpkg take), or nothing. /proc/locks names a locked file by its device
+# (major:minor in hex) and inode.
+lock_holder() {
+  local f d key pid cmd
+  for f in "$@"; do
+    [ -e "$f" ] || continue
+    d=$(stat -c %d "$f")
+    key=$(printf '%02x:%02x:%s' $(((d >> 8) & 0xfff)) $(((d & 0xff) | ((d >> 12) & 0xfff00))) "$(stat -c %i "$f")")
+    pid=$(awk -v key="$key" '$2 != "->" && $6 == key {print $5; exit}' /proc/locks)
+    [ -n "$pid" ] || continue
+    if [ "$pid" -gt 0 ] 2>/dev/null; then
+      cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-80) || cmd=
+      printf '%s\tpid %s: %s\n' "$f" "$pid" "${cmd% }"
+    else # an OFD lock, or a holder in another PID namespace
+      printf '%s\ta process not visible from here\n' "$f"
+    fi
+    return 0
+  done
+}
+
+# wait_for_dpkg_lock waits while another apt or dpkg run (unattended-upgrades
+# on a fresh host) holds the dpkg lock, for at most APT_LOCK_TIMEOUT seconds
+# (the user's --apt-lock-timeout), then stops with advice naming the holder.
+wait_for_dpkg_lock() {
+  local limit=${APT_LOCK_TIMEOUT:-300} start=$SECONDS waited=0 next=0 held file who
+  local -a files=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock)
+  if [ -n "${DPKG_LOCK_FILES:-}" ]; then read -ra files <<<"$DPKG_LOCK_FILES"; fi
+  while held=$(lock_holder "${files[@]}") && [ -n "$held" ]; do
+    IFS=$'\t' read -r file who <<<"$held"
+    waited=$((SECONDS - start))
+    if [ "$waited" -ge "$limit" ]; then
+      dpkg_lock_advice "$who" "$file" "$limit"
+    fi
+    if [ "$waited" -ge "$next" ]; then
+      log "waiting for the dpkg lock: $file is held by another apt or dpkg ($who); ${waited}s of at most ${limit}s"
+      next=$((next + 30))
+    fi
+    sleep 1
+  done
+  if [ "$next" -gt 0 ]; then
+    log "the dpkg lock is free after waiting $((SECONDS - start))s"
+  fi
+}
+
+# dpkg_lock_advice stops the script because another apt or dpkg kept the
+# lock: WHO (pid and command, or empty), FILE, and how long kafkaup waited.
+dpkg_lock_advice() {
+  die "another apt or dpkg (${1:-pid unknown}) held the dpkg lock $2 for all of the ${3}s kafkaup waits for it (--apt-lock-timeout), so no package was installed. Wait for it to finish (on a fresh host it is usually unattended-upgrades or cloud-init installing updates) and rerun the same command, or raise --apt-lock-timeout (e.g. 15m)."
+}
+
+# wait_for_cloud_init waits (at most CLOUD_INIT_TIMEOUT seconds) until
+# cloud-init has finished the first boot, which installs packages itself.
+wait_for_cloud_init() {
+  local limit=${CLOUD_INIT_TIMEOUT:-600} status
+  have cloud-init || return 0
+  log "waiting for cloud-init to finish (at most ${limit}s)"
+  if ! timeout "$limit" cloud-init status --wait >/dev/null 2>&1; then
+    status=$(cloud-init status 2>/dev/null) || true
+    case "$status" in
+      *running*) die "cloud-init is still running after ${limit}s, so the host is not ready for packages yet. Wait for the first boot to finish and rerun the same command." ;;
+    esac
+    log "cloud-init finished with errors ($status); continuing"
+  fi
 }
 
 # sha256_of prints the sha256 of a file, or - when it does not exist.

@@ -3,8 +3,12 @@ package scripts
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // samples gives every script typed inputs, including values that would break
@@ -12,6 +16,7 @@ import (
 var samples = []Script{
 	Observe{InstallDir: "/opt/kafka", DataDir: "/var/lib/kafka/data", LogDir: "/var/log/kafka", ConfigDir: "/etc/kafka", StateDir: "/var/lib/kafkaup", SwapFile: "/swapfile", Service: "kafka", ManagedFiles: []string{"/etc/kafka/server.properties"}},
 	InstallPackages{WantJava: true, JavaPackages: []string{"openjdk-17-jre-headless"}, CloudInitTimeout: 600, APTLockTimeout: 300},
+	WaitAPT{CloudInitTimeout: 600, APTLockTimeout: 300},
 	FetchKafka{InstallDir: "/opt/kafka", DistName: "kafka_2.13-4.0.0", URLs: []string{"https://x/a b'c"}, SHA512URLs: []string{"https://x/a.sha512"}, DownloadRetries: 3, StateDir: "/var/lib/kafkaup"},
 	SetupDirs{DataDir: "/d", LogDir: "/l", ConfigDir: "/c", StateDir: "/s"},
 	Swap{File: "/swapfile", Bytes: 2 << 30},
@@ -132,5 +137,79 @@ func TestLockSerializesRuns(t *testing.T) {
 	log, _ := os.ReadFile(dir + "/log")
 	if string(log) != "start\nend\nstart\nend\n" {
 		t.Errorf("runs interleaved:\n%s", log)
+	}
+}
+
+// holdLock takes the kind of lock apt and dpkg take on their lock files (an
+// fcntl write lock over the whole file) on a new file, for this process.
+func holdLock(t *testing.T) (path string, release func()) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "lock-frontend")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	return path, func() { f.Close() } // closing drops the lock
+}
+
+// runLib runs body after lib.sh under strict mode, with the given variables.
+func runLib(t *testing.T, vars, body string) (string, int) {
+	t.Helper()
+	lib, _ := files.ReadFile("lib.sh")
+	out, err := exec.Command("bash", "-c", "set -euo pipefail\n"+vars+"\n"+string(lib)+"\n"+body).CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+// TestLockHolderFindsFcntlLocks: /proc/locks names the holder of an apt
+// style lock, by pid and command line.
+func TestLockHolderFindsFcntlLocks(t *testing.T) {
+	path, release := holdLock(t)
+	defer release()
+	free := filepath.Join(t.TempDir(), "free")
+	os.WriteFile(free, nil, 0o644)
+	out, code := runLib(t, "", "lock_holder "+Quote(free)+" /nonexistent "+Quote(path))
+	want := path + "\tpid " + strconv.Itoa(os.Getpid()) + ": " + os.Args[0]
+	if code != 0 || !strings.HasPrefix(out, want) {
+		t.Errorf("lock_holder = %q (exit %d), want %q...", out, code, want)
+	}
+	release()
+	if out, code := runLib(t, "", "lock_holder "+Quote(path)); code != 0 || out != "" {
+		t.Errorf("after release: lock_holder = %q (exit %d)", out, code)
+	}
+}
+
+// TestWaitForDpkgLock: a lock held past the limit stops the script with
+// advice naming the lock and its holder; one released in time is waited for.
+func TestWaitForDpkgLock(t *testing.T) {
+	path, release := holdLock(t)
+	vars := "APT_LOCK_TIMEOUT=1\nDPKG_LOCK_FILES=" + Quote(path)
+	out, code := runLib(t, vars, "wait_for_dpkg_lock; echo done")
+	for _, want := range []string{"held the dpkg lock " + path, "pid " + strconv.Itoa(os.Getpid()), "--apt-lock-timeout", "no package was installed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 3 || strings.Contains(out, "done") {
+		t.Errorf("exit %d, want 3 (advice) before going on:\n%s", code, out)
+	}
+
+	time.AfterFunc(1500*time.Millisecond, release)
+	start := time.Now()
+	out, code = runLib(t, "APT_LOCK_TIMEOUT=30\nDPKG_LOCK_FILES="+Quote(path), "wait_for_dpkg_lock; echo done")
+	if code != 0 || !strings.HasSuffix(out, "done\n") || !strings.Contains(out, "the dpkg lock is free after waiting") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	if took := time.Since(start); took < 1400*time.Millisecond {
+		t.Errorf("returned after %s, before the lock was released", took)
 	}
 }

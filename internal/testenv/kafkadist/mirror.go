@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -23,16 +24,34 @@ type Mirror struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	requests  []string
-	faults    map[string]fault
+	faults    map[string][]fault // per path, served in order
+	served    int                // faults served so far
 	closed    bool
 }
 
-// fault makes the next n GETs of a path answer status.
-type fault struct{ n, status int }
+// fault makes the next n requests of a path go wrong in one way.
+type fault struct {
+	n      int
+	kind   faultKind
+	status int // for failStatus
+}
+
+type faultKind int
+
+const (
+	failStatus faultKind = iota // answer status instead of the file
+	failReset                   // reset the TCP connection before answering
+	failTruncate                // the whole file's Content-Length, half the body, then close
+	failCut                     // no Content-Length, half the body, then close
+)
+
+func (k faultKind) String() string {
+	return [...]string{"status", "reset", "truncated", "cut"}[k]
+}
 
 // StartMirror serves the given dists, listening on each addr (e.g. "127.0.0.1:0").
 func StartMirror(dists []*Dist, addrs ...string) (*Mirror, error) {
-	m := &Mirror{files: map[string]string{}, faults: map[string]fault{}}
+	m := &Mirror{files: map[string]string{}, faults: map[string][]fault{}}
 	for _, d := range dists {
 		dir := "/kafka/" + d.Version + "/"
 		m.files[dir+d.FileName] = d.Tarball
@@ -79,7 +98,8 @@ func (m *Mirror) URL(i int, version string) string {
 	return fmt.Sprintf("http://%s/kafka/%s/kafka_%s-%s.tgz", addr, version, scalaBinary, version)
 }
 
-// Requests returns one "METHOD /path status" line per request served so far.
+// Requests returns one "METHOD /path status" line per request served so far
+// ("GET /path 200 truncated" and the like for the faults of InjectNext).
 func (m *Mirror) Requests() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -87,10 +107,43 @@ func (m *Mirror) Requests() []string {
 }
 
 // FailNext makes the next n GETs (or HEADs) of path answer status instead.
+// Faults injected for a path are served in the order they were injected.
 func (m *Mirror) FailNext(path string, n int, status int) {
+	m.inject(path, fault{n: n, kind: failStatus, status: status})
+}
+
+// ResetNext makes the next n GETs of path end in a TCP reset before any
+// answer (curl: "Connection reset by peer" or "Empty reply from server").
+func (m *Mirror) ResetNext(path string, n int) { m.inject(path, fault{n: n, kind: failReset}) }
+
+// TruncateNext makes the next n GETs of path announce the whole file's
+// Content-Length, send half of it and close the connection: the client can
+// tell the transfer ended early (curl exits 18).
+func (m *Mirror) TruncateNext(path string, n int) { m.inject(path, fault{n: n, kind: failTruncate}) }
+
+// CutNext makes the next n GETs of path answer 200 without a
+// Content-Length, send half the file and close the connection: to the
+// client the short body looks complete, and only a checksum tells.
+func (m *Mirror) CutNext(path string, n int) { m.inject(path, fault{n: n, kind: failCut}) }
+
+// ClearFaults drops the faults still pending for path: the mirror recovers.
+func (m *Mirror) ClearFaults(path string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.faults[path] = fault{n, status}
+	delete(m.faults, path)
+}
+
+// FaultsServed is how many requests got an injected fault so far.
+func (m *Mirror) FaultsServed() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.served
+}
+
+func (m *Mirror) inject(path string, f fault) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.faults[path] = append(m.faults[path], f)
 }
 
 // Close stops every listener and drops open connections.
@@ -109,20 +162,33 @@ func (m *Mirror) Close() error {
 // serve answers one request and logs it.
 func (m *Mirror) serve(w http.ResponseWriter, r *http.Request) {
 	rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	broken := "" // the fault served on the raw connection, instead of a status
 	defer func() {
+		line := fmt.Sprintf("%s %s %d", r.Method, r.URL.Path, rec.status)
+		if broken != "" {
+			line = fmt.Sprintf("%s %s %s", r.Method, r.URL.Path, broken)
+		}
 		m.mu.Lock()
-		m.requests = append(m.requests, fmt.Sprintf("%s %s %d", r.Method, r.URL.Path, rec.status))
+		m.requests = append(m.requests, line)
 		m.mu.Unlock()
 	}()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.Error(rec, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if status, ok := m.takeFault(r.URL.Path); ok {
-		http.Error(rec, fmt.Sprintf("injected failure %d", status), status)
+	flt, faulty := m.takeFault(r.URL.Path, r.Method)
+	if faulty && flt.kind == failStatus {
+		http.Error(rec, fmt.Sprintf("injected failure %d", flt.status), flt.status)
 		return
 	}
 	name, ok := m.files[r.URL.Path]
+	if faulty && ok {
+		broken = flt.kind.String()
+		if err := serveBroken(w, name, flt.kind); err != nil {
+			broken += " (" + err.Error() + ")"
+		}
+		return
+	}
 	if !ok {
 		http.NotFound(rec, r)
 		return
@@ -147,17 +213,60 @@ func (m *Mirror) serve(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(rec, r, "", st.ModTime(), f)
 }
 
-// takeFault consumes one injected failure for path, if any.
-func (m *Mirror) takeFault(path string) (int, bool) {
+// takeFault consumes one injected fault for path, if any. The faults that
+// break a body are only for GETs.
+func (m *Mirror) takeFault(path, method string) (fault, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	f, ok := m.faults[path]
-	if !ok || f.n <= 0 {
-		return 0, false
+	q := m.faults[path]
+	for len(q) > 0 && q[0].n <= 0 {
+		q = q[1:]
 	}
-	f.n--
-	m.faults[path] = f
-	return f.status, true
+	m.faults[path] = q
+	if len(q) == 0 || (q[0].kind != failStatus && method != http.MethodGet) {
+		return fault{}, false
+	}
+	q[0].n--
+	m.served++
+	return q[0], true
+}
+
+// serveBroken answers a GET of file the broken way kind says, on the raw
+// connection.
+func serveBroken(w http.ResponseWriter, file string, kind faultKind) error {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return errors.New("connection cannot be hijacked")
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if kind == failReset {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // close sends RST
+		}
+		return nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: application/x-gzip\r\nConnection: close\r\n")
+	if kind == failTruncate {
+		fmt.Fprintf(buf, "Content-Length: %d\r\n", st.Size())
+	}
+	buf.WriteString("\r\n")
+	if _, err := io.CopyN(buf, f, st.Size()/2); err != nil {
+		return err
+	}
+	return buf.Flush()
 }
 
 // statusWriter remembers the status code written.

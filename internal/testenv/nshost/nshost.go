@@ -187,6 +187,20 @@ func (h *Host) HideAPT(ctx context.Context) error {
 	return nil
 }
 
+// SmallDisk mounts a tmpfs of size bytes at dir inside the host (created
+// if missing, hiding what was there), so whatever lands there sees a nearly
+// full small disk. The mount lives in the host's mount namespace only and
+// goes with it.
+func (h *Host) SmallDisk(ctx context.Context, dir string, size int64) error {
+	cmd := fmt.Sprintf("mkdir -p %s && mount -t tmpfs -o size=%d,mode=0755 nshost-small %s", shellQuote(dir), size, shellQuote(dir))
+	if _, err := h.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("nshost: small disk at %s on %s: %w", dir, h.NetNS, err)
+	}
+	return nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
 // Close kills everything in the host (SIGKILL to its PID 1 takes the whole
 // PID namespace, and with it the mount namespace and overlay), then deletes
 // the veth pair, the network namespace and the state directory. It is safe

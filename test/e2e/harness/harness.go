@@ -118,6 +118,26 @@ func (c *CLI) ConnArgs(user string) []string {
 	return []string{"--user", user, "--identity", c.Key, "--known-hosts", c.KnownHosts}
 }
 
+// LastLog returns the newest debug log kafkaup wrote under Home: every
+// progress line of the host scripts (retries, waits) lands there.
+func (c *CLI) LastLog() (string, error) {
+	paths, err := filepath.Glob(filepath.Join(c.Home, "logs", "*.log"))
+	if err != nil {
+		return "", err
+	}
+	newest, at := "", time.Time{}
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil && st.ModTime().After(at) {
+			newest, at = p, st.ModTime()
+		}
+	}
+	if newest == "" {
+		return "", fmt.Errorf("no debug log under %s/logs", c.Home)
+	}
+	b, err := os.ReadFile(newest)
+	return string(b), err
+}
+
 // MustSucceed fails the test unless r exited 0.
 func MustSucceed(t testing.TB, r Result) {
 	t.Helper()
