@@ -90,7 +90,7 @@ func LogsScript(s Spec, lines int, follow bool) ([]byte, error) {
 // its output (the --via-ssh path of kafkaup topics).
 func TopicsOnHost(ctx context.Context, h Host, s Spec, in scripts.Topics) ([]byte, error) {
 	in.KafkaHome = s.KafkaHome()
-	in.Bootstrap = fmt.Sprintf("localhost:%d", s.BrokerPort)
+	in.Bootstrap = s.LocalBootstrap()
 	script, err := scripts.Render(in)
 	if err != nil {
 		return nil, err

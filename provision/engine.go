@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -124,6 +125,38 @@ func runStep(ctx context.Context, h Host, s Step) error {
 	return err
 }
 
+// ensureSCRAMUser gives the broker the SCRAM-SHA-512 user of auth, through
+// an SSH tunnel to the INTERNAL listener: only the salted password crosses
+// the wire, and nothing secret is on any command line. An existing user is
+// left alone unless force.
+func ensureSCRAMUser(ctx context.Context, h Host, s Spec, auth kafkaclient.Auth, force bool) error {
+	tunnel, ok := h.(Tunnel)
+	if !ok {
+		return errors.New("creating the SCRAM user needs a tunnel to the host, and this connection has none")
+	}
+	if auth.Username == "" || auth.Password == "" {
+		return errors.New("SCRAM is on but kafkaup has no username and password for the broker")
+	}
+	internal := s.LocalBootstrap()
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cl, err := kafkaclient.DialVia(cctx, internal, tunnel.DialContext)
+	if err != nil {
+		return fmt.Errorf("reach the broker's INTERNAL listener %s through SSH to create the SCRAM user: %w", internal, err)
+	}
+	defer cl.Close()
+	if !force {
+		has, err := cl.HasSCRAMUser(cctx, auth.Username)
+		if err != nil {
+			return fmt.Errorf("look up SCRAM user %q: %w", auth.Username, err)
+		}
+		if has {
+			return nil
+		}
+	}
+	return cl.SetSCRAMUser(cctx, auth.Username, auth.Password)
+}
+
 // NewClusterID returns a random KRaft cluster id in Kafka's format (16
 // random bytes, URL-safe base64 without padding, never starting with '-').
 func NewClusterID() string {
@@ -143,6 +176,21 @@ type Options struct {
 	SkipVerify    bool
 	VerifyTimeout time.Duration // 2 minutes when zero
 	Progress      Progress
+
+	// Auth is how this machine logs in to the broker (the spec's Security
+	// decides what the broker asks for). With SCRAM, Provision makes sure
+	// the broker has this user with this password.
+	Auth kafkaclient.Auth
+	// NewPassword says Auth's password was just made: it is set on the
+	// broker even if the user exists there already.
+	NewPassword bool
+}
+
+// Tunnel is a Host that can open TCP connections from the host (an SSH
+// tunnel); remote.Client is one. The SCRAM user is created through it, on
+// the broker's loopback-only INTERNAL listener.
+type Tunnel interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Result is what a run did and found.
@@ -208,6 +256,11 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 	if !after.ServiceActive {
 		return res, fmt.Errorf("the broker is not running on %s after provisioning; see `kafkaup logs` or %s/server.log on the host", hostName, s.LogDir)
 	}
+	if s.Security.SCRAM {
+		if err := ensureSCRAMUser(ctx, h, s, opt.Auth, opt.NewPassword); err != nil {
+			return res, err
+		}
+	}
 	if opt.SkipVerify {
 		return res, nil
 	}
@@ -215,7 +268,16 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 	if timeout == 0 {
 		timeout = 2 * time.Minute
 	}
-	res.Verified, err = kafkaclient.Verify(ctx, s.Bootstrap(), timeout)
+	res.Verified, err = kafkaclient.VerifyWith(ctx, s.Bootstrap(), timeout, opt.Auth)
+	var authErr *kafkaclient.AuthError
+	if errors.As(err, &authErr) && s.Security.SCRAM && !opt.NewPassword {
+		// The broker has the user with another password (set outside
+		// kafkaup, or kafkaup's copy was replaced): converge to kafkaup's.
+		if err := ensureSCRAMUser(ctx, h, s, opt.Auth, true); err != nil {
+			return res, err
+		}
+		res.Verified, err = kafkaclient.VerifyWith(ctx, s.Bootstrap(), timeout, opt.Auth)
+	}
 	if err != nil {
 		return res, fmt.Errorf("verify from this machine: %w", err)
 	}

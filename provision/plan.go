@@ -3,6 +3,7 @@ package provision
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -35,7 +36,6 @@ var JavaPackages = []string{"openjdk-17-jre-headless", "openjdk-21-jre-headless"
 // Timeouts used by the remote scripts, in seconds.
 const (
 	CloudInitTimeout = 600
-	APTLockTimeout   = 300
 	StartTimeout     = 600 // a JVM under software emulation is slow; real hosts take seconds
 	StopTimeout      = 300 // Kafka's worst-case controlled shutdown
 	DownloadRetries  = 4
@@ -67,10 +67,16 @@ func (m ManagedFile) SHA256() string {
 // Render renders the managed files for the spec. The systemd unit is only
 // managed where systemd runs.
 func Render(s Spec, systemd bool) (Desired, error) {
+	if s.Security.TLS && len(s.Security.KeystorePEM) == 0 {
+		return Desired{}, errors.New("TLS is on but the spec has no keystore for the broker (kafkaup makes one from its CA before provisioning)")
+	}
 	props, err := templates.RenderServerProperties(templates.ServerProperties{
 		NodeID: s.NodeID, BrokerPort: s.BrokerPort, ControllerPort: s.ControllerPort,
 		AdvertisedHost: s.AdvertisedHost, DataDir: s.DataDir,
 		CleanerDedupeBufferBytes: cleanerBuffer(s.HeapMB),
+		Protocol:                 s.Security.Protocol(),
+		InternalPort:             s.Security.InternalPort,
+		KeystoreFile:             s.KeystoreFile(),
 	})
 	if err != nil {
 		return Desired{}, err
@@ -83,6 +89,10 @@ func Render(s Spec, systemd bool) (Desired, error) {
 		{Path: s.ConfigFile(), Content: props, Mode: "0640", Owner: "root:kafka"},
 		{Path: s.EnvFile(), Content: env, Mode: "0640", Owner: "root:kafka"},
 	}}
+	if s.Security.TLS {
+		// The broker's private key: readable by root and the kafka group only.
+		d.Files = append(d.Files, ManagedFile{Path: s.KeystoreFile(), Content: s.Security.KeystorePEM, Mode: "0640", Owner: "root:kafka"})
+	}
 	if systemd {
 		unit, err := templates.RenderUnit(templates.Unit{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), EnvFile: s.EnvFile()})
 		if err != nil {
@@ -108,7 +118,7 @@ func cleanerBuffer(heapMB int) int64 {
 
 // ManagedPaths lists every file Observe should hash.
 func ManagedPaths(s Spec) []string {
-	return []string{s.ConfigFile(), s.EnvFile(), s.UnitFile()}
+	return []string{s.ConfigFile(), s.EnvFile(), s.UnitFile(), s.KeystoreFile()}
 }
 
 // PlanError is a problem found before any change: nothing was done.
@@ -131,10 +141,16 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 	needKafka, kafkaWhy := kafkaNeeded(s, f)
 	wantJava := f.JavaMajor < 17
 	wantCurl := needKafka && s.Source.LocalTarball == "" && !f.HasCurl
+	if wantJava || wantCurl || f.DpkgPending {
+		// Alone and first: a dpkg lock held past the limit stops the run
+		// before the steps that run beside the package install change anything.
+		steps = append(steps, Step{ID: "wait-apt", Title: "wait until apt is free (cloud-init done, no other apt or dpkg running)",
+			Reason: "packages are to be installed", Script: scripts.WaitAPT{CloudInitTimeout: CloudInitTimeout, APTLockTimeout: s.APTLockSeconds()}})
+	}
 	if f.DpkgPending && !wantJava && !wantCurl {
 		steps = append(steps, Step{ID: "packages", Title: "finish setting up half-installed packages (dpkg --configure -a)",
 			Reason: "dpkg --audit lists packages left half set up", Group: "download",
-			Script: scripts.InstallPackages{JavaPackages: JavaPackages, CloudInitTimeout: CloudInitTimeout, APTLockTimeout: APTLockTimeout}})
+			Script: scripts.InstallPackages{JavaPackages: JavaPackages, CloudInitTimeout: CloudInitTimeout, APTLockTimeout: s.APTLockSeconds()}})
 	}
 	if wantJava || wantCurl {
 		var what []string
@@ -155,7 +171,7 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 			ID: "packages", Title: "install " + strings.Join(what, " and ") + " with apt", Reason: why,
 			Group: "download",
 			Script: scripts.InstallPackages{WantJava: wantJava, WantCurl: wantCurl, JavaPackages: JavaPackages,
-				CloudInitTimeout: CloudInitTimeout, APTLockTimeout: APTLockTimeout},
+				CloudInitTimeout: CloudInitTimeout, APTLockTimeout: s.APTLockSeconds()},
 		})
 	}
 	if needKafka {

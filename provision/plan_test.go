@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kafkaup/kafkaup/scripts"
 )
@@ -57,7 +58,7 @@ func TestPlan(t *testing.T) {
 		want   []string
 		action string // expected service action, if a service step is planned
 	}{
-		{name: "fresh host gets everything", fresh: true, want: []string{"packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},
+		{name: "fresh host gets everything", fresh: true, want: []string{"wait-apt", "packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},
 		{name: "converged host: empty plan", want: []string{}},
 		{name: "new heap restarts, never formats", spec: func(s *Spec) { s.HeapMB = 512 }, want: []string{"config", "service"}, action: "restart"},
 		{name: "new advertised host restarts", spec: func(s *Spec) { s.AdvertisedHost = "10.1.2.3" }, want: []string{"config", "service"}, action: "restart"},
@@ -69,11 +70,11 @@ func TestPlan(t *testing.T) {
 		{name: "duplicate fstab entries repaired", facts: func(f *Facts) { f.SwapFstab = 2 }, want: []string{"swap"}},
 		{name: "swap resized", spec: func(s *Spec) { s.SwapBytes = 1 << 30 }, want: []string{"swap"}},
 		{name: "swap 0 leaves swap alone", spec: func(s *Spec) { s.SwapBytes = 0 }, facts: func(f *Facts) { f.SwapActive = false }, want: []string{}},
-		{name: "java 11 is upgraded", facts: func(f *Facts) { f.JavaMajor = 11 }, want: []string{"packages"}},
-		{name: "half set up packages are finished", facts: func(f *Facts) { f.DpkgPending = true }, want: []string{"packages"}},
+		{name: "java 11 is upgraded", facts: func(f *Facts) { f.JavaMajor = 11 }, want: []string{"wait-apt", "packages"}},
+		{name: "half set up packages are finished", facts: func(f *Facts) { f.DpkgPending = true }, want: []string{"wait-apt", "packages"}},
 		{name: "unverified install is replaced", facts: func(f *Facts) { f.KafkaCurrentSHA512 = "" }, want: []string{"kafka", "service"}, action: "restart"},
-		{name: "no curl: download waits for it", fresh: true, facts: func(f *Facts) { f.HasCurl = false }, want: []string{"packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},
-		{name: "no systemd: no unit file", fresh: true, facts: func(f *Facts) { f.Systemd = false }, want: []string{"packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},
+		{name: "no curl: download waits for it", fresh: true, facts: func(f *Facts) { f.HasCurl = false }, want: []string{"wait-apt", "packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},
+		{name: "no systemd: no unit file", fresh: true, facts: func(f *Facts) { f.Systemd = false }, want: []string{"wait-apt", "packages", "kafka", "dirs", "swap", "config", "format", "service"}, action: "start"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -112,14 +113,46 @@ func TestPlanGroupsDownloadWithJavaInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if steps[0].Group != "download" || steps[1].Group != "download" {
-		t.Errorf("packages and kafka should run together, groups %q %q", steps[0].Group, steps[1].Group)
+	if steps[0].ID != "wait-apt" || steps[0].Group != "" {
+		t.Errorf("the wait for apt must run first and alone: %s in group %q", steps[0].ID, steps[0].Group)
+	}
+	if steps[1].Group != "download" || steps[2].Group != "download" {
+		t.Errorf("packages and kafka should run together, groups %q %q", steps[1].Group, steps[2].Group)
 	}
 	f := freshHost()
 	f.HasCurl = false
 	steps, _ = Plan(testSpec(), f, "c")
-	if steps[1].Group != "" {
+	if steps[2].Group != "" {
 		t.Error("without curl the download must wait for the package install")
+	}
+}
+
+// TestPlanPassesTheAPTLockTimeout: --apt-lock-timeout reaches both scripts
+// that wait for the dpkg lock, in whole seconds.
+func TestPlanPassesTheAPTLockTimeout(t *testing.T) {
+	s := testSpec()
+	s.APTLockTimeout = 1500 * time.Millisecond
+	steps, err := Plan(s, freshHost(), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := steps[0].Script.(scripts.WaitAPT)
+	install := steps[1].Script.(scripts.InstallPackages)
+	if wait.APTLockTimeout != 2 || install.APTLockTimeout != 2 {
+		t.Errorf("lock timeouts %d and %d, want 2 (1.5s rounded up)", wait.APTLockTimeout, install.APTLockTimeout)
+	}
+	if DefaultSpec().APTLockSeconds() != 300 {
+		t.Errorf("default apt lock timeout %ds, want 300", DefaultSpec().APTLockSeconds())
+	}
+	for _, d := range []time.Duration{-time.Second, 61 * time.Minute} {
+		s.APTLockTimeout = d
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "--apt-lock-timeout") {
+			t.Errorf("--apt-lock-timeout %s: %v", d, err)
+		}
+	}
+	s.APTLockTimeout = 0 // no wait at all is allowed
+	if err := s.Validate(); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -285,5 +318,56 @@ func TestDownloadSources(t *testing.T) {
 	}
 	if got := s.SHA512URLs(); !reflect.DeepEqual(got, []string{s.Source.URL + ".sha512"}) {
 		t.Errorf("mirror checksum %v", got)
+	}
+}
+
+// TestPlanSecured: turning on TLS and SCRAM on a converged PLAINTEXT broker
+// writes the new configuration and the keystore (0640 root:kafka) and
+// restarts; a new certificate alone (a new address) does the same; the
+// formatted data is never touched.
+func TestPlanSecured(t *testing.T) {
+	plain := testSpec()
+	secured := testSpec()
+	secured.Security = Security{TLS: true, SCRAM: true, InternalPort: 9094, KeystorePEM: []byte("key and cert")}
+	steps, err := Plan(secured, converged(plain), "new-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(steps); !reflect.DeepEqual(got, []string{"config", "service"}) {
+		t.Fatalf("steps %v", got)
+	}
+	in := steps[0].Script.(scripts.InstallFiles)
+	if !reflect.DeepEqual(in.Dest, []string{secured.ConfigFile(), secured.KeystoreFile()}) || in.Mode[1] != "0640" || in.Owner[1] != "root:kafka" {
+		t.Errorf("config step installs %v modes %v owners %v", in.Dest, in.Mode, in.Owner)
+	}
+	if steps[1].Script.(scripts.Service).Action != "restart" {
+		t.Error("no restart")
+	}
+
+	renewed := secured
+	renewed.Security.KeystorePEM = []byte("a new certificate")
+	steps, err = Plan(renewed, converged(secured), "new-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(steps); !reflect.DeepEqual(got, []string{"config", "service"}) {
+		t.Fatalf("a new certificate: steps %v", got)
+	}
+	if steps, _ := Plan(secured, converged(secured), "new-id"); len(steps) != 0 {
+		t.Errorf("a converged secured broker plans %v", ids(steps))
+	}
+
+	noKey := secured
+	noKey.Security.KeystorePEM = nil
+	if _, err := Plan(noKey, converged(plain), "id"); err == nil || !strings.Contains(err.Error(), "keystore") {
+		t.Errorf("TLS without a keystore: %v", err)
+	}
+	if secured.LocalBootstrap() != "127.0.0.1:9094" || plain.LocalBootstrap() != "localhost:9092" {
+		t.Errorf("local bootstrap %s / %s", secured.LocalBootstrap(), plain.LocalBootstrap())
+	}
+	clash := secured
+	clash.Security.InternalPort = 9093
+	if err := clash.Validate(); err == nil || !strings.Contains(err.Error(), "controller port and internal port") {
+		t.Errorf("internal port on the controller's: %v", err)
 	}
 }

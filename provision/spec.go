@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Spec is everything the user wants on the host. Flags, files and defaults
@@ -34,9 +35,48 @@ type Spec struct {
 	StateDir   string // kafkaup's own markers on the host
 	Service    string // systemd unit name
 
+	// APTLockTimeout is how long to wait for another apt or dpkg run
+	// (unattended-upgrades on a fresh host) to let go of the dpkg lock.
+	APTLockTimeout time.Duration
+
 	NodeID         int
 	BrokerPort     int
 	ControllerPort int
+
+	Security Security
+}
+
+// Security is how clients reach the broker. The zero value is PLAINTEXT:
+// no TLS, no login (for brokers reachable only from given addresses).
+type Security struct {
+	TLS   bool // clients connect with TLS; KeystorePEM holds the broker's key and certificate
+	SCRAM bool // clients log in with SASL/SCRAM-SHA-512
+
+	// KeystorePEM is the broker's private key, its certificate for the
+	// advertised host and kafkaup's CA, in one PEM file (with TLS).
+	KeystorePEM []byte `json:"-"`
+	// InternalPort is a PLAINTEXT listener on the host's loopback for the
+	// broker's own connections and for kafkaup's admin work over SSH (it
+	// creates the SCRAM user there). Used when clients are secured.
+	InternalPort int
+}
+
+// Secured says whether clients use TLS or a login (and so the broker has
+// its loopback INTERNAL listener).
+func (s Security) Secured() bool { return s.TLS || s.SCRAM }
+
+// Protocol is Kafka's security.protocol for clients: PLAINTEXT, SSL,
+// SASL_PLAINTEXT or SASL_SSL.
+func (s Security) Protocol() string {
+	switch {
+	case s.TLS && s.SCRAM:
+		return "SASL_SSL"
+	case s.TLS:
+		return "SSL"
+	case s.SCRAM:
+		return "SASL_PLAINTEXT"
+	}
+	return "PLAINTEXT"
 }
 
 // Source says where the Kafka tarball comes from. With none of URL and
@@ -52,6 +92,9 @@ const (
 	DefaultKafkaVersion = "4.0.0"
 	DefaultHeapMB       = 400
 	DefaultSwapBytes    = 2 << 30
+
+	DefaultAPTLockTimeout = 5 * time.Minute
+	MaxAPTLockTimeout     = time.Hour
 )
 
 // DefaultSpec returns the spec with every default filled in; the caller sets
@@ -69,11 +112,17 @@ func DefaultSpec() Spec {
 		ConfigDir:      "/etc/kafka",
 		StateDir:       "/var/lib/kafkaup",
 		Service:        "kafka",
+		APTLockTimeout: DefaultAPTLockTimeout,
 		NodeID:         1,
 		BrokerPort:     9092,
 		ControllerPort: 9093,
+		Security:       Security{InternalPort: 9094},
 	}
 }
+
+// APTLockSeconds is APTLockTimeout in whole seconds (rounded up), for the
+// host scripts.
+func (s Spec) APTLockSeconds() int { return int((s.APTLockTimeout + time.Second - 1) / time.Second) }
 
 // DistName is the tarball's top directory, e.g. kafka_2.13-4.0.0.
 func (s Spec) DistName() string { return "kafka_" + s.ScalaVersion + "-" + s.KafkaVersion }
@@ -85,6 +134,18 @@ func (s Spec) KafkaHome() string { return s.InstallDir + "/current" }
 func (s Spec) ConfigFile() string { return s.ConfigDir + "/server.properties" }
 func (s Spec) EnvFile() string    { return s.ConfigDir + "/kafka.env" }
 func (s Spec) UnitFile() string   { return "/etc/systemd/system/" + s.Service + ".service" }
+
+// KeystoreFile is where the broker's PEM keystore lives (with TLS).
+func (s Spec) KeystoreFile() string { return s.ConfigDir + "/tls/broker.pem" }
+
+// LocalBootstrap is the address tools on the host itself use: the INTERNAL
+// loopback listener when clients are secured, else the client listener.
+func (s Spec) LocalBootstrap() string {
+	if s.Security.Secured() {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Security.InternalPort))
+	}
+	return net.JoinHostPort("localhost", strconv.Itoa(s.BrokerPort))
+}
 
 // Bootstrap is the address clients use.
 func (s Spec) Bootstrap() string {
@@ -149,6 +210,9 @@ func (s Spec) Validate() error {
 	if s.SwapBytes < 0 || (s.SwapBytes > 0 && s.SwapBytes < 64<<20) || s.SwapBytes%(1<<20) != 0 {
 		bad("--swap must be 0 (no swap) or a whole number of MiB of at least 64M, like 2G")
 	}
+	if s.APTLockTimeout < 0 || s.APTLockTimeout > MaxAPTLockTimeout {
+		bad("--apt-lock-timeout %s is outside 0s..1h (the default is 5m)", s.APTLockTimeout)
+	}
 	if s.Source.URL != "" && s.Source.LocalTarball != "" {
 		bad("--kafka-url and --kafka-tarball both given: choose one source")
 	}
@@ -169,14 +233,24 @@ func (s Spec) Validate() error {
 	if strings.HasPrefix(s.DataDir, "/tmp/") || s.DataDir == "/tmp" {
 		bad("--data-dir %s is under /tmp, which many systems wipe on reboot; pick a persistent directory such as /var/lib/kafka/data", s.DataDir)
 	}
-	for name, p := range map[string]int{"broker port": s.BrokerPort, "controller port": s.ControllerPort} {
-		if p < 1 || p > 65535 {
-			bad("%s %d is not a TCP port", name, p)
+	type port struct {
+		name string
+		n    int
+	}
+	ports := []port{{"broker port", s.BrokerPort}, {"controller port", s.ControllerPort}}
+	if s.Security.Secured() {
+		ports = append(ports, port{"internal port", s.Security.InternalPort})
+	}
+	seen := map[int]string{}
+	for _, p := range ports {
+		if p.n < 1 || p.n > 65535 {
+			bad("%s %d is not a TCP port", p.name, p.n)
+		} else if other, dup := seen[p.n]; dup {
+			bad("the %s and %s are both %d; they must differ", other, p.name, p.n)
 		}
+		seen[p.n] = p.name
 	}
-	if s.BrokerPort == s.ControllerPort {
-		bad("the broker and controller ports must differ")
-	}
+
 	return errors.Join(errs...)
 }
 

@@ -26,7 +26,26 @@ type ServerProperties struct {
 	AdvertisedHost           string // DNS name or IP that clients are told to use
 	DataDir                  string
 	CleanerDedupeBufferBytes int64
+
+	// Protocol is the client listener's security protocol: PLAINTEXT
+	// (also when empty), SSL, SASL_PLAINTEXT or SASL_SSL.
+	Protocol     string
+	InternalPort int    // loopback PLAINTEXT listener, when clients are secured
+	KeystoreFile string // PEM keystore, with TLS
 }
+
+// Secured says whether the client listener uses TLS or SASL.
+func (p ServerProperties) Secured() bool { return p.Protocol != "" && p.Protocol != "PLAINTEXT" }
+
+// TLS says whether the client listener uses TLS.
+func (p ServerProperties) TLS() bool { return strings.HasSuffix(p.Protocol, "SSL") }
+
+// SCRAM says whether clients log in (SASL/SCRAM-SHA-512).
+func (p ServerProperties) SCRAM() bool { return strings.HasPrefix(p.Protocol, "SASL_") }
+
+// ListenerPrefix is the client listener's name as it appears in per-listener
+// settings (listener.name.<prefix>.*).
+func (p ServerProperties) ListenerPrefix() string { return strings.ToLower(p.Protocol) }
 
 // AdvertisedAddress is host:port with IPv6 literals bracketed.
 func (p ServerProperties) AdvertisedAddress() string {
@@ -48,7 +67,19 @@ type Unit struct {
 
 // RenderServerProperties renders server.properties.
 func RenderServerProperties(p ServerProperties) ([]byte, error) {
-	return render("server.properties.tmpl", p, p.AdvertisedHost, p.DataDir)
+	switch p.Protocol {
+	case "", "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL":
+	default:
+		return nil, fmt.Errorf("render server.properties: unknown security protocol %q", p.Protocol)
+	}
+	values := []string{p.AdvertisedHost, p.DataDir}
+	if p.TLS() {
+		values = append(values, p.KeystoreFile)
+	}
+	if p.Secured() && (p.InternalPort < 1 || p.InternalPort > 65535) {
+		return nil, fmt.Errorf("render server.properties: internal port %d is not a TCP port", p.InternalPort)
+	}
+	return render("server.properties.tmpl", p, values...)
 }
 
 // RenderEnv renders the broker's environment file.

@@ -37,6 +37,14 @@ func TestGolden(t *testing.T) {
 		{"server.properties-ipv6", func() ([]byte, error) {
 			return RenderServerProperties(ServerProperties{NodeID: 1, BrokerPort: 9092, ControllerPort: 9093, AdvertisedHost: "2001:db8::1", DataDir: "/data", CleanerDedupeBufferBytes: 16 << 20})
 		}},
+		{"server.properties-sasl-ssl", func() ([]byte, error) {
+			return RenderServerProperties(ServerProperties{NodeID: 1, BrokerPort: 9092, ControllerPort: 9093, AdvertisedHost: "203.0.113.7", DataDir: "/var/lib/kafka/data", CleanerDedupeBufferBytes: 32 << 20,
+				Protocol: "SASL_SSL", InternalPort: 9094, KeystoreFile: "/etc/kafka/tls/broker.pem"})
+		}},
+		{"server.properties-ssl", func() ([]byte, error) {
+			return RenderServerProperties(ServerProperties{NodeID: 1, BrokerPort: 9092, ControllerPort: 9093, AdvertisedHost: "kafka.example.com", DataDir: "/var/lib/kafka/data", CleanerDedupeBufferBytes: 32 << 20,
+				Protocol: "SSL", InternalPort: 9094, KeystoreFile: "/etc/kafka/tls/broker.pem"})
+		}},
 		{"kafka.env", func() ([]byte, error) { return RenderEnv(Env{Heap: "400m", LogDir: "/var/log/kafka"}) }},
 		{"kafka.service", func() ([]byte, error) {
 			return RenderUnit(Unit{KafkaHome: "/opt/kafka/current", Config: "/etc/kafka/server.properties", EnvFile: "/etc/kafka/kafka.env"})

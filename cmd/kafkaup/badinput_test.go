@@ -123,6 +123,9 @@ func TestBadInput(t *testing.T) {
 		{"create: bad topic", c("--topics", "ok,bad/one"), "bad/one", 0},
 		{"create: open to the world", c("--allow-cidr", "0.0.0.0/0"), "--open-to-world", 0},
 		{"create: open to the world (IPv6)", c("--allow-cidr", "::/0"), "--open-to-world", 0},
+		{"create: open to the world with TLS but no login", c("--allow-cidr", "0.0.0.0/0", "--tls"), "TLS but no authentication", 0},
+		{"create: open to the world with a login but no TLS", c("--allow-cidr", "0.0.0.0/0", "--auth", "scram"), "unencrypted", 0},
+		{"unknown --auth", p("--auth", "ldap"), "use none or scram", 0},
 		{"destroy: bad name", []string{"destroy", "../etc"}, "broker name", 0},
 	}
 	for _, tc := range cases {

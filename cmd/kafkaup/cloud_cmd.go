@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -86,10 +87,27 @@ func runCreate(c *cli.Context) error {
 	if c.Bool("elastic-ip") && c.String("eip-allocation") != "" {
 		return usagef("--elastic-ip and --eip-allocation both given: choose one")
 	}
-	var err error
+	// A rerun resumes the broker kafkaup has a record of: flags not given
+	// keep their recorded values (a resumed create never drops --tls or
+	// --auth, say).
+	dir, err := state.Dir()
+	if err != nil {
+		return err
+	}
+	rec, err := state.Load(dir, name)
+	var recorded *state.Broker
+	switch {
+	case errors.Is(err, state.ErrNoBroker):
+	case err != nil:
+		return err
+	case rec.EC2 == nil:
+		return usagef("the name %q is already used for host %s (set up with provision --host); pick another name", name, rec.Host)
+	default:
+		recorded = &rec
+	}
 	// The spec is checked now with a placeholder address; the real one is
 	// known once the instance runs.
-	if p.spec, err = buildSpec(c, "placeholder.invalid", nil); err != nil {
+	if p.spec, err = buildSpec(c, "placeholder.invalid", recorded); err != nil {
 		return err
 	}
 	topics, err := topicList(c.StringSlice("topics"))
@@ -102,13 +120,8 @@ func runCreate(c *cli.Context) error {
 	if p.req.SSHPublicKey, p.identity, err = sshKeyFlags(c.String("ssh-key"), c.String("identity")); err != nil {
 		return err
 	}
-	for _, cidr := range p.req.AllowCIDRs {
-		if cidr = strings.TrimSpace(cidr); cidr == "0.0.0.0/0" || cidr == "::/0" {
-			if !c.Bool("open-to-world") {
-				return usagef("--allow-cidr %s would let anyone on the internet reach SSH and the broker, and the broker has no authentication: anyone could read, write and delete your topics. List the addresses that need it instead, or add --open-to-world if you really mean it", cidr)
-			}
-			fmt.Fprintf(c.App.ErrWriter, "warning: port 9092 of %s will be open to the whole internet with no authentication: anyone can read, write and delete its topics\n", name)
-		}
+	if err := checkOpenToWorld(c.App.ErrWriter, name, p.req.AllowCIDRs, p.spec.Security, c.Bool("open-to-world")); err != nil {
+		return err
 	}
 	if err := cloud.ValidateLocal(c.String("region"), p.req); err != nil {
 		if len(p.req.AllowCIDRs) > 0 || !strings.Contains(err.Error(), "allow at least one CIDR") {
@@ -121,14 +134,6 @@ func runCreate(c *cli.Context) error {
 		return err
 	}
 	defer s.Close()
-	rec, err := state.Load(s.stateDir, name)
-	switch {
-	case errors.Is(err, state.ErrNoBroker):
-	case err != nil:
-		return err
-	case rec.EC2 == nil:
-		return usagef("the name %q is already used for host %s (set up with provision --host); pick another name", name, rec.Host)
-	}
 	if p.identity == "" && rec.Identity != "" {
 		p.identity = rec.Identity // resuming with the key kafkaup made last time
 	}
@@ -201,13 +206,44 @@ func runCreate(c *cli.Context) error {
 		return err
 	}
 	if len(topics) > 0 {
-		if err := createTopics(c.Context, rec.Bootstrap(), topics); err != nil {
+		sec, err := loadSecrets(s.stateDir, rec)
+		if err != nil {
+			return err
+		}
+		if err := createTopics(c.Context, rec.Bootstrap(), sec.Auth(), topics); err != nil {
 			return s.wrap(fmt.Errorf("the broker runs, but creating --topics failed: %w (rerun kafkaup create %s, or use kafkaup topics create)", err, name))
 		}
 		fmt.Fprintf(c.App.Writer, "Created topics: %s\n", strings.Join(topics, ", "))
 	}
 	if !c.Bool("json") {
 		fmt.Fprintf(c.App.Writer, "\nLog in: kafkaup ssh %s    Status: kafkaup status %s    Delete everything: kafkaup destroy %s\n", name, name, name)
+	}
+	return nil
+}
+
+// checkOpenToWorld refuses to open the broker to the whole internet
+// without TLS and a login, unless --open-to-world says so (then it warns).
+func checkOpenToWorld(warn io.Writer, name string, cidrs []string, sec provision.Security, openToWorld bool) error {
+	for _, cidr := range cidrs {
+		if cidr = strings.TrimSpace(cidr); cidr != "0.0.0.0/0" && cidr != "::/0" {
+			continue
+		}
+		if sec.TLS && sec.SCRAM {
+			return nil // clients need kafkaup's password, over TLS
+		}
+		missing := "no authentication and no encryption"
+		switch {
+		case sec.SCRAM:
+			missing = "a login but no TLS (the data crosses the internet unencrypted)"
+		case sec.TLS:
+			missing = "TLS but no authentication"
+		}
+		if !openToWorld {
+			return usagef("--allow-cidr %s would let anyone on the internet reach SSH and the broker, and the broker has %s: anyone could read, write and delete your topics. "+
+				"Add --tls --auth scram to require kafkaup's password over TLS, or list the addresses that need it instead, or add --open-to-world if you really mean it", cidr, missing)
+		}
+		fmt.Fprintf(warn, "warning: port 9092 of %s will be open to the whole internet with %s: anyone can read, write and delete its topics\n", name, missing)
+		return nil
 	}
 	return nil
 }
@@ -304,10 +340,10 @@ func topicList(values []string) ([]string, error) {
 	return out, nil
 }
 
-func createTopics(ctx context.Context, bootstrap string, topics []string) error {
+func createTopics(ctx context.Context, bootstrap string, auth kafkaclient.Auth, topics []string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cl, err := kafkaclient.Dial(ctx, bootstrap)
+	cl, err := kafkaclient.DialWith(ctx, bootstrap, auth)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/kafkaup/kafkaup/provision/cloud"
 	"github.com/kafkaup/kafkaup/provision/kafkaclient"
 	"github.com/kafkaup/kafkaup/provision/remote"
+	"github.com/kafkaup/kafkaup/provision/secrets"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
 
@@ -25,7 +27,11 @@ type broker struct {
 	rec    state.Broker
 	target target
 	spec   provision.Spec
+	sec    *secrets.Set // the CA and login of a secured broker; empty for PLAINTEXT
 }
+
+// auth is how this machine logs in to the broker.
+func (b *broker) auth() kafkaclient.Auth { return b.sec.Auth() }
 
 // loadBroker reads NAME (the first argument) from the state directory.
 func loadBroker(c *cli.Context, s *session) (*broker, error) {
@@ -38,8 +44,43 @@ func loadBroker(c *cli.Context, s *session) (*broker, error) {
 		return nil, err
 	}
 	b := &broker{rec: rec, target: target{Host: rec.Host, Port: rec.Port, User: rec.User}}
-	b.spec, err = specFromRecord(rec)
-	return b, err
+	if b.spec, err = specFromRecord(rec); err != nil {
+		return nil, err
+	}
+	if b.sec, err = loadSecrets(s.stateDir, rec); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// loadSecrets reads a broker's CA and login as they are (reprovision makes
+// what is missing).
+// What the record says is off is left out (a broker reprovisioned back to
+// PLAINTEXT keeps its old CA on disk, unused).
+func loadSecrets(stateDir string, rec state.Broker) (*secrets.Set, error) {
+	sec, err := secrets.Load(stateDir, rec.Name)
+	if err != nil {
+		return nil, err
+	}
+	if !rec.TLS {
+		sec.CAPEM = nil
+	}
+	if rec.Auth != "scram" {
+		sec.Username, sec.Password = "", ""
+	}
+	return sec, nil
+}
+
+// checkSecrets says what to do when a secured broker's CA or password is
+// missing here, before a client tries without them.
+func (b *broker) checkSecrets() error {
+	switch {
+	case b.rec.TLS && len(b.sec.CAPEM) == 0:
+		return fmt.Errorf("%s uses TLS but its CA certificate is missing from %s; run kafkaup reprovision %s to make a new CA and broker certificate", b.rec.Name, b.sec.Dir, b.rec.Name)
+	case b.rec.Auth == "scram" && b.sec.Password == "":
+		return fmt.Errorf("%s uses SCRAM but its password is missing from %s; run kafkaup reprovision %s to set a new one", b.rec.Name, b.sec.Dir, b.rec.Name)
+	}
+	return nil
 }
 
 // specFromRecord rebuilds the spec a broker was last provisioned with.
@@ -55,6 +96,7 @@ func specFromRecord(rec state.Broker) (provision.Spec, error) {
 	if rec.DataDir != "" {
 		s.DataDir = rec.DataDir
 	}
+	s.Security.TLS, s.Security.SCRAM = rec.TLS, rec.Auth == "scram"
 	if rec.Heap != "" {
 		heap, err := provision.ParseHeap(rec.Heap)
 		if err != nil {
@@ -150,6 +192,7 @@ type status struct {
 	Name        string                   `json:"name"`
 	Host        string                   `json:"host"`
 	Bootstrap   string                   `json:"bootstrap"`
+	Security    string                   `json:"security"`
 	Healthy     bool                     `json:"healthy"`
 	Problems    []string                 `json:"problems,omitempty"`
 	Reachable   bool                     `json:"reachable"`
@@ -167,7 +210,7 @@ func statusCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			return withBroker(c, "status", func(s *session, b *broker) error {
 				start := time.Now()
-				st := &status{Name: b.rec.Name, Host: b.rec.Host, Bootstrap: b.rec.Bootstrap()}
+				st := &status{Name: b.rec.Name, Host: b.rec.Host, Bootstrap: b.rec.Bootstrap(), Security: b.auth().String()}
 				if client, err := s.dialBroker(c, b); err != nil {
 					st.Problems = append(st.Problems, "cannot log in to the host: "+err.Error())
 				} else {
@@ -179,8 +222,10 @@ func statusCommand() *cli.Command {
 						st.Problems = append(st.Problems, fmt.Sprintf("the broker is not running on the host (service %s); start it with kafkaup broker start %s", st.OnHost.ServiceState, b.rec.Name))
 					}
 				}
-				var err error
-				st.Cluster, err = clusterInfo(c.Context, b.rec.Bootstrap())
+				err := b.checkSecrets()
+				if err == nil {
+					st.Cluster, err = clusterInfo(c.Context, b.rec.Bootstrap(), b.auth())
+				}
 				if err != nil {
 					st.Problems = append(st.Problems, err.Error())
 				} else {
@@ -209,10 +254,10 @@ func statusCommand() *cli.Command {
 	}
 }
 
-func clusterInfo(ctx context.Context, bootstrap string) (*kafkaclient.ClusterInfo, error) {
+func clusterInfo(ctx context.Context, bootstrap string, auth kafkaclient.Auth) (*kafkaclient.ClusterInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cl, err := kafkaclient.Dial(ctx, bootstrap)
+	cl, err := kafkaclient.DialWith(ctx, bootstrap, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +273,7 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st *status) {
 	}
 	fmt.Fprintf(tw, "broker\t%s (%s)\n", st.Name, health)
 	fmt.Fprintf(tw, "bootstrap\t%s\n", st.Bootstrap)
+	fmt.Fprintf(tw, "clients use\t%s\n", st.Security)
 	if st.Cluster != nil {
 		fmt.Fprintf(tw, "reachable from here\tyes\n")
 		fmt.Fprintf(tw, "cluster id\t%s\n", st.Cluster.ClusterID)
@@ -249,7 +295,7 @@ func printStatus(w interface{ Write([]byte) (int, error) }, st *status) {
 			fmt.Fprintf(tw, "heap (-Xmx) / RSS\t%s / %s\n", h.Heap, provision.FormatSize(h.RSSBytes))
 		}
 		if h.Restarts > 0 {
-			fmt.Fprintf(tw, "automatic restarts\t%d\n", h.Restarts)
+			fmt.Fprintf(tw, "restarts\t%d (systemd brought the broker back after it stopped; kafkaup logs %s shows why)\n", h.Restarts, st.Name)
 		}
 		fmt.Fprintf(tw, "kafka version\t%s\n", h.KafkaVersion)
 		fmt.Fprintf(tw, "swap used / total\t%s / %s\n", provision.FormatSize(h.SwapUsedBytes), provision.FormatSize(h.SwapTotalBytes))
@@ -385,14 +431,55 @@ func envCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "env",
 		Usage:     "print client settings for eval or a .env file",
-		UsageText: "eval \"$(kafkaup env NAME)\"",
+		UsageText: "eval \"$(kafkaup env NAME [--show-secrets])\"",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "show-secrets", Usage: "also print the SCRAM password (KAFKA_SASL_PASSWORD)"},
+		},
 		Action: func(c *cli.Context) error {
 			return withBroker(c, "env", func(s *session, b *broker) error {
-				fmt.Fprintf(c.App.Writer, "KAFKA_BOOTSTRAP_SERVERS=%s\n", b.rec.Bootstrap())
-				return nil
+				return printEnv(c.App.Writer, b, c.Bool("show-secrets"))
 			})
 		},
 	}
+}
+
+// printEnv prints KAFKA_* settings, shell-quoted, for eval or a .env file.
+// A secured broker's client files are written again first, so they match
+// the broker's current address.
+func printEnv(w io.Writer, b *broker, showSecrets bool) error {
+	if err := b.checkSecrets(); err != nil {
+		return err
+	}
+	line := func(k, v string) { fmt.Fprintf(w, "%s=%s\n", k, shellQuote(v)) }
+	line("KAFKA_BOOTSTRAP_SERVERS", b.rec.Bootstrap())
+	cf, err := b.sec.WriteClientFiles(b.rec.Bootstrap())
+	if err != nil || cf == nil {
+		return err
+	}
+	line("KAFKA_SECURITY_PROTOCOL", cf.Protocol)
+	if cf.CAFile != "" {
+		line("KAFKA_SSL_CA_LOCATION", cf.CAFile)
+	}
+	if cf.Username != "" {
+		line("KAFKA_SASL_MECHANISM", cf.Mechanism)
+		line("KAFKA_SASL_USERNAME", cf.Username)
+		if showSecrets {
+			line("KAFKA_SASL_PASSWORD", b.sec.Password)
+		} else {
+			fmt.Fprintf(w, "# KAFKA_SASL_PASSWORD is left out: add --show-secrets, or point clients at the files below\n")
+		}
+	}
+	line("KAFKAUP_LIBRDKAFKA_CONFIG", cf.Librdkafka)
+	line("KAFKAUP_CLIENT_PROPERTIES", cf.Java)
+	return nil
+}
+
+// shellQuote quotes v for a POSIX shell when it needs it.
+func shellQuote(v string) string {
+	if v != "" && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-[]") == "" {
+		return v
+	}
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }
 
 func listCommand() *cli.Command {

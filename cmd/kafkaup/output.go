@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/secrets"
 )
 
 // ui prints progress on stderr (one line per step with its duration) and
@@ -53,7 +54,8 @@ func writeJSON(w io.Writer, v any, err error) error {
 	return enc.Encode(out)
 }
 
-func printProvisionResult(w io.Writer, res *provision.Result, err error, spec provision.Spec) {
+func printProvisionResult(w io.Writer, out provisionOutput, err error, spec provision.Spec, name string) {
+	res := out.Result
 	if res == nil {
 		return
 	}
@@ -96,8 +98,33 @@ func printProvisionResult(w io.Writer, res *provision.Result, err error, spec pr
 	if res.Verified != nil {
 		fmt.Fprintf(w, "Verified from here: produced and consumed a record via %s in %s.\n", res.Verified.Bootstrap, res.Verified.RoundTrip)
 	}
+	if cf := out.Client; cf != nil {
+		printSecureClient(w, res.Bootstrap, cf, name)
+		return
+	}
 	fmt.Fprintf(w, "\nBootstrap servers: %s\n\nTry it:\n", res.Bootstrap)
 	fmt.Fprintf(w, "  kcat -b %s -L\n", res.Bootstrap)
 	fmt.Fprintf(w, "  echo hello | kcat -b %s -t test -P && kcat -b %s -t test -C -e\n", res.Bootstrap, res.Bootstrap)
 	fmt.Fprintf(w, "  kafka-console-producer.sh --bootstrap-server %s --topic test\n", res.Bootstrap)
+}
+
+// printSecureClient says how to connect to a broker with TLS and/or SCRAM:
+// the settings are in files (the password is never printed).
+func printSecureClient(w io.Writer, bootstrap string, cf *secrets.ClientFiles, name string) {
+	how := cf.Protocol
+	if cf.Username != "" {
+		how += fmt.Sprintf(", %s user %s", cf.Mechanism, cf.Username)
+	}
+	fmt.Fprintf(w, "\nBootstrap servers: %s (%s)\n", bootstrap, how)
+	fmt.Fprintf(w, "Client settings (mode 0600; they hold the password):\n")
+	fmt.Fprintf(w, "  librdkafka, kcat:     %s\n", cf.Librdkafka)
+	fmt.Fprintf(w, "  Java, Kafka's tools:  %s\n", cf.Java)
+	if cf.CAFile != "" {
+		fmt.Fprintf(w, "  CA certificate:       %s\n", cf.CAFile)
+	}
+	fmt.Fprintf(w, "\nTry it:\n")
+	fmt.Fprintf(w, "  kcat -F %s -L\n", cf.Librdkafka)
+	fmt.Fprintf(w, "  echo hello | kcat -F %s -t test -P && kcat -F %s -t test -C -e\n", cf.Librdkafka, cf.Librdkafka)
+	fmt.Fprintf(w, "  kafka-console-producer.sh --bootstrap-server %s --command-config %s --topic test\n", bootstrap, cf.Java)
+	fmt.Fprintf(w, "  eval \"$(kafkaup env %s)\"   # KAFKA_* variables; add --show-secrets for the password\n", name)
 }

@@ -15,8 +15,17 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/secrets"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
+
+// provisionOutput is what provision, create and reprovision print: the
+// engine's result and, for a secured broker, where the client settings are
+// (the password itself never appears).
+type provisionOutput struct {
+	*provision.Result
+	Client *secrets.ClientFiles `json:"client,omitempty"`
+}
 
 // specFlags are the flags that describe the broker; create and reprovision
 // share them.
@@ -30,6 +39,9 @@ func specFlags() []cli.Flag {
 		&cli.StringFlag{Name: "heap", Value: "400m", Usage: "broker JVM heap (-Xmx and -Xms)"},
 		&cli.StringFlag{Name: "swap", Value: "2G", Usage: "swapfile size; 0 leaves swap alone"},
 		&cli.StringFlag{Name: "data-dir", Value: provision.DefaultSpec().DataDir, Usage: "where Kafka keeps its data (persistent; never /tmp)"},
+		&cli.DurationFlag{Name: "apt-lock-timeout", Value: provision.DefaultAPTLockTimeout, Usage: "how long to wait for another apt or dpkg run (unattended-upgrades) to release the dpkg lock, 0s..1h"},
+		&cli.BoolFlag{Name: "tls", Usage: "clients connect with TLS: kafkaup makes a CA and a certificate for the advertised host (kept in its state directory)"},
+		&cli.StringFlag{Name: "auth", Value: "none", Usage: "client login: none, or scram (SASL/SCRAM-SHA-512: kafkaup creates the user and keeps its password)"},
 	}
 }
 
@@ -121,8 +133,20 @@ func (s *session) provision(c *cli.Context, rec *state.Broker, t target, spec pr
 			return err
 		}
 	}
+	// Secrets are made and kept here before the host changes, so a run cut
+	// short resumes with the same CA and password.
+	sec, err := secrets.Ensure(s.stateDir, rec.Name, secrets.Want{TLS: spec.Security.TLS, SCRAM: spec.Security.SCRAM,
+		Hosts: []string{spec.AdvertisedHost}, DryRun: c.Bool("dry-run")})
+	if err != nil {
+		return err
+	}
+	spec.Security.KeystorePEM = sec.KeystorePEM
+	if sec.Reissued && !c.Bool("dry-run") {
+		s.ui.Printf("issued a broker certificate for %s from the CA in %s", spec.AdvertisedHost, sec.Dir)
+	}
 	res, err := provision.Provision(c.Context, client, spec, t.Host, provision.Options{
 		DryRun: c.Bool("dry-run"), SkipVerify: c.Bool("skip-verify"), Progress: s.ui,
+		Auth: sec.Auth(), NewPassword: sec.NewPassword,
 	})
 	if res != nil && res.ClusterID != "" && !c.Bool("dry-run") {
 		rec.ClusterID, rec.Systemd = res.ClusterID, res.Systemd
@@ -130,12 +154,18 @@ func (s *session) provision(c *cli.Context, rec *state.Broker, t target, spec pr
 			err = serr
 		}
 	}
+	out := provisionOutput{Result: res}
+	if err == nil && !c.Bool("dry-run") {
+		if out.Client, err = sec.WriteClientFiles(spec.Bootstrap()); err != nil {
+			return err
+		}
+	}
 	if c.Bool("json") {
-		if jerr := writeJSON(c.App.Writer, res, err); jerr != nil {
+		if jerr := writeJSON(c.App.Writer, out, err); jerr != nil {
 			return jerr
 		}
 	} else {
-		printProvisionResult(c.App.Writer, res, err, spec)
+		printProvisionResult(c.App.Writer, out, err, spec, rec.Name)
 	}
 	if err != nil {
 		return s.wrap(err)
@@ -172,6 +202,10 @@ func rememberSpec(rec *state.Broker, spec provision.Spec, swap string) {
 	rec.AdvertisedHost, rec.BrokerPort = spec.AdvertisedHost, spec.BrokerPort
 	rec.KafkaVersion, rec.Heap, rec.Swap, rec.DataDir = spec.KafkaVersion, spec.Heap(), swap, spec.DataDir
 	rec.KafkaURL = spec.Source.URL
+	rec.TLS, rec.Auth = spec.Security.TLS, ""
+	if spec.Security.SCRAM {
+		rec.Auth = "scram"
+	}
 	if spec.Source.LocalTarball == "" {
 		rec.KafkaSHA512 = spec.Source.SHA512
 	}
@@ -246,6 +280,9 @@ func buildSpec(c *cli.Context, sshHost string, rec *state.Broker) (provision.Spe
 	}
 	s.SwapBytes = swap
 	s.DataDir = get("data-dir", fromRec.DataDir)
+	if hasFlag(c, "apt-lock-timeout") {
+		s.APTLockTimeout = c.Duration("apt-lock-timeout")
+	}
 	s.Source = provision.Source{URL: get("kafka-url", fromRec.KafkaURL), SHA512: strings.ToLower(get("kafka-sha512", fromRec.KafkaSHA512)),
 		LocalTarball: c.String("kafka-tarball")}
 	if rec != nil && c.IsSet("kafka-version") && s.KafkaVersion != fromRec.KafkaVersion {
@@ -257,6 +294,18 @@ func buildSpec(c *cli.Context, sshHost string, rec *state.Broker) (provision.Spe
 		if !c.IsSet("kafka-url") && fromRec.KafkaVersion != "" {
 			s.Source.URL = strings.ReplaceAll(s.Source.URL, fromRec.KafkaVersion, s.KafkaVersion)
 		}
+	}
+	auth := get("auth", fromRec.Auth)
+	switch auth {
+	case "none", "":
+	case "scram":
+		s.Security.SCRAM = true
+	default:
+		return s, usagef("--auth %q: use none or scram (SASL/SCRAM-SHA-512)", auth)
+	}
+	s.Security.TLS = c.Bool("tls")
+	if rec != nil && !c.IsSet("tls") {
+		s.Security.TLS = fromRec.TLS
 	}
 	if s.Source.LocalTarball != "" {
 		if c.IsSet("kafka-url") {

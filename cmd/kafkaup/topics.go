@@ -25,9 +25,12 @@ import (
 // argument.
 func withKafka(c *cli.Context, fn func(ctx context.Context, b *broker, cl *kafkaclient.Client) error) error {
 	return withBroker(c, c.Command.Name, func(s *session, b *broker) error {
+		if err := b.checkSecrets(); err != nil {
+			return err
+		}
 		dialCtx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 		defer cancel()
-		cl, err := kafkaclient.Dial(dialCtx, b.rec.Bootstrap())
+		cl, err := kafkaclient.DialWith(dialCtx, b.rec.Bootstrap(), b.auth())
 		if err != nil {
 			var unreachable *kafkaclient.UnreachableError
 			if errors.As(err, &unreachable) && hasFlag(c, "via-ssh") {

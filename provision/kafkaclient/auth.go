@@ -218,6 +218,13 @@ func (c *Client) SetSCRAMUser(ctx context.Context, user, password string) error 
 	return nil
 }
 
+// HasSCRAMUser says whether the broker has a SCRAM-SHA-512 credential for
+// user.
+func (c *Client) HasSCRAMUser(ctx context.Context, user string) (bool, error) {
+	n, err := c.scramIterations(ctx, user)
+	return n > 0, err
+}
+
 // scramIterations is the iteration count of user's SCRAM-SHA-512
 // credential as the broker describes it, 0 when it has none.
 func (c *Client) scramIterations(ctx context.Context, user string) (int, error) {

@@ -341,13 +341,15 @@ func (c *Client) Upload(ctx context.Context, data io.Reader, remotePath string, 
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", remotePath, err)
 	}
-	if _, err := f.ReadFrom(data); err != nil {
-		f.Close()
-		return fmt.Errorf("upload %s: write: %w", remotePath, err)
-	}
+	// The mode is set before any byte is written: uploads include the
+	// broker's private key.
 	if err := f.Chmod(osMode(mode)); err != nil {
 		f.Close()
 		return fmt.Errorf("upload %s: chmod: %w", remotePath, err)
+	}
+	if _, err := f.ReadFrom(data); err != nil {
+		f.Close()
+		return fmt.Errorf("upload %s: write: %w", remotePath, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("upload %s: close: %w", remotePath, err)
@@ -356,6 +358,27 @@ func (c *Client) Upload(ctx context.Context, data io.Reader, remotePath string, 
 		return fmt.Errorf("upload %s: rename: %w", remotePath, err)
 	}
 	return nil
+}
+
+// DialContext opens a TCP connection from the host to addr through the SSH
+// connection (a tunnel, like ssh -L): kafkaup reaches listeners that only
+// listen on the host's loopback this way.
+func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := c.connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		nc, err := conn.DialContext(ctx, network, addr)
+		if err == nil {
+			return nc, nil
+		}
+		var open *ssh.OpenChannelError
+		if errors.As(err, &open) || ctx.Err() != nil || attempt > 0 {
+			return nil, fmt.Errorf("tunnel to %s on %s: %w", addr, c.cfg.Host, err)
+		}
+		c.drop(conn) // the connection broke: reconnect once
+	}
 }
 
 // Home returns the login user's home directory (where uploads are staged).

@@ -32,6 +32,10 @@ type Broker struct {
 	Heap         string `json:"heap"`
 	Swap         string `json:"swap"`
 	DataDir      string `json:"data_dir"`
+	// TLS and Auth ("scram" or empty) say how clients reach the broker; the
+	// CA, keystore and password live in SecretsDir, never in this record.
+	TLS  bool   `json:"tls,omitempty"`
+	Auth string `json:"auth,omitempty"`
 
 	ClusterID string `json:"cluster_id,omitempty"`
 	Systemd   bool   `json:"systemd"`
@@ -185,8 +189,15 @@ func List(dir string) ([]Broker, error) {
 	return out, nil
 }
 
-// Delete removes a broker's record (and its private key, if kafkaup made one).
+// Delete removes a broker's record, its private key (if kafkaup made one)
+// and its secrets.
 func Delete(dir, name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(SecretsDir(dir, name)); err != nil {
+		return fmt.Errorf("delete broker %s: %w", name, err)
+	}
 	for _, p := range []string{brokerPath(dir, name), KeyPath(dir, name)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("delete broker %s: %w", name, err)
@@ -194,6 +205,10 @@ func Delete(dir, name string) error {
 	}
 	return nil
 }
+
+// SecretsDir is where a broker's CA, keystore and SCRAM password live
+// (package secrets writes them).
+func SecretsDir(dir, name string) string { return filepath.Join(dir, "secrets", name) }
 
 // KeyPath is where kafkaup keeps a private key it created for a broker.
 func KeyPath(dir, name string) string { return filepath.Join(dir, "keys", name) }

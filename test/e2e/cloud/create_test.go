@@ -189,19 +189,27 @@ func TestCreateStopStartDestroy(t *testing.T) {
 		}
 	})
 
+	// The broker is created with TLS and SCRAM: clients (kcat here) use the
+	// settings kafkaup writes, and after the move to a new address below the
+	// certificate follows.
+	clientConf := filepath.Join(e.cli.Home, "secrets", name, "librdkafka.conf")
 	t.Run("create: broker answers at the public address", func(t *testing.T) {
-		r := run(e.createArgs("--topics", "orders,events")...)
+		r := run(e.createArgs("--topics", "orders,events", "--tls", "--auth", "scram")...)
 		harness.MustSucceed(t, r)
 		t.Logf("create:\n%s", r.Stderr)
-		if !strings.Contains(r.Stdout, "Bootstrap servers: "+bootstrap) || !strings.Contains(r.Stdout, "orders, events") {
+		if !strings.Contains(r.Stdout, "Bootstrap servers: "+bootstrap+" (SASL_SSL") || !strings.Contains(r.Stdout, "orders, events") ||
+			!strings.Contains(r.Stdout, "kcat -F "+clientConf) {
 			t.Errorf("create output:\n%s", r.Stdout)
 		}
-		md, err := harness.KcatMetadata(ctx, bootstrap)
+		md, err := harness.KcatConfig(ctx, clientConf, "", "-L")
 		if err != nil || !strings.Contains(md, "broker 1 at "+bootstrap) || !strings.Contains(md, `topic "orders"`) {
 			t.Errorf("kcat -L: %v\n%s", err, md)
 		}
-		if err := harness.KcatProduce(ctx, bootstrap, "orders", "o1", "o2"); err != nil {
+		if _, err := harness.KcatConfig(ctx, clientConf, "o1\no2\n", "-t", "orders", "-P"); err != nil {
 			t.Fatal(err)
+		}
+		if md, err := harness.KcatMetadata(ctx, bootstrap); err == nil {
+			t.Errorf("kcat without TLS and login listed the broker:\n%s", md)
 		}
 		harness.MustSucceed(t, run("status", name))
 	})
@@ -274,16 +282,20 @@ func TestCreateStopStartDestroy(t *testing.T) {
 		r = run("start", name)
 		harness.MustSucceed(t, r)
 		newBootstrap := e.vm.Aliases[0] + ":9092"
-		md, err := harness.KcatMetadata(ctx, newBootstrap)
+		if !strings.Contains(r.Stderr, "issued a broker certificate for "+e.vm.Aliases[0]) {
+			t.Errorf("no new certificate for the new address:\n%s", r.Stderr)
+		}
+		// kcat checks the certificate against the address it dials.
+		md, err := harness.KcatConfig(ctx, clientConf, "", "-L")
 		if err != nil || !strings.Contains(md, "broker 1 at "+newBootstrap) {
 			t.Errorf("after start, kcat -L at %s: %v\n%s", newBootstrap, err, md)
 		}
-		got, err := harness.KcatConsumeAll(ctx, newBootstrap, "orders")
-		if err != nil || strings.Join(got, ",") != "o1,o2" {
-			t.Errorf("messages after start: %v, %v", got, err)
+		got, err := harness.KcatConfig(ctx, clientConf, "", "-t", "orders", "-C", "-o", "beginning", "-e", "-q")
+		if err != nil || strings.Join(strings.Fields(got), ",") != "o1,o2" {
+			t.Errorf("messages after start: %q, %v", got, err)
 		}
 		r = run("env", name)
-		if strings.TrimSpace(r.Stdout) != "KAFKA_BOOTSTRAP_SERVERS="+newBootstrap {
+		if !strings.Contains(r.Stdout, "KAFKA_BOOTSTRAP_SERVERS="+newBootstrap+"\n") || !strings.Contains(r.Stdout, "KAFKA_SECURITY_PROTOCOL=SASL_SSL") {
 			t.Errorf("env after start: %q", r.Stdout)
 		}
 	})
@@ -301,6 +313,9 @@ func TestCreateStopStartDestroy(t *testing.T) {
 		harness.MustSucceed(t, run("destroy", name, "--yes"))
 		if left := e.leftovers(ctx, t); len(left) > 0 {
 			t.Errorf("left behind: %v", left)
+		}
+		if _, err := os.Stat(filepath.Dir(clientConf)); !os.IsNotExist(err) {
+			t.Errorf("the broker's secrets outlive it: %v", err)
 		}
 		// The user's own Elastic IPs are never released.
 		addrs, err := e.ec2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{e.eip, e.eip2}})

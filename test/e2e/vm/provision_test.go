@@ -5,13 +5,17 @@ package vm_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kafkaup/kafkaup/internal/testenv/kafkadist"
 	"github.com/kafkaup/kafkaup/internal/testenv/vm"
+	"github.com/kafkaup/kafkaup/provision/state"
 	"github.com/kafkaup/kafkaup/test/e2e/harness"
 )
 
@@ -86,6 +90,51 @@ func (e *env) cmdline(t *testing.T) string {
 	return e.sh(t, "sudo tr '\\0' ' ' </proc/$(systemctl show -p MainPID --value kafka)/cmdline")
 }
 
+// lockHolder takes the dpkg locks the way apt and dpkg do (fcntl write locks
+// on the whole of lock-frontend and lock), writes its pid, and lets go after
+// $1 seconds or when killed. Runs as root.
+const lockHolder = `rm -f /run/lockholder.pid
+setsid perl -MFcntl -e '
+  $0 = "lock-holder";
+  my @held;
+  for my $p ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock") {
+    open(my $fh, "+>>", $p) or die "open $p: $!";
+    my $lk = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0); # struct flock on x86_64
+    fcntl($fh, F_SETLK, $lk) or die "lock $p: $!";
+    push @held, $fh;
+  }
+  open(my $pf, ">", "/run/lockholder.pid.tmp") or die "pid file: $!";
+  print $pf "$$\n";
+  close $pf;
+  rename "/run/lockholder.pid.tmp", "/run/lockholder.pid";
+  sleep $ARGV[0];
+' "$1" </dev/null >/dev/null 2>/run/lockholder.err &
+for _ in $(seq 100); do [ -s /run/lockholder.pid ] && break; sleep 0.1; done
+cat /run/lockholder.pid /run/lockholder.err
+`
+
+// holdDpkgLock starts lockHolder in the VM for secs seconds and returns its pid.
+func (e *env) holdDpkgLock(t *testing.T, secs int) string {
+	t.Helper()
+	script := base64.StdEncoding.EncodeToString([]byte(lockHolder))
+	pid := e.sh(t, "echo "+script+" | base64 -d | sudo -n bash -s "+strconv.Itoa(secs))
+	if _, err := strconv.Atoi(pid); err != nil {
+		t.Fatalf("the dpkg lock holder did not start: %q", pid)
+	}
+	return pid
+}
+
+// untouched fails the test if a refused run left anything kafkaup makes.
+func (e *env) untouched(t *testing.T) {
+	t.Helper()
+	left := e.sh(t, "ls -d /opt/kafka /swapfile /etc/kafka /var/lib/kafka /var/lib/kafkaup /etc/systemd/system/kafka.service ~/.kafkaup-staging 2>/dev/null; "+
+		"id kafka 2>/dev/null; dpkg-query -W -f '${Package} ${Status}\\n' 'openjdk-*' 2>/dev/null | grep ' installed$'; "+
+		"grep -c swapfile /etc/fstab | grep -v '^0$'; true")
+	if left != "" {
+		t.Errorf("the refused run changed the host: %s", left)
+	}
+}
+
 func TestProvisionDebianVM(t *testing.T) {
 	e := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
@@ -100,11 +149,41 @@ func TestProvisionDebianVM(t *testing.T) {
 		}
 	})
 
+	t.Run("a swapfile bigger than the disk is refused before any change", func(t *testing.T) {
+		r := e.provision(ctx, e.vm.User, "--swap", "64G")
+		harness.MustFail(t, r, 1, "a 64G swapfile does not fit", "--swap", "Nothing on the host was changed")
+		e.untouched(t)
+	})
+
+	t.Run("dpkg lock held past --apt-lock-timeout: clear error, nothing changed", func(t *testing.T) {
+		holder := e.holdDpkgLock(t, 600)
+		defer e.sh(t, "sudo -n kill "+holder+" 2>/dev/null || true")
+		r := e.provision(ctx, e.vm.User, "--apt-lock-timeout", "5s")
+		harness.MustFail(t, r, 1, "held the dpkg lock /var/lib/dpkg/lock-frontend", "pid "+holder+": lock-holder",
+			"for all of the 5s", "unattended-upgrades", "--apt-lock-timeout")
+		t.Logf("refused after %s: %s", r.Took.Round(100*time.Millisecond), lastLine(r.Stderr))
+		e.untouched(t)
+	})
+
 	var clusterID, pid string
-	t.Run("fresh VM: provision, then real clients at the advertised address", func(t *testing.T) {
+	t.Run("fresh VM, dpkg lock busy for 20s: provision waits, then real clients at the advertised address", func(t *testing.T) {
+		e.holdDpkgLock(t, 20)
 		r := e.provision(ctx, e.vm.User, "--json")
 		harness.MustSucceed(t, r)
 		t.Logf("full provision:\n%s", r.Stderr)
+		m := regexp.MustCompile(`ok +wait-apt .*  ([0-9.]+)s\n`).FindStringSubmatch(r.Stderr)
+		log, err := e.cli.LastLog()
+		if err != nil {
+			t.Fatal(err)
+		}
+		freed := regexp.MustCompile(`the dpkg lock is free after waiting (\d+)s`).FindStringSubmatch(log)
+		if m == nil || freed == nil {
+			t.Fatalf("no wait for the dpkg lock in the progress or the debug log:\n%s", log)
+		}
+		if waited, _ := strconv.Atoi(freed[1]); waited < 10 {
+			t.Errorf("waited only %ds for a lock held 20s", waited)
+		}
+		t.Logf("waited %ss for the dpkg lock (step wait-apt: %ss)", freed[1], m[1])
 		var out struct {
 			Result struct {
 				ClusterID string `json:"cluster_id"`
@@ -175,6 +254,45 @@ func TestProvisionDebianVM(t *testing.T) {
 		t.Logf("no-op rerun: %s", r.Took.Round(time.Millisecond))
 	})
 
+	t.Run("broker killed: systemd brings it back, status shows the restart", func(t *testing.T) {
+		before := e.mainPID(t)
+		e.sh(t, "sudo -n kill -9 "+before)
+		killed := time.Now()
+		var after string
+		for {
+			after = e.mainPID(t)
+			if after != before && after != "0" && e.sh(t, "systemctl is-active kafka || true") == "active" {
+				break
+			}
+			if time.Since(killed) > 2*time.Minute {
+				t.Fatalf("systemd did not restart the broker: MainPID %s", after)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		restarted := time.Since(killed)
+		for {
+			if _, err := harness.KcatMetadata(ctx, bootstrap); err == nil {
+				break
+			}
+			if time.Since(killed) > 8*time.Minute {
+				t.Fatal("the restarted broker does not answer")
+			}
+			time.Sleep(2 * time.Second)
+		}
+		serving := time.Since(killed)
+		r := e.cli.Run(ctx, "status", state.NameForHost(e.vm.Addr))
+		harness.MustSucceed(t, r)
+		if !strings.Contains(r.Stdout, "(healthy)") || !regexp.MustCompile(`restarts +1 \(systemd brought the broker back`).MatchString(r.Stdout) {
+			t.Errorf("status after the restart:\n%s", r.Stdout)
+		}
+		got, err := harness.KcatConsumeAll(ctx, bootstrap, "e2e")
+		if err != nil || strings.Join(got, ",") != "before-reboot-1,before-reboot-2" {
+			t.Errorf("earlier messages after the restart: %v, %v", got, err)
+		}
+		t.Logf("kill -9 of pid %s: systemd started pid %s after %s, serving again after %s", before, after,
+			restarted.Round(100*time.Millisecond), serving.Round(100*time.Millisecond))
+	})
+
 	t.Run("reboot: broker back by itself with swap and data", func(t *testing.T) {
 		if err := e.vm.Reboot(ctx); err != nil {
 			t.Fatal(err)
@@ -233,4 +351,15 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// lastLine is the last "kafkaup:" line of stderr: what the user was told.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "kafkaup: ") {
+			return lines[i]
+		}
+	}
+	return lines[len(lines)-1]
 }
