@@ -66,7 +66,7 @@ fetch() {
       last_error="$last_error, on all $attempt attempts"
       return 1
     fi
-    log "attempt $attempt of $((DOWNLOAD_RETRIES + 1)) to download $url failed: $last_error; retrying in ${delay}s"
+    note "attempt $attempt of $((DOWNLOAD_RETRIES + 1)) to download $url failed: $last_error; retrying in ${delay}s"
     sleep "$delay"
     attempt=$((attempt + 1))
     delay=$((delay * 2 > 30 ? 30 : delay * 2))
@@ -110,7 +110,7 @@ else
       0) break ;;
       2) die "checksum mismatch for $DIST_NAME.tgz from $u: expected $expected, got $last_error twice. The mirror serves a different file than the release you asked for; nothing was installed. Check --kafka-url/--kafka-sha512 and rerun." ;;
     esac
-    log "download from $u failed: $last_error"
+    note "download from $u failed: $last_error"
     failed+=("$u ($last_error)")
   done
   [ -f "$tgz" ] || die "could not download $DIST_NAME.tgz: ${failed[*]}. Nothing was installed. Check that the host can reach the mirror (curl -I URL on the host), or pass --kafka-url with another mirror, or --kafka-tarball to upload a local copy; then rerun the same command."

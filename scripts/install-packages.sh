@@ -22,7 +22,7 @@ apt_or_die() {
   fi
   if grep -q 'Errors were encountered while processing' <<<"$apt_out"; then
     printf '%s\n' "$apt_out" | tail -n 20 >&2
-    log "a package failed to set up; running dpkg --configure -a and trying once more"
+    note "a package failed to set up; running dpkg --configure -a and trying once more"
     DEBIAN_FRONTEND=noninteractive dpkg --configure -a >&2 || true
     if apt_try "$@"; then
       printf '%s\n' "$apt_out" | tail -n 5 >&2

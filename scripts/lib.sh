@@ -4,6 +4,10 @@
 # log writes a progress line to stderr (kept in kafkaup's debug log).
 log() { printf 'kafkaup: %s\n' "$*" >&2; }
 
+# note is a log line the user also sees while the step runs: waits and
+# retries that would otherwise look like a hang.
+note() { printf 'kafkaup: note: %s\n' "$*" >&2; }
+
 # die stops the script with a message for the user. Exit status 3 tells
 # kafkaup that the message is advice, not a crash.
 die() { printf 'kafkaup: %s\n' "$*" >&2; exit 3; }
@@ -85,13 +89,13 @@ wait_for_dpkg_lock() {
       dpkg_lock_advice "$who" "$file" "$limit"
     fi
     if [ "$waited" -ge "$next" ]; then
-      log "waiting for the dpkg lock: $file is held by another apt or dpkg ($who); ${waited}s of at most ${limit}s"
+      note "waiting for the dpkg lock: $file is held by another apt or dpkg ($who); ${waited}s of at most ${limit}s"
       next=$((next + 30))
     fi
     sleep 1
   done
   if [ "$next" -gt 0 ]; then
-    log "the dpkg lock is free after waiting $((SECONDS - start))s"
+    note "the dpkg lock is free after waiting $((SECONDS - start))s"
   fi
 }
 
@@ -112,7 +116,7 @@ wait_for_cloud_init() {
     case "$status" in
       *running*) die "cloud-init is still running after ${limit}s, so the host is not ready for packages yet. Wait for the first boot to finish and rerun the same command." ;;
     esac
-    log "cloud-init finished with errors ($status); continuing"
+    note "cloud-init finished with errors ($status); continuing"
   fi
 }
 

@@ -103,4 +103,4 @@ until started; do
   sleep 1
 done
 rm -f "$STATE_DIR/restart-pending"
-log "broker up (pid $(broker_pids | tr '\n' ' '))"
+log "broker up (pid $(broker_pids | paste -sd ' ' -))"

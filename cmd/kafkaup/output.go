@@ -32,6 +32,26 @@ func (u *ui) Printf(format string, args ...any) {
 	}
 }
 
+// notes copies the remote scripts' stderr (one line per Write) to the debug
+// log, and shows the user the lines a script marks as notes: waits and
+// retries that would otherwise look like a hang.
+type notes struct {
+	log io.Writer
+	ui  *ui
+}
+
+// noteMarker starts a note line in a script's stderr (lib.sh's note).
+const noteMarker = "kafkaup: note: "
+
+func (n notes) Write(p []byte) (int, error) {
+	if _, msg, ok := strings.Cut(string(p), noteMarker); ok {
+		n.ui.mu.Lock()
+		fmt.Fprintf(n.ui.out, "           %s\n", strings.TrimRight(msg, "\n"))
+		n.ui.mu.Unlock()
+	}
+	return n.log.Write(p)
+}
+
 func (u *ui) StepStarted(s provision.Step) {
 	u.Printf("  -> %-8s %s (%s)", s.ID, s.Title, s.Reason)
 }

@@ -91,7 +91,7 @@ func (s *session) connConfig(c *cli.Context, t target, identity string) (remote.
 	// A new EC2 instance refuses the key until cloud-init installed it.
 	retryAuth := c.Command.Name == "create" || c.Command.Name == "start"
 	return remote.Config{Host: t.Host, Port: t.Port, User: t.User, Auth: auth, HostKeys: hk,
-		RetryFor: retry, RetryAuth: retryAuth, Log: s.logFile}, nil
+		RetryFor: retry, RetryAuth: retryAuth, Log: notes{log: s.logFile, ui: s.ui}}, nil
 }
 
 // The flag helpers read flags that not every command defines.

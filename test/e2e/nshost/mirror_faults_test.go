@@ -30,7 +30,7 @@ func requestsFor(m *kafkadist.Mirror, path string) []string {
 	return out
 }
 
-var retryRE = regexp.MustCompile(`kafkaup: attempt (\d+) of (\d+) to download (\S+) failed: (.*); retrying in (\d+)s`)
+var retryRE = regexp.MustCompile(`kafkaup: note: attempt (\d+) of (\d+) to download (\S+) failed: (.*); retrying in (\d+)s`)
 
 // retries returns the retry lines fetch-kafka.sh logged for url: attempt
 // number, reason and the delay before the next one.
@@ -77,6 +77,10 @@ func TestMirrorFaults(t *testing.T) {
 		want := [][]string{{"1", "HTTP 503", "2"}, {"2", "HTTP 503", "4"}}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("retries logged: %v, want %v", got, want)
+		}
+		// The user sees them as they happen, under the step's line.
+		if strings.Count(r.Stderr, "HTTP 503; retrying in") != 2 {
+			t.Errorf("the retries are not shown in the progress:\n%s", r.Stderr)
 		}
 		if got := requestsFor(e.mirror, path); strings.Join(got, ",") != "503,503,200" {
 			t.Errorf("mirror answered %v", got)
