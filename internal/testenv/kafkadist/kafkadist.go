@@ -28,7 +28,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kafkaup/kafkaup/internal/testenv"
@@ -98,7 +97,7 @@ func Build(ctx context.Context, version string) (*Dist, error) {
 		return nil, fmt.Errorf("kafkadist: create cache dir: %w", err)
 	}
 	// One lock for all versions: Maven's local repository is shared too.
-	unlock, err := lock(ctx, filepath.Join(root, ".build.lock"))
+	unlock, err := testenv.Lock(ctx, filepath.Join(root, ".build.lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -144,30 +143,6 @@ func loadCached(dir, version, recipe string) (*Dist, error) {
 		return nil, fmt.Errorf("kafkadist: %w", err)
 	}
 	return d, nil
-}
-
-// lock takes an exclusive flock on path, polling so that ctx can cancel the wait.
-func lock(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("kafkadist: open lock: %w", err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil // closing releases the lock
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("kafkadist: lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("kafkadist: waiting for %s: %w", path, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // file is one generated (non-jar) file of the layout.

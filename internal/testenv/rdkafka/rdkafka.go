@@ -20,7 +20,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,7 +31,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kafkaup/kafkaup/internal/testenv"
@@ -80,7 +78,7 @@ func LibDir(ctx context.Context) (string, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("rdkafka: create cache dir: %w", err)
 	}
-	unlock, err := lock(ctx, filepath.Join(root, ".build.lock"))
+	unlock, err := testenv.Lock(ctx, filepath.Join(root, ".build.lock"))
 	if err != nil {
 		return "", err
 	}
@@ -248,31 +246,6 @@ func missingDeps(lookPath func(string) (string, error), hasModule func(string) b
 
 func pkgConfigHas(module string) bool {
 	return exec.Command("pkg-config", "--exists", module).Run() == nil
-}
-
-// lock takes an exclusive flock on path, polling so that ctx can cancel the
-// wait. Closing the file releases the lock, also when the process dies.
-func lock(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("rdkafka: open lock: %w", err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("rdkafka: lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("rdkafka: waiting for %s: %w", path, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // build fetches the source, builds the shared library in a temp dir under

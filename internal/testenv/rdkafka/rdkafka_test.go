@@ -109,25 +109,6 @@ func TestFetch(t *testing.T) {
 	}
 }
 
-func TestLockWaitsAndCancels(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lock")
-	unlock, err := lock(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	if _, err := lock(ctx, path); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("second lock = %v, want a deadline error", err)
-	}
-	unlock()
-	unlock2, err := lock(context.Background(), path)
-	if err != nil {
-		t.Fatalf("lock after unlock: %v", err)
-	}
-	unlock2()
-}
-
 func TestMissingDeps(t *testing.T) {
 	lookPath := func(have ...string) func(string) (string, error) {
 		return func(name string) (string, error) {

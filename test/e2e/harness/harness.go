@@ -138,6 +138,17 @@ func (c *CLI) LastLog() (string, error) {
 	return string(b), err
 }
 
+// LastLine is the last "kafkaup:" line of stderr: what the user was told.
+func LastLine(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "kafkaup: ") {
+			return lines[i]
+		}
+	}
+	return lines[len(lines)-1]
+}
+
 // MustSucceed fails the test unless r exited 0.
 func MustSucceed(t testing.TB, r Result) {
 	t.Helper()

@@ -25,7 +25,7 @@ func TestInstallDirTooSmall(t *testing.T) {
 	}
 	r := e.provision(ctx, "--swap", "0", "--kafka-url", e.url["4.0.0"])
 	harness.MustFail(t, r, 1, "only 100M free for /opt/kafka", "installing Kafka needs about 600M", "Nothing on the host was changed")
-	t.Logf("refused after %s, exit %d: %s", r.Took.Round(time.Millisecond), r.ExitCode, lastLine(r.Stderr))
+	t.Logf("refused after %s, exit %d: %s", r.Took.Round(time.Millisecond), r.ExitCode, harness.LastLine(r.Stderr))
 	if after := written(t, e); after != before {
 		t.Errorf("the refused run wrote to the host:\nbefore:\n%s\nafter:\n%s", before, after)
 	}

@@ -163,7 +163,7 @@ func TestSSHCutAtRandomPoints(t *testing.T) {
 				if cutAfter == 0 {
 					t.Fatalf("host %d %s: a run without a cut failed:\n%s", hosts, phase, r)
 				}
-				t.Logf("host %d %s: cut %d after %s: %s", hosts, phase, cuts, cutAfter, lastLine(r.Stderr))
+				t.Logf("host %d %s: cut %d after %s: %s", hosts, phase, cuts, cutAfter, harness.LastLine(r.Stderr))
 			}
 		}
 		converge("fresh install", 3500*time.Millisecond)
@@ -197,15 +197,4 @@ func TestSSHCutAtRandomPoints(t *testing.T) {
 		}
 	}
 	t.Logf("faults injected: %d SSH cuts over %d hosts; reformats: 0 (checked after every run); messages lost: %d", cuts, hosts, lost)
-}
-
-// lastLine is the last "kafkaup:" line of stderr: what the user was told.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.HasPrefix(lines[i], "kafkaup: ") {
-			return lines[i]
-		}
-	}
-	return lines[len(lines)-1]
 }

@@ -161,7 +161,7 @@ func TestProvisionDebianVM(t *testing.T) {
 		r := e.provision(ctx, e.vm.User, "--apt-lock-timeout", "5s")
 		harness.MustFail(t, r, 1, "held the dpkg lock /var/lib/dpkg/lock-frontend", "pid "+holder+": lock-holder",
 			"for all of the 5s", "unattended-upgrades", "--apt-lock-timeout")
-		t.Logf("refused after %s: %s", r.Took.Round(100*time.Millisecond), lastLine(r.Stderr))
+		t.Logf("refused after %s: %s", r.Took.Round(100*time.Millisecond), harness.LastLine(r.Stderr))
 		e.untouched(t)
 	})
 
@@ -351,15 +351,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// lastLine is the last "kafkaup:" line of stderr: what the user was told.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.HasPrefix(lines[i], "kafkaup: ") {
-			return lines[i]
-		}
-	}
-	return lines[len(lines)-1]
 }
