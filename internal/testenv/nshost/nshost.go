@@ -199,6 +199,24 @@ func (h *Host) SmallDisk(ctx context.Context, dir string, size int64) error {
 	return nil
 }
 
+// waitGone waits until process pid has exited (gone or a zombie).
+func waitGone(pid int, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return true
+		}
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // Close kills everything in the host (SIGKILL to its PID 1 takes the whole
@@ -219,6 +237,14 @@ func (h *Host) close() error {
 		case <-h.exited:
 		case <-time.After(10 * time.Second):
 			errs = append(errs, fmt.Errorf("unshare (pid %d) did not exit after SIGKILL", h.cmd.Process.Pid))
+		}
+	}
+	// The host's PID 1 gets its SIGKILL from unshare's death a moment later
+	// (PR_SET_PDEATHSIG); make sure it is gone before the files go.
+	if h.initPID != 0 {
+		_ = syscall.Kill(h.initPID, syscall.SIGKILL)
+		if !waitGone(h.initPID, 10*time.Second) {
+			errs = append(errs, fmt.Errorf("PID 1 of the host (%d) still runs 10s after SIGKILL", h.initPID))
 		}
 	}
 	// Whatever may still run in the network namespace, then the veth, the
