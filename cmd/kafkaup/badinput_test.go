@@ -126,6 +126,7 @@ func TestBadInput(t *testing.T) {
 		{"create: open to the world with TLS but no login", c("--allow-cidr", "0.0.0.0/0", "--tls"), "TLS but no authentication", 0},
 		{"create: open to the world with a login but no TLS", c("--allow-cidr", "0.0.0.0/0", "--auth", "scram"), "unencrypted", 0},
 		{"unknown --auth", p("--auth", "ldap"), "use none or scram", 0},
+		{"apt lock wait too long", p("--apt-lock-timeout", "2h"), "--apt-lock-timeout", 0},
 		{"destroy: bad name", []string{"destroy", "../etc"}, "broker name", 0},
 	}
 	for _, tc := range cases {
