@@ -208,10 +208,22 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 			changed = append(changed, m)
 		}
 	}
-	if len(changed) > 0 {
+	// The broker's old key goes when TLS is turned off.
+	var remove []string
+	if sum := f.FileSHA256[s.KeystoreFile()]; !s.Security.TLS && sum != "" && sum != "-" {
+		remove = append(remove, s.KeystoreFile())
+	}
+	if len(changed) > 0 || len(remove) > 0 {
 		staging := f.LoginHome + "/.kafkaup-staging/config"
-		in := scripts.InstallFiles{Staging: staging, StateDir: s.StateDir}
-		st := Step{ID: "config", Title: "write " + pathList(changed), Reason: "content differs"}
+		in := scripts.InstallFiles{Staging: staging, StateDir: s.StateDir, Remove: remove}
+		title := "write " + pathList(changed)
+		switch {
+		case len(changed) == 0:
+			title = "remove " + strings.Join(remove, ", ")
+		case len(remove) > 0:
+			title += "; remove " + strings.Join(remove, ", ")
+		}
+		st := Step{ID: "config", Title: title, Reason: "content differs"}
 		for i, m := range changed {
 			name := fmt.Sprintf("%d-%s", i, lastElem(m.Path))
 			in.Src = append(in.Src, name)
@@ -227,7 +239,7 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 		steps = append(steps, Step{ID: "format", Title: "format KRaft storage in " + s.DataDir, Reason: "no meta.properties yet",
 			Script: scripts.Format{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), DataDir: s.DataDir, ClusterID: clusterID}})
 	}
-	if st, ok := serviceStep(s, f, needKafka || len(changed) > 0); ok {
+	if st, ok := serviceStep(s, f, needKafka || len(changed) > 0 || len(remove) > 0); ok {
 		steps = append(steps, st)
 	}
 	return steps, nil

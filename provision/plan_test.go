@@ -371,3 +371,25 @@ func TestPlanSecured(t *testing.T) {
 		t.Errorf("internal port on the controller's: %v", err)
 	}
 }
+
+// TestPlanDowngradeRemovesTheKeystore: turning TLS off removes the broker's
+// key from the host along with the new configuration, and restarts.
+func TestPlanDowngradeRemovesTheKeystore(t *testing.T) {
+	secured := testSpec()
+	secured.Security = Security{TLS: true, SCRAM: true, InternalPort: 9094, KeystorePEM: []byte("key and cert")}
+	plain := testSpec()
+	steps, err := Plan(plain, converged(secured), "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(steps); !reflect.DeepEqual(got, []string{"config", "service"}) {
+		t.Fatalf("steps %v", got)
+	}
+	in := steps[0].Script.(scripts.InstallFiles)
+	if !reflect.DeepEqual(in.Remove, []string{plain.KeystoreFile()}) || !strings.Contains(steps[0].Title, "remove /etc/kafka/tls/broker.pem") {
+		t.Errorf("config step %q removes %v", steps[0].Title, in.Remove)
+	}
+	if steps, _ := Plan(plain, converged(plain), "id"); len(steps) != 0 {
+		t.Errorf("a PLAINTEXT broker without a keystore plans %v", ids(steps))
+	}
+}

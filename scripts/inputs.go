@@ -77,6 +77,7 @@ type InstallFiles struct {
 	Dest     []string `sh:"DEST"`
 	Mode     []string `sh:"MODE"`
 	Owner    []string `sh:"OWNER"`
+	Remove   []string `sh:"REMOVE"` // managed files no longer wanted (the keystore after TLS is turned off)
 	StateDir string   `sh:"STATE_DIR"`
 }
 

@@ -2,7 +2,8 @@
 # install-files.sh: move files uploaded to STAGING into place atomically
 # (temp file + rename in the target directory) when their content changed,
 # and mark the broker for a restart first, so a run cut short still restarts.
-# Inputs: STAGING, SRC, DEST, MODE, OWNER (parallel arrays), STATE_DIR.
+# Files in REMOVE are deleted (a managed file no longer wanted).
+# Inputs: STAGING, SRC, DEST, MODE, OWNER (parallel arrays), REMOVE, STATE_DIR.
 
 changed=0
 for i in "${!SRC[@]}"; do
@@ -18,6 +19,16 @@ for i in "${!SRC[@]}"; do
   install -m "${MODE[$i]}" -o "${OWNER[$i]%%:*}" -g "${OWNER[$i]##*:}" "$src" "$dest.kafkaup-tmp"
   mv -f "$dest.kafkaup-tmp" "$dest"
   log "wrote $dest"
+done
+for dest in "${REMOVE[@]}"; do
+  [ -e "$dest" ] || continue
+  if [ "$changed" = 0 ]; then
+    mkdir -p "$STATE_DIR"
+    touch "$STATE_DIR/restart-pending"
+  fi
+  changed=1
+  rm -f "$dest"
+  log "removed $dest"
 done
 rm -rf "$STAGING"
 if [ "$changed" = 1 ] && uses_systemd; then systemctl daemon-reload; fi

@@ -208,6 +208,34 @@ func TestSecureBroker(t *testing.T) {
 		password = password + "|" + login.Password // both must stay out of logs
 	})
 
+	t.Run("TLS and login off, then on again: data kept, same CA and password", func(t *testing.T) {
+		r := run("reprovision", name, "--tls=false", "--auth", "none")
+		harness.MustSucceed(t, r)
+		outputs = append(outputs, r.Stdout, r.Stderr)
+		if !strings.Contains(r.Stderr, "remove /etc/kafka/tls/broker.pem") || e.sh(t, "test -e /etc/kafka/tls/broker.pem && echo kept || echo gone") != "gone" {
+			t.Errorf("the broker's key stays on the host after TLS was turned off:\n%s", r.Stderr)
+		}
+		got, err := harness.KcatConsumeAll(ctx, bootstrap, "secure")
+		if err != nil || strings.Join(got, ",") != "s1,s2" {
+			t.Errorf("plain kcat after turning security off: %v, %v", got, err)
+		}
+		if r := run("env", name); strings.TrimSpace(r.Stdout) != "KAFKA_BOOTSTRAP_SERVERS="+bootstrap {
+			t.Errorf("env of a PLAINTEXT broker: %q", r.Stdout)
+		}
+
+		r = run("reprovision", name, "--tls", "--auth", "scram")
+		harness.MustSucceed(t, r)
+		outputs = append(outputs, r.Stdout, r.Stderr)
+		// The client files from before work again: same CA, same password.
+		got2, err := harness.KcatConfig(ctx, client.Librdkafka, "", "-t", "secure", "-C", "-o", "beginning", "-e", "-q")
+		if err != nil || strings.Join(strings.Fields(got2), ",") != "s1,s2" {
+			t.Errorf("kcat after turning security on again: %q, %v", got2, err)
+		}
+		if md, err := harness.KcatMetadata(ctx, bootstrap); err == nil {
+			t.Errorf("plain kcat still lists the broker:\n%s", md)
+		}
+	})
+
 	t.Run("no secret in outputs, logs or on the host", func(t *testing.T) {
 		var keys []string
 		for _, f := range []string{"broker.pem", "ca-key.pem"} {
