@@ -39,10 +39,10 @@ type fault struct {
 type faultKind int
 
 const (
-	failStatus faultKind = iota // answer status instead of the file
-	failReset                   // reset the TCP connection before answering
-	failTruncate                // the whole file's Content-Length, half the body, then close
-	failCut                     // no Content-Length, half the body, then close
+	failStatus   faultKind = iota // answer status instead of the file
+	failReset                     // reset the TCP connection before answering
+	failTruncate                  // the whole file's Content-Length, half the body, then close
+	failCut                       // no Content-Length, half the body, then close
 )
 
 func (k faultKind) String() string {
