@@ -17,6 +17,7 @@ test-deps:
 # Everything: unit tests, the harness's own tests, and end to end against a
 # real Kafka runtime, a namespace host, a Debian VM under qemu and moto.
 test: test-deps
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) ./...
 
