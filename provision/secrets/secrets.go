@@ -178,25 +178,19 @@ func (s *Set) ensureLogin(username string) error {
 	if err := ValidateUsername(username); err != nil {
 		return err
 	}
-	data, err := s.read(loginFile)
-	switch {
-	case err == nil:
-		var l login
-		if err := json.Unmarshal(data, &l); err != nil || l.Username == "" || l.Password == "" {
-			return fmt.Errorf("%s is damaged; delete it and rerun (kafkaup then sets a new password on the broker)", filepath.Join(s.Dir, loginFile))
-		}
-		if l.Username == username {
-			s.Username, s.Password = l.Username, l.Password
-			return nil
-		}
-	case !errors.Is(err, os.ErrNotExist):
+	l, found, err := s.readLogin()
+	if err != nil {
 		return err
+	}
+	if found && l.Username == username {
+		s.Username, s.Password = l.Username, l.Password
+		return nil
 	}
 	password, err := newPassword()
 	if err != nil {
 		return err
 	}
-	data, err = json.MarshalIndent(login{Username: username, Password: password}, "", "  ")
+	data, err := json.MarshalIndent(login{Username: username, Password: password}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -277,18 +271,27 @@ func Load(stateDir, name string) (*Set, error) {
 	if s.CAPEM, err = s.read(caFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	data, err := s.read(loginFile)
-	switch {
-	case err == nil:
-		var l login
-		if err := json.Unmarshal(data, &l); err != nil {
-			return nil, fmt.Errorf("%s is damaged (%v); rerun kafkaup reprovision %s to make a new password", filepath.Join(s.Dir, loginFile), err, name)
-		}
-		s.Username, s.Password = l.Username, l.Password
-	case !errors.Is(err, os.ErrNotExist):
+	l, _, err := s.readLogin()
+	if err != nil {
 		return nil, err
 	}
+	s.Username, s.Password = l.Username, l.Password
 	return s, nil
+}
+
+// readLogin reads the SCRAM login; found is false when there is none.
+func (s *Set) readLogin() (l login, found bool, err error) {
+	data, err := s.read(loginFile)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return l, false, nil
+	case err != nil:
+		return l, false, err
+	}
+	if err := json.Unmarshal(data, &l); err != nil || l.Username == "" || l.Password == "" {
+		return login{}, false, fmt.Errorf("%s is damaged; delete it and rerun kafkaup reprovision (it then sets a new password on the broker)", filepath.Join(s.Dir, loginFile))
+	}
+	return l, true, nil
 }
 
 func (s *Set) read(file string) ([]byte, error) {
