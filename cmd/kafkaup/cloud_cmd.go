@@ -206,7 +206,7 @@ func runCreate(c *cli.Context) error {
 		return err
 	}
 	if len(topics) > 0 {
-		sec, err := loadSecrets(s.stateDir, rec)
+		sec, err := loadSecrets(s.stateDir, rec.Name, p.spec.Security)
 		if err != nil {
 			return err
 		}

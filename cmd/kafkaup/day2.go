@@ -47,25 +47,24 @@ func loadBroker(c *cli.Context, s *session) (*broker, error) {
 	if b.spec, err = specFromRecord(rec); err != nil {
 		return nil, err
 	}
-	if b.sec, err = loadSecrets(s.stateDir, rec); err != nil {
+	if b.sec, err = loadSecrets(s.stateDir, rec.Name, b.spec.Security); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
 // loadSecrets reads a broker's CA and login as they are (reprovision makes
-// what is missing).
-// What the record says is off is left out (a broker reprovisioned back to
-// PLAINTEXT keeps its old CA on disk, unused).
-func loadSecrets(stateDir string, rec state.Broker) (*secrets.Set, error) {
-	sec, err := secrets.Load(stateDir, rec.Name)
+// what is missing). What the broker's security leaves off is left out (a
+// broker reprovisioned back to PLAINTEXT keeps its old CA on disk, unused).
+func loadSecrets(stateDir, name string, security provision.Security) (*secrets.Set, error) {
+	sec, err := secrets.Load(stateDir, name)
 	if err != nil {
 		return nil, err
 	}
-	if !rec.TLS {
+	if !security.TLS {
 		sec.CAPEM = nil
 	}
-	if rec.Auth != "scram" {
+	if !security.SCRAM {
 		sec.Username, sec.Password = "", ""
 	}
 	return sec, nil
@@ -75,9 +74,9 @@ func loadSecrets(stateDir string, rec state.Broker) (*secrets.Set, error) {
 // missing here, before a client tries without them.
 func (b *broker) checkSecrets() error {
 	switch {
-	case b.rec.TLS && len(b.sec.CAPEM) == 0:
+	case b.spec.Security.TLS && len(b.sec.CAPEM) == 0:
 		return fmt.Errorf("%s uses TLS but its CA certificate is missing from %s; run kafkaup reprovision %s to make a new CA and broker certificate", b.rec.Name, b.sec.Dir, b.rec.Name)
-	case b.rec.Auth == "scram" && b.sec.Password == "":
+	case b.spec.Security.SCRAM && b.sec.Password == "":
 		return fmt.Errorf("%s uses SCRAM but its password is missing from %s; run kafkaup reprovision %s to set a new one", b.rec.Name, b.sec.Dir, b.rec.Name)
 	}
 	return nil
@@ -96,7 +95,7 @@ func specFromRecord(rec state.Broker) (provision.Spec, error) {
 	if rec.DataDir != "" {
 		s.DataDir = rec.DataDir
 	}
-	s.Security.TLS, s.Security.SCRAM = rec.TLS, rec.Auth == "scram"
+	s.Security.TLS, s.Security.SCRAM = rec.TLS, rec.Auth == authSCRAM
 	if rec.Heap != "" {
 		heap, err := provision.ParseHeap(rec.Heap)
 		if err != nil {

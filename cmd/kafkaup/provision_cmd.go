@@ -197,6 +197,9 @@ func swapToRecord(c *cli.Context, recorded string) string {
 	return "2G"
 }
 
+// authSCRAM is --auth scram, as the flag and the broker record spell it.
+const authSCRAM = "scram"
+
 // rememberSpec records the spec's flags, for reprovision.
 func rememberSpec(rec *state.Broker, spec provision.Spec, swap string) {
 	rec.AdvertisedHost, rec.BrokerPort = spec.AdvertisedHost, spec.BrokerPort
@@ -204,7 +207,7 @@ func rememberSpec(rec *state.Broker, spec provision.Spec, swap string) {
 	rec.KafkaURL = spec.Source.URL
 	rec.TLS, rec.Auth = spec.Security.TLS, ""
 	if spec.Security.SCRAM {
-		rec.Auth = "scram"
+		rec.Auth = authSCRAM
 	}
 	if spec.Source.LocalTarball == "" {
 		rec.KafkaSHA512 = spec.Source.SHA512
@@ -298,7 +301,7 @@ func buildSpec(c *cli.Context, sshHost string, rec *state.Broker) (provision.Spe
 	auth := get("auth", fromRec.Auth)
 	switch auth {
 	case "none", "":
-	case "scram":
+	case authSCRAM:
 		s.Security.SCRAM = true
 	default:
 		return s, usagef("--auth %q: use none or scram (SASL/SCRAM-SHA-512)", auth)
