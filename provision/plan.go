@@ -141,38 +141,11 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 	needKafka, kafkaWhy := kafkaNeeded(s, f)
 	wantJava := f.JavaMajor < 17
 	wantCurl := needKafka && s.Source.LocalTarball == "" && !f.HasCurl
-	if wantJava || wantCurl || f.DpkgPending {
+	if st, ok := packagesStep(s, f, wantJava, wantCurl); ok {
 		// Alone and first: a dpkg lock held past the limit stops the run
 		// before the steps that run beside the package install change anything.
 		steps = append(steps, Step{ID: "wait-apt", Title: "wait until apt is free (cloud-init done, no other apt or dpkg running)",
-			Reason: "packages are to be installed", Script: scripts.WaitAPT{CloudInitTimeout: CloudInitTimeout, APTLockTimeout: s.APTLockSeconds()}})
-	}
-	if f.DpkgPending && !wantJava && !wantCurl {
-		steps = append(steps, Step{ID: "packages", Title: "finish setting up half-installed packages (dpkg --configure -a)",
-			Reason: "dpkg --audit lists packages left half set up", Group: "download",
-			Script: scripts.InstallPackages{JavaPackages: JavaPackages, CloudInitTimeout: CloudInitTimeout, APTLockTimeout: s.APTLockSeconds()}})
-	}
-	if wantJava || wantCurl {
-		var what []string
-		if wantJava {
-			what = append(what, "Java 17")
-		}
-		if wantCurl {
-			what = append(what, "curl")
-		}
-		why := "curl is missing"
-		if wantJava {
-			why = "no Java 17+ on the host"
-			if f.JavaMajor > 0 {
-				why = fmt.Sprintf("Java %d is too old for Kafka 4", f.JavaMajor)
-			}
-		}
-		steps = append(steps, Step{
-			ID: "packages", Title: "install " + strings.Join(what, " and ") + " with apt", Reason: why,
-			Group: "download",
-			Script: scripts.InstallPackages{WantJava: wantJava, WantCurl: wantCurl, JavaPackages: JavaPackages,
-				CloudInitTimeout: CloudInitTimeout, APTLockTimeout: s.APTLockSeconds()},
-		})
+			Reason: "packages are to be installed", Script: scripts.WaitAPT{CloudInitTimeout: CloudInitTimeout, APTLockTimeout: s.APTLockSeconds()}}, st)
 	}
 	if needKafka {
 		st := Step{ID: "kafka", Title: fmt.Sprintf("install Kafka %s (sha512 verified)", s.KafkaVersion), Reason: kafkaWhy}
@@ -270,6 +243,36 @@ func precheck(s Spec, f Facts) error {
 		}
 	}
 	return nil
+}
+
+// packagesStep installs Java and curl where they are wanted, and finishes
+// packages dpkg left half set up; it is not needed when there is neither.
+func packagesStep(s Spec, f Facts, wantJava, wantCurl bool) (Step, bool) {
+	st := Step{ID: "packages", Group: "download",
+		Script: scripts.InstallPackages{WantJava: wantJava, WantCurl: wantCurl, JavaPackages: JavaPackages,
+			CloudInitTimeout: CloudInitTimeout, APTLockTimeout: s.APTLockSeconds()}}
+	var what []string
+	if wantJava {
+		what = append(what, "Java 17")
+	}
+	if wantCurl {
+		what = append(what, "curl")
+	}
+	switch {
+	case wantJava && f.JavaMajor > 0:
+		st.Reason = fmt.Sprintf("Java %d is too old for Kafka 4", f.JavaMajor)
+	case wantJava:
+		st.Reason = "no Java 17+ on the host"
+	case wantCurl:
+		st.Reason = "curl is missing"
+	case f.DpkgPending:
+		st.Title, st.Reason = "finish setting up half-installed packages (dpkg --configure -a)", "dpkg --audit lists packages left half set up"
+		return st, true
+	default:
+		return Step{}, false
+	}
+	st.Title = "install " + strings.Join(what, " and ") + " with apt"
+	return st, true
 }
 
 func kafkaNeeded(s Spec, f Facts) (bool, string) {
