@@ -5,16 +5,22 @@
 # Files in REMOVE are deleted (a managed file no longer wanted).
 # Inputs: STAGING, SRC, DEST, MODE, OWNER (parallel arrays), REMOVE, STATE_DIR.
 
+# mark_changed records, before the first change, that the broker must
+# restart: a run cut short after it still restarts on the next run.
 changed=0
-for i in "${!SRC[@]}"; do
-  src="$STAGING/${SRC[$i]}" dest=${DEST[$i]}
-  [ -f "$src" ] || die "staged file $src is missing; rerun the same command"
-  if [ -f "$dest" ] && cmp -s "$src" "$dest"; then continue; fi
+mark_changed() {
   if [ "$changed" = 0 ]; then
     mkdir -p "$STATE_DIR"
     touch "$STATE_DIR/restart-pending"
   fi
   changed=1
+}
+
+for i in "${!SRC[@]}"; do
+  src="$STAGING/${SRC[$i]}" dest=${DEST[$i]}
+  [ -f "$src" ] || die "staged file $src is missing; rerun the same command"
+  if [ -f "$dest" ] && cmp -s "$src" "$dest"; then continue; fi
+  mark_changed
   mkdir -p "$(dirname "$dest")"
   install -m "${MODE[$i]}" -o "${OWNER[$i]%%:*}" -g "${OWNER[$i]##*:}" "$src" "$dest.kafkaup-tmp"
   mv -f "$dest.kafkaup-tmp" "$dest"
@@ -22,11 +28,7 @@ for i in "${!SRC[@]}"; do
 done
 for dest in "${REMOVE[@]}"; do
   [ -e "$dest" ] || continue
-  if [ "$changed" = 0 ]; then
-    mkdir -p "$STATE_DIR"
-    touch "$STATE_DIR/restart-pending"
-  fi
-  changed=1
+  mark_changed
   rm -f "$dest"
   log "removed $dest"
 done
