@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
 )
 
 // Spec is everything the user wants on the host. Flags, files and defaults
@@ -67,17 +69,7 @@ func (s Security) Secured() bool { return s.TLS || s.SCRAM }
 
 // Protocol is Kafka's security.protocol for clients: PLAINTEXT, SSL,
 // SASL_PLAINTEXT or SASL_SSL.
-func (s Security) Protocol() string {
-	switch {
-	case s.TLS && s.SCRAM:
-		return "SASL_SSL"
-	case s.TLS:
-		return "SSL"
-	case s.SCRAM:
-		return "SASL_PLAINTEXT"
-	}
-	return "PLAINTEXT"
-}
+func (s Security) Protocol() string { return kafkaclient.ProtocolFor(s.TLS, s.SCRAM) }
 
 // Source says where the Kafka tarball comes from. With none of URL and
 // LocalTarball set, Apache's CDN is tried first, then archive.apache.org.

@@ -37,13 +37,17 @@ const Mechanism = "SCRAM-SHA-512"
 
 // Protocol is Kafka's name for what a: "PLAINTEXT", "SSL", "SASL_PLAINTEXT"
 // or "SASL_SSL" (a client's security.protocol).
-func (a Auth) Protocol() string {
+func (a Auth) Protocol() string { return ProtocolFor(a.tls(), a.sasl()) }
+
+// ProtocolFor is Kafka's security.protocol for a listener with or without
+// TLS and SASL.
+func ProtocolFor(tls, sasl bool) string {
 	switch {
-	case a.tls() && a.sasl():
+	case tls && sasl:
 		return "SASL_SSL"
-	case a.tls():
+	case tls:
 		return "SSL"
-	case a.sasl():
+	case sasl:
 		return "SASL_PLAINTEXT"
 	}
 	return "PLAINTEXT"
