@@ -48,8 +48,29 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install -q 'moto[server]'
 fi
 
+# Go, when missing: the toolchain go.mod names, from the Go module proxy
+# (the same zip `GOTOOLCHAIN=auto` fetches), into /usr/local/go.
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test/deps.sh: Go is missing; run as root to install it, or install Go 1.26+ (https://go.dev/doc/install), and retry" >&2
+    exit 1
+  fi
+  version=$(awk '$1 == "go" {print $2; exit}' "$(dirname "$0")/../go.mod")
+  case "$(uname -m)" in
+    x86_64) arch=amd64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) echo "test/deps.sh: no Go toolchain for $(uname -m); install Go $version and retry" >&2; exit 1 ;;
+  esac
+  command -v unzip >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq unzip >/dev/null; }
+  echo "test/deps.sh: installing Go $version from the Go module proxy into /usr/local/go" >&2
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  curl -fsSL -o "$tmp/go.zip" "https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go$version.linux-$arch.zip"
+  unzip -q "$tmp/go.zip" -d "$tmp"
+  mv "$tmp/golang.org/toolchain@v0.0.1-go$version.linux-$arch" /usr/local/go
+fi
 if ! command -v go >/dev/null 2>&1; then
-  echo "test/deps.sh: Go is missing: install Go 1.26+ (https://go.dev/doc/install) and retry" >&2
+  echo "test/deps.sh: Go is in /usr/local/go/bin but not on PATH: add it (export PATH=\$PATH:/usr/local/go/bin) and retry" >&2
   exit 1
 fi
 echo "test/deps.sh: test dependencies present" >&2
