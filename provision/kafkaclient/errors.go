@@ -101,3 +101,49 @@ func quoteShort(s string) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// UnknownGroupError says a consumer group named on the command line does
+// not exist. Kafka has no "create group": a group exists once a consumer has
+// joined it or offsets were committed for it, and it is gone (state Dead)
+// once it has neither members nor offsets.
+type UnknownGroupError struct {
+	Group string
+}
+
+func (e *UnknownGroupError) Error() string {
+	return fmt.Sprintf("no consumer group named %s; kafkaup groups list shows what exists (a group exists once a consumer has joined it or committed offsets in it)", e.Group)
+}
+
+// GroupActiveError says a group still has members, so its offsets cannot be
+// reset nor the group deleted: the broker refuses both while consumers
+// are in the group, and a running consumer would overwrite a reset with
+// its next commit anyway.
+type GroupActiveError struct {
+	Group string
+	// Action is what was refused, as a verb phrase: "delete",
+	// "reset the offsets of".
+	Action string
+	// Members are the active members as client-id@host; empty when the
+	// broker refused without saying who (a member joined meanwhile).
+	Members []string
+}
+
+func (e *GroupActiveError) Error() string {
+	who := "it has active members"
+	if n := len(e.Members); n > 0 {
+		shown := e.Members[:min(n, 3)]
+		who = fmt.Sprintf("it has %d active member%s (%s", n, plural(n), strings.Join(shown, ", "))
+		if n > len(shown) {
+			who += fmt.Sprintf(" and %d more", n-len(shown))
+		}
+		who += ")"
+	}
+	return fmt.Sprintf("cannot %s consumer group %s: %s; stop its consumers first (kafkaup groups describe %s shows them), then run this again", e.Action, e.Group, who, e.Group)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
