@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkaup/kafkaup/provision/security"
 	"github.com/kafkaup/kafkaup/scripts"
 )
 
@@ -328,7 +329,7 @@ func TestDownloadSources(t *testing.T) {
 func TestPlanSecured(t *testing.T) {
 	plain := testSpec()
 	secured := testSpec()
-	secured.Security = Security{TLS: true, SCRAM: true, InternalPort: 9094, KeystorePEM: []byte("key and cert")}
+	secured.Security = Security{Mode: security.Mode{TLS: true, SCRAM: true}, InternalPort: 9094, KeystorePEM: []byte("key and cert")}
 	steps, err := Plan(secured, converged(plain), "new-id")
 	if err != nil {
 		t.Fatal(err)
@@ -376,7 +377,7 @@ func TestPlanSecured(t *testing.T) {
 // key from the host along with the new configuration, and restarts.
 func TestPlanDowngradeRemovesTheKeystore(t *testing.T) {
 	secured := testSpec()
-	secured.Security = Security{TLS: true, SCRAM: true, InternalPort: 9094, KeystorePEM: []byte("key and cert")}
+	secured.Security = Security{Mode: security.Mode{TLS: true, SCRAM: true}, InternalPort: 9094, KeystorePEM: []byte("key and cert")}
 	plain := testSpec()
 	steps, err := Plan(plain, converged(secured), "id")
 	if err != nil {

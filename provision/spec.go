@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/provision/security"
 )
 
 // Spec is everything the user wants on the host. Flags, files and defaults
@@ -48,11 +48,12 @@ type Spec struct {
 	Security Security
 }
 
-// Security is how clients reach the broker. The zero value is PLAINTEXT:
-// no TLS, no login (for brokers reachable only from given addresses).
+// Security is how clients reach the broker: the Mode (the zero value is
+// PLAINTEXT) and what the broker needs for it.
 type Security struct {
-	TLS   bool // clients connect with TLS; KeystorePEM holds the broker's key and certificate
-	SCRAM bool // clients log in with SASL/SCRAM-SHA-512
+	// Mode says whether clients use TLS (KeystorePEM then holds the
+	// broker's key and certificate) and a SCRAM login.
+	security.Mode
 
 	// KeystorePEM is the broker's private key, its certificate for the
 	// advertised host and kafkaup's CA, in one PEM file (with TLS).
@@ -62,14 +63,6 @@ type Security struct {
 	// creates the SCRAM user there). Used when clients are secured.
 	InternalPort int
 }
-
-// Secured says whether clients use TLS or a login (and so the broker has
-// its loopback INTERNAL listener).
-func (s Security) Secured() bool { return s.TLS || s.SCRAM }
-
-// Protocol is Kafka's security.protocol for clients: PLAINTEXT, SSL,
-// SASL_PLAINTEXT or SASL_SSL.
-func (s Security) Protocol() string { return kafkaclient.ProtocolFor(s.TLS, s.SCRAM) }
 
 // Source says where the Kafka tarball comes from. With none of URL and
 // LocalTarball set, Apache's CDN is tried first, then archive.apache.org.
@@ -139,9 +132,16 @@ func (s Spec) LocalBootstrap() string {
 	return net.JoinHostPort("localhost", strconv.Itoa(s.BrokerPort))
 }
 
-// Bootstrap is the address clients use.
-func (s Spec) Bootstrap() string {
-	return net.JoinHostPort(s.AdvertisedHost, strconv.Itoa(s.BrokerPort))
+// Bootstrap is the address clients use to reach this node.
+func (s Spec) Bootstrap() string { return BrokerAddr(s.AdvertisedHost, s.BrokerPort) }
+
+// BrokerAddr is host:port of a broker's client listener (an IPv6 address
+// in brackets): the one way kafkaup writes a bootstrap address.
+func BrokerAddr(host string, port int) string {
+	if port == 0 {
+		port = DefaultSpec().BrokerPort
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // Heap is the JVM size string, e.g. 400m.
@@ -178,6 +178,17 @@ var (
 	hostnameRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$`)
 	pathRE     = regexp.MustCompile(`^/[A-Za-z0-9._/-]*$`)
 )
+
+// InputError is a mistake in what the user asked for, found before
+// anything changed: the CLI's exit status 2. Every layer reports such
+// mistakes with this one type.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// Inputf is an InputError with a formatted message.
+func Inputf(format string, args ...any) error { return &InputError{Err: fmt.Errorf(format, args...)} }
 
 // Validate checks the spec before anything touches the host, and says what
 // to do about each problem.

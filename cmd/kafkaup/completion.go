@@ -65,7 +65,7 @@ func completeBrokerNames(c *cli.Context) {
 	if err != nil {
 		return
 	}
-	all, err := state.List(dir)
+	all, err := state.Store{Dir: dir}.List()
 	if err != nil {
 		return
 	}

@@ -13,17 +13,20 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/workflow"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// usageError marks mistakes in the command line (exit status 2).
-type usageError struct{ msg string }
+// usagef is a mistake in the command line (exit status 2): the one type
+// every layer uses for the user's mistakes.
+func usagef(format string, args ...any) error { return provision.Inputf(format, args...) }
 
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+// usage marks err as the user's mistake.
+func usage(err error) error { return &provision.InputError{Err: err} }
 
 func newApp() *cli.App {
 	app := &cli.App{
@@ -45,13 +48,14 @@ func newApp() *cli.App {
 			listCommand(),
 			forgetCommand(),
 			topicsCommand(),
+			groupsCommand(),
 			produceCommand(),
 			consumeCommand(),
 			completionCommand(),
 		},
 		EnableBashCompletion: true,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &usageError{err.Error()}
+			return usage(err)
 		},
 	}
 	withBrokerCompletion(app.Commands, map[string]bool{"reprovision": true, "status": true, "logs": true, "ssh": true,
@@ -72,24 +76,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitCode(app.RunContext(ctx, flagsFirst(app, args)), stderr)
 }
 
-// exitCode prints the error and maps it to 0 success, 1 failure, 2 usage.
+// exitCode prints the error and maps it to 0 success, 1 failure, 2 usage,
+// 130 interrupted.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
 	var remoteStatus exitStatus
-	if !errors.As(err, &remoteStatus) {
-		fmt.Fprintf(stderr, "kafkaup: %v\n", err)
-	}
-	if strings.HasPrefix(err.Error(), "Required flag") {
-		return 2
-	}
-	var usage *usageError
+	var input *provision.InputError
+	var interrupted *workflow.InterruptedError
 	switch {
 	case errors.As(err, &remoteStatus):
 		return int(remoteStatus) // a remote command's own status, already reported by it
-	case errors.As(err, &usage):
+	case errors.As(err, &interrupted):
+		fmt.Fprintf(stderr, "kafkaup: %v:\n  %s\n", err, strings.Join(os.Args, " "))
+		return 130
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(stderr, "kafkaup: interrupted (%v); what was done stays done, and running the same command again resumes\n", err)
+		return 130
+	}
+	fmt.Fprintf(stderr, "kafkaup: %v\n", err)
+	if errors.As(err, &input) {
 		return 2
 	}
 	return 1
+}
+
+// isUsage says whether err is the user's mistake.
+func isUsage(err error) bool {
+	var input *provision.InputError
+	return errors.As(err, &input)
 }

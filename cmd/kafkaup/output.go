@@ -15,10 +15,14 @@ import (
 // ui prints progress on stderr (one line per step with its duration) and
 // copies it to the debug log.
 type ui struct {
-	mu  sync.Mutex
-	out io.Writer
-	log io.Writer
+	mu      sync.Mutex
+	out     io.Writer
+	log     io.Writer
+	confirm func(question string) (bool, error)
 }
+
+// Confirm asks a yes/no question on the terminal.
+func (u *ui) Confirm(question string) (bool, error) { return u.confirm(question) }
 
 func newUI(out, log io.Writer) *ui { return &ui{out: out, log: log} }
 

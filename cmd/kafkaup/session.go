@@ -1,28 +1,26 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/crypto/ssh"
 
-	"github.com/kafkaup/kafkaup/provision/remote"
+	"github.com/kafkaup/kafkaup/provision/cloud"
 	"github.com/kafkaup/kafkaup/provision/state"
+	"github.com/kafkaup/kafkaup/provision/workflow"
 )
 
-// session is what every command that talks to a host shares: the state
+// session is what every command that does work shares: the state
 // directory, a debug log file and the progress printer.
 type session struct {
 	stateDir string
 	logPath  string
 	logFile  *os.File
 	ui       *ui
-	// expectedHostKeys, when set, are the only host keys accepted (read
-	// from an EC2 instance's console output).
-	expectedHostKeys []ssh.PublicKey
 }
 
 func openSession(c *cli.Context, logName string) (*session, error) {
@@ -38,60 +36,77 @@ func openSession(c *cli.Context, logName string) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open debug log: %w", err)
 	}
-	return &session{stateDir: dir, logPath: logPath, logFile: f, ui: newUI(c.App.ErrWriter, f)}, nil
+	u := newUI(c.App.ErrWriter, f)
+	u.confirm = func(q string) (bool, error) { return confirm(c, q) }
+	return &session{stateDir: dir, logPath: logPath, logFile: f, ui: u}, nil
 }
 
 func (s *session) Close() error { return s.logFile.Close() }
 
 // wrap adds the debug log's path to an error.
 func (s *session) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
 	return fmt.Errorf("%w\n(debug log: %s)", err, s.logPath)
 }
 
-// dial connects to t with the key at identity (or the defaults), checking
-// the host key against known_hosts and kafkaup's pins.
-func (s *session) dial(c *cli.Context, t target, identity string) (*remote.Client, error) {
-	cfg, err := s.connConfig(c, t, identity)
-	if err != nil {
-		return nil, err
+// env is what the workflows are given: the real store, SSH, AWS and UI.
+func (s *session) env(c *cli.Context) (workflow.Env, error) {
+	known := flagString(c, "known-hosts")
+	if known != "" {
+		if _, err := os.Stat(known); err != nil {
+			return workflow.Env{}, usagef("--known-hosts: %v", err)
+		}
 	}
-	s.ui.Printf("connecting to %s@%s", cfg.User, cfg.Addr())
-	client, err := remote.Dial(c.Context, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return client, nil
+	return workflow.Env{
+		StateDir: s.stateDir,
+		Store:    state.Store{Dir: s.stateDir},
+		Dial: workflow.SSHDialer{StateDir: s.stateDir, KnownHosts: known, Strict: flagBool(c, "strict-host-key"),
+			Log: notes{log: s.logFile, ui: s.ui}, UI: s.ui},
+		NewCloud: func(ctx context.Context, region string) (workflow.Cloud, error) {
+			cl, err := cloud.New(ctx, region)
+			if err != nil {
+				return nil, usage(err) // an unknown region or no credentials: the user's to fix
+			}
+			cl.Log = s.logFile
+			return cl, nil
+		},
+		CallerIP: func(ctx context.Context) (string, error) {
+			return cloud.CallerIP(ctx, &http.Client{Timeout: 10 * time.Second}, cloud.DefaultCallerIPURL)
+		},
+		UI: s.ui,
+	}, nil
 }
 
-func (s *session) connConfig(c *cli.Context, t target, identity string) (remote.Config, error) {
-	auth, err := remote.Auth(identity)
+// withEnv runs fn with a session and the workflows' Env, and adds the
+// debug log's path to a failure.
+func withEnv(c *cli.Context, logName string, fn func(s *session, env workflow.Env) error) error {
+	s, err := openSession(c, logName)
 	if err != nil {
-		return remote.Config{}, &usageError{err.Error()}
+		return err
 	}
-	var known []string
-	if f := flagString(c, "known-hosts"); f != "" {
-		if _, err := os.Stat(f); err != nil {
-			return remote.Config{}, usagef("--known-hosts: %v", err)
+	defer s.Close()
+	env, err := s.env(c)
+	if err != nil {
+		return err
+	}
+	if err := fn(s, env); err != nil {
+		if isUsage(err) {
+			return err
 		}
-		known = append(known, f)
-	} else if home, err := os.UserHomeDir(); err == nil {
-		known = append(known, filepath.Join(home, ".ssh", "known_hosts"))
+		return s.wrap(err)
 	}
-	pins := state.KnownHostsFile(s.stateDir)
-	hk := &remote.HostKeys{
-		KnownHosts: known, PinFile: pins, Strict: flagBool(c, "strict-host-key"), Expected: s.expectedHostKeys,
-		OnPin: func(host, fp string) {
-			s.ui.Printf("trusting %s on first use: host key %s (pinned in %s)", host, fp, pins)
-		},
-	}
+	return nil
+}
+
+// dialOptions reads --connect-timeout where the command has it.
+func dialOptions(c *cli.Context) workflow.DialOptions {
 	retry := 20 * time.Second
 	if hasFlag(c, "connect-timeout") {
 		retry = c.Duration("connect-timeout")
 	}
-	// A new EC2 instance refuses the key until cloud-init installed it.
-	retryAuth := c.Command.Name == "create" || c.Command.Name == "start"
-	return remote.Config{Host: t.Host, Port: t.Port, User: t.User, Auth: auth, HostKeys: hk,
-		RetryFor: retry, RetryAuth: retryAuth, Log: notes{log: s.logFile, ui: s.ui}}, nil
+	return workflow.DialOptions{RetryFor: retry}
 }
 
 // The flag helpers read flags that not every command defines.

@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/workflow"
 )
 
 // TestStatusShowsRestarts: a broker systemd had to bring back is healthy,
 // and status says it was restarted and where to look for why.
 func TestStatusShowsRestarts(t *testing.T) {
-	st := &status{Name: "b1", Bootstrap: "b1.example.com:9092", Healthy: true,
+	st := &workflow.Status{Name: "b1", Bootstrap: "b1.example.com:9092", Healthy: true,
 		OnHost: &provision.HostStatus{Systemd: true, ServiceState: "active", ServiceEnabled: "enabled", BrokerPID: 42, Restarts: 1}}
 	var out bytes.Buffer
 	printStatus(&out, st)

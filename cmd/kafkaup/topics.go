@@ -10,27 +10,21 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
 	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/kafkaclient"
-	"github.com/kafkaup/kafkaup/provision/remote"
+	"github.com/kafkaup/kafkaup/provision/workflow"
 	"github.com/kafkaup/kafkaup/scripts"
 )
 
 // withKafka runs fn with a Kafka client for the broker named by the first
 // argument.
-func withKafka(c *cli.Context, fn func(ctx context.Context, b *broker, cl *kafkaclient.Client) error) error {
-	return withBroker(c, c.Command.Name, func(s *session, b *broker) error {
-		if err := b.checkSecrets(); err != nil {
-			return err
-		}
-		dialCtx, cancel := context.WithTimeout(c.Context, 30*time.Second)
-		defer cancel()
-		cl, err := kafkaclient.DialWith(dialCtx, b.rec.Bootstrap(), b.auth())
+func withKafka(c *cli.Context, fn func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error) error {
+	return withBroker(c, c.Command.Name, func(s *session, env workflow.Env, b *workflow.Broker) error {
+		cl, err := b.Kafka(c.Context)
 		if err != nil {
 			var unreachable *kafkaclient.UnreachableError
 			if errors.As(err, &unreachable) && hasFlag(c, "via-ssh") {
@@ -77,13 +71,13 @@ func topicsCommand() *cli.Command {
 					if c.Bool("via-ssh") {
 						return topicsViaSSH(c, "create", topic, c.Int("partitions"), c.Int("replication-factor"), c.StringSlice("config"))
 					}
-					return withKafka(c, func(ctx context.Context, b *broker, cl *kafkaclient.Client) error {
+					return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
 						err := cl.CreateTopic(ctx, kafkaclient.TopicSpec{Name: topic, Partitions: int32(c.Int("partitions")),
 							ReplicationFactor: int16(c.Int("replication-factor")), Configs: configs})
 						if err != nil {
 							return err
 						}
-						fmt.Fprintf(c.App.Writer, "created topic %s (%d partitions) on %s\n", topic, c.Int("partitions"), b.rec.Name)
+						fmt.Fprintf(c.App.Writer, "created topic %s (%d partitions) on %s\n", topic, c.Int("partitions"), b.Name())
 						if w := kafkaclient.CollisionWarning(topic); w != "" {
 							fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
 						}
@@ -104,7 +98,7 @@ func topicsCommand() *cli.Command {
 					if c.Bool("via-ssh") {
 						return topicsViaSSH(c, "list", "", 0, 0, nil)
 					}
-					return withKafka(c, func(ctx context.Context, b *broker, cl *kafkaclient.Client) error {
+					return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
 						topics, err := cl.ListTopics(ctx, c.Bool("all"))
 						if err != nil {
 							return err
@@ -134,7 +128,7 @@ func topicsCommand() *cli.Command {
 					if c.Bool("via-ssh") {
 						return topicsViaSSH(c, "describe", topic, 0, 0, nil)
 					}
-					return withKafka(c, func(ctx context.Context, b *broker, cl *kafkaclient.Client) error {
+					return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
 						t, err := cl.DescribeTopic(ctx, topic)
 						if err != nil {
 							return err
@@ -166,11 +160,11 @@ func topicsCommand() *cli.Command {
 					if c.Bool("via-ssh") {
 						return topicsViaSSH(c, "delete", topic, 0, 0, nil)
 					}
-					return withKafka(c, func(ctx context.Context, b *broker, cl *kafkaclient.Client) error {
+					return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
 						if err := cl.DeleteTopic(ctx, topic); err != nil {
 							return err
 						}
-						fmt.Fprintf(c.App.Writer, "deleted topic %s on %s\n", topic, b.rec.Name)
+						fmt.Fprintf(c.App.Writer, "deleted topic %s on %s\n", topic, b.Name())
 						return nil
 					})
 				},
@@ -186,7 +180,7 @@ func topicArg(c *cli.Context) (string, error) {
 	}
 	topic := c.Args().Get(1)
 	if err := kafkaclient.ValidateTopicName(topic); err != nil {
-		return "", &usageError{err.Error()}
+		return "", usage(err)
 	}
 	return topic, nil
 }
@@ -258,12 +252,12 @@ func produceCommand() *cli.Command {
 			if len(values) == 0 {
 				return usagef("nothing to send: give --message or lines on stdin")
 			}
-			return withKafka(c, func(ctx context.Context, b *broker, cl *kafkaclient.Client) error {
+			return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
 				n, err := cl.Produce(ctx, topic, values)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.App.ErrWriter, "sent %d message(s) to %s on %s\n", n, topic, b.rec.Name)
+				fmt.Fprintf(c.App.ErrWriter, "sent %d message(s) to %s on %s\n", n, topic, b.Name())
 				return nil
 			})
 		},
@@ -288,7 +282,7 @@ func consumeCommand() *cli.Command {
 			if c.Int("max") < 0 || c.Duration("idle") < 0 {
 				return usagef("--max and --idle must not be negative")
 			}
-			return withKafka(c, func(ctx context.Context, b *broker, cl *kafkaclient.Client) error {
+			return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
 				out := bufio.NewWriter(c.App.Writer)
 				defer out.Flush()
 				_, err := cl.Consume(ctx, topic, c.Bool("from-beginning"), c.Int("max"), c.Duration("idle"), func(m kafkaclient.Message) error {
@@ -310,8 +304,8 @@ func consumeCommand() *cli.Command {
 
 // topicsViaSSH runs the broker's own kafka-topics.sh on its host.
 func topicsViaSSH(c *cli.Context, action, topic string, partitions, rf int, configs []string) error {
-	return onHost(c, "topics", func(s *session, b *broker, client *remote.Client) error {
-		out, err := provision.TopicsOnHost(c.Context, client, b.spec, scripts.Topics{Action: action, Topic: topic,
+	return onHost(c, "topics", func(s *session, b *workflow.Broker, host workflow.Host) error {
+		out, err := provision.TopicsOnHost(c.Context, host, b.Spec, scripts.Topics{Action: action, Topic: topic,
 			Partitions: partitions, ReplicationFactor: rf, Configs: configs})
 		c.App.Writer.Write(out)
 		return err

@@ -16,45 +16,36 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/kafkaup/kafkaup/provision/security"
 )
 
 // Auth is how a client proves itself to the broker and checks the broker.
 // The zero value is PLAINTEXT: no TLS, no SASL.
 type Auth struct {
-	// CAPEM, when set, turns on TLS: the broker's certificate must chain
-	// to one of these PEM certificates (kafkaup's CA for the broker) and
-	// name the host dialed (IP or DNS SAN). The system roots are not used.
+	// Mode says whether the client uses TLS and a SCRAM login; the
+	// fields below supply what it needs.
+	Mode security.Mode
+	// CAPEM is what the broker's certificate must chain to with TLS (kafkaup's
+	// CA for the broker); it must name the host dialed (IP or DNS SAN). The
+	// system roots are not used.
 	CAPEM []byte
 	// ServerName overrides the name the broker's certificate is checked
 	// against; by default it is the host of each address dialed.
 	ServerName string
-	// Username and Password, when set, turn on SASL/SCRAM-SHA-512.
+	// Username and Password are the SASL/SCRAM-SHA-512 login with SCRAM.
 	Username, Password string
 }
 
 // Mechanism is the only SASL mechanism kafkaup uses.
-const Mechanism = "SCRAM-SHA-512"
+const Mechanism = security.Mechanism
 
 // Protocol is Kafka's name for what a: "PLAINTEXT", "SSL", "SASL_PLAINTEXT"
 // or "SASL_SSL" (a client's security.protocol).
-func (a Auth) Protocol() string { return ProtocolFor(a.tls(), a.sasl()) }
+func (a Auth) Protocol() string { return a.Mode.Protocol() }
 
-// ProtocolFor is Kafka's security.protocol for a listener with or without
-// TLS and SASL.
-func ProtocolFor(tls, sasl bool) string {
-	switch {
-	case tls && sasl:
-		return "SASL_SSL"
-	case tls:
-		return "SSL"
-	case sasl:
-		return "SASL_PLAINTEXT"
-	}
-	return "PLAINTEXT"
-}
-
-func (a Auth) tls() bool  { return len(a.CAPEM) > 0 }
-func (a Auth) sasl() bool { return a.Username != "" || a.Password != "" }
+func (a Auth) tls() bool  { return a.Mode.TLS }
+func (a Auth) sasl() bool { return a.Mode.SCRAM }
 
 // String describes a without its secrets, for messages.
 func (a Auth) String() string {
@@ -87,6 +78,9 @@ func (c conn) opts() ([]kgo.Opt, error) {
 	opts := clientOpts(c.bootstrap)
 	var tlsCfg *tls.Config
 	if c.auth.tls() {
+		if len(c.auth.CAPEM) == 0 {
+			return nil, errors.New("TLS is on but there is no CA certificate to check the broker against")
+		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(c.auth.CAPEM) {
 			return nil, errors.New("the broker's CA certificate is not PEM (want -----BEGIN CERTIFICATE-----)")

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kafkaup/kafkaup/provision/security"
 )
 
 func TestAuthProtocol(t *testing.T) {
@@ -18,15 +20,15 @@ func TestAuthProtocol(t *testing.T) {
 		want string
 	}{
 		{Auth{}, "PLAINTEXT"},
-		{Auth{CAPEM: ca}, "SSL"},
-		{Auth{Username: "u", Password: "p"}, "SASL_PLAINTEXT"},
-		{Auth{CAPEM: ca, Username: "u", Password: "p"}, "SASL_SSL"},
+		{Auth{Mode: security.Mode{TLS: true}, CAPEM: ca}, "SSL"},
+		{Auth{Mode: security.Mode{SCRAM: true}, Username: "u", Password: "p"}, "SASL_PLAINTEXT"},
+		{Auth{Mode: security.Mode{TLS: true, SCRAM: true}, CAPEM: ca, Username: "u", Password: "p"}, "SASL_SSL"},
 	} {
 		if got := tc.a.Protocol(); got != tc.want {
 			t.Errorf("%+v: Protocol = %s, want %s", tc.a, got, tc.want)
 		}
 	}
-	a := Auth{CAPEM: ca, Username: "alice", Password: "hunter2-secret"}
+	a := Auth{Mode: security.Mode{TLS: true, SCRAM: true}, CAPEM: ca, Username: "alice", Password: "hunter2-secret"}
 	for _, s := range []string{a.String(), fmt.Sprint(a), fmt.Sprintf("%+v", a), fmt.Sprintf("%#v", a), fmt.Sprintf("%v", &a)} {
 		if strings.Contains(s, "hunter2") {
 			t.Errorf("formatted Auth shows the password: %s", s)
@@ -39,9 +41,9 @@ func TestAuthRefusedBeforeDialing(t *testing.T) {
 		a    Auth
 		want string
 	}{
-		{Auth{CAPEM: []byte("not a certificate")}, "CA certificate is not PEM"},
-		{Auth{Username: "u"}, "needs both a username and a password"},
-		{Auth{Password: "p"}, "needs both a username and a password"},
+		{Auth{Mode: security.Mode{TLS: true}, CAPEM: []byte("not a certificate")}, "CA certificate is not PEM"},
+		{Auth{Mode: security.Mode{SCRAM: true}, Username: "u"}, "needs both a username and a password"},
+		{Auth{Mode: security.Mode{SCRAM: true}, Password: "p"}, "needs both a username and a password"},
 	} {
 		// Port 9 (discard) on loopback: nothing listens, and nothing
 		// must be dialed anyway.
@@ -71,7 +73,7 @@ func TestCheckSCRAMUser(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	sasl := Auth{CAPEM: []byte("x"), Username: "u", Password: "p"}
+	sasl := Auth{Mode: security.Mode{TLS: true, SCRAM: true}, CAPEM: []byte("x"), Username: "u", Password: "p"}
 	for _, tc := range []struct {
 		a       Auth
 		err     error

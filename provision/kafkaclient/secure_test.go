@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kafkaup/kafkaup/internal/testenv/rdkafka"
+	"github.com/kafkaup/kafkaup/provision/security"
 	"github.com/kafkaup/kafkaup/provision/tlsca"
 	"github.com/kafkaup/kafkaup/test/e2e/harness"
 )
@@ -149,7 +150,7 @@ func secureUser(t *testing.T, ctx context.Context) Auth {
 	if len(d.dialed()) == 0 {
 		t.Error("DialVia never used the dialer")
 	}
-	return Auth{CAPEM: secureInfo.CAPEM, Username: user, Password: pass}
+	return Auth{Mode: security.Mode{TLS: true, SCRAM: true}, CAPEM: secureInfo.CAPEM, Username: user, Password: pass}
 }
 
 func TestSecureVerify(t *testing.T) {
@@ -262,7 +263,7 @@ func TestSecureFailures(t *testing.T) {
 	wrongName := auth
 	wrongName.ServerName = "broker.example.com"
 	noTLS := auth
-	noTLS.CAPEM = nil
+	noTLS.CAPEM, noTLS.Mode.TLS = nil, false
 
 	cases := []struct {
 		name      string

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/provision/security"
 	"github.com/kafkaup/kafkaup/provision/state"
 	"github.com/kafkaup/kafkaup/provision/tlsca"
 )
@@ -38,8 +39,7 @@ const (
 
 // Want is what the broker's clients should use.
 type Want struct {
-	TLS      bool
-	SCRAM    bool
+	Mode     security.Mode
 	Hosts    []string // names and addresses the broker certificate must cover
 	Username string   // SCRAM user; DefaultUsername when empty
 	Now      time.Time
@@ -49,6 +49,8 @@ type Want struct {
 // Set is one broker's secrets, loaded or made by Ensure.
 type Set struct {
 	Dir string
+	// Mode is the broker's security: what of the below its clients use.
+	Mode security.Mode
 
 	CAPEM       []byte // with TLS
 	KeystorePEM []byte // with TLS
@@ -72,7 +74,8 @@ func Dir(stateDir, name string) string { return state.SecretsDir(stateDir, name)
 // trusting it), for SCRAM a username and a random password.
 func Ensure(stateDir, name string, w Want) (*Set, error) {
 	set := &Set{Dir: Dir(stateDir, name), dryRun: w.DryRun}
-	if !w.TLS && !w.SCRAM {
+	set.Mode = w.Mode
+	if !w.Mode.Secured() {
 		return set, nil
 	}
 	if w.Now.IsZero() {
@@ -86,12 +89,12 @@ func Ensure(stateDir, name string, w Want) (*Set, error) {
 			return nil, fmt.Errorf("secrets of %s: %w", name, err)
 		}
 	}
-	if w.TLS {
+	if w.Mode.TLS {
 		if err := set.ensureTLS(name, w); err != nil {
 			return nil, err
 		}
 	}
-	if w.SCRAM {
+	if w.Mode.SCRAM {
 		if err := set.ensureLogin(w.Username); err != nil {
 			return nil, err
 		}
@@ -216,7 +219,26 @@ func (s *Set) Auth() kafkaclient.Auth {
 	if s == nil {
 		return kafkaclient.Auth{}
 	}
-	return kafkaclient.Auth{CAPEM: s.CAPEM, Username: s.Username, Password: s.Password}
+	a := kafkaclient.Auth{Mode: s.Mode}
+	if s.Mode.TLS {
+		a.CAPEM = s.CAPEM
+	}
+	if s.Mode.SCRAM {
+		a.Username, a.Password = s.Username, s.Password
+	}
+	return a
+}
+
+// Check says what to do when what the broker's security needs is missing
+// here, before a client tries without it.
+func (s *Set) Check(name string) error {
+	switch {
+	case s.Mode.TLS && len(s.CAPEM) == 0:
+		return fmt.Errorf("%s uses TLS but its CA certificate is missing from %s; run kafkaup reprovision %s to make a new CA and broker certificate", name, s.Dir, name)
+	case s.Mode.SCRAM && s.Password == "":
+		return fmt.Errorf("%s uses SCRAM but its password is missing from %s; run kafkaup reprovision %s to set a new one", name, s.Dir, name)
+	}
+	return nil
 }
 
 // ClientFiles are the files other clients can use, all in the secrets
@@ -235,7 +257,7 @@ type ClientFiles struct {
 // --command-config). Both hold the password, so they are 0600 like the rest.
 // A PLAINTEXT broker needs none: it returns nil.
 func (s *Set) WriteClientFiles(bootstrap string) (*ClientFiles, error) {
-	if len(s.CAPEM) == 0 && s.Username == "" {
+	if !s.Mode.Secured() {
 		return nil, nil
 	}
 	auth := s.Auth()
@@ -243,12 +265,12 @@ func (s *Set) WriteClientFiles(bootstrap string) (*ClientFiles, error) {
 		Librdkafka: filepath.Join(s.Dir, librdkafkaFile), Java: filepath.Join(s.Dir, javaFile)}
 	rd := []string{"# kafkaup: librdkafka settings (kcat -F " + cf.Librdkafka + ")", "bootstrap.servers=" + bootstrap, "security.protocol=" + cf.Protocol}
 	java := []string{"# kafkaup: Kafka client settings (kafka-console-producer.sh --command-config " + cf.Java + ")", "bootstrap.servers=" + bootstrap, "security.protocol=" + cf.Protocol}
-	if len(s.CAPEM) > 0 {
+	if s.Mode.TLS {
 		cf.CAFile = filepath.Join(s.Dir, caFile)
 		rd = append(rd, "ssl.ca.location="+cf.CAFile, "ssl.endpoint.identification.algorithm=https")
 		java = append(java, "ssl.truststore.type=PEM", "ssl.truststore.location="+cf.CAFile)
 	}
-	if s.Username != "" {
+	if s.Mode.SCRAM {
 		cf.Mechanism, cf.Username = kafkaclient.Mechanism, s.Username
 		rd = append(rd, "sasl.mechanisms="+kafkaclient.Mechanism, "sasl.username="+s.Username, "sasl.password="+s.Password)
 		java = append(java, "sasl.mechanism="+kafkaclient.Mechanism,
@@ -264,9 +286,11 @@ func (s *Set) WriteClientFiles(bootstrap string) (*ClientFiles, error) {
 }
 
 // Load reads a broker's secrets as they are, making nothing (day-2
-// commands). What is missing stays empty.
-func Load(stateDir, name string) (*Set, error) {
-	s := &Set{Dir: Dir(stateDir, name)}
+// commands); Check says whether what mode needs is there. What mode leaves
+// off is not used (a broker reprovisioned back to PLAINTEXT keeps its old
+// CA on disk, unused).
+func Load(stateDir, name string, mode security.Mode) (*Set, error) {
+	s := &Set{Dir: Dir(stateDir, name), Mode: mode}
 	var err error
 	if s.CAPEM, err = s.read(caFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err

@@ -8,19 +8,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kafkaup/kafkaup/provision/security"
 )
 
 func TestEnsureMakesOnceAndKeeps(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	first, err := Ensure(dir, "dev", Want{TLS: true, SCRAM: true, Hosts: []string{"203.0.113.7"}, Now: now})
+	first, err := Ensure(dir, "dev", Want{Mode: security.Mode{TLS: true, SCRAM: true}, Hosts: []string{"203.0.113.7"}, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !first.NewPassword || !first.Reissued || first.Username != DefaultUsername || len(first.Password) < 40 {
 		t.Fatalf("first Ensure: new password %v, reissued %v, user %q, password length %d", first.NewPassword, first.Reissued, first.Username, len(first.Password))
 	}
-	second, err := Ensure(dir, "dev", Want{TLS: true, SCRAM: true, Hosts: []string{"203.0.113.7"}, Now: now})
+	second, err := Ensure(dir, "dev", Want{Mode: security.Mode{TLS: true, SCRAM: true}, Hosts: []string{"203.0.113.7"}, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +49,11 @@ func TestEnsureMakesOnceAndKeeps(t *testing.T) {
 
 func TestEnsureReissuesForANewAddressWithTheSameCA(t *testing.T) {
 	dir := t.TempDir()
-	a, err := Ensure(dir, "dev", Want{TLS: true, Hosts: []string{"127.0.0.2"}})
+	a, err := Ensure(dir, "dev", Want{Mode: security.Mode{TLS: true}, Hosts: []string{"127.0.0.2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Ensure(dir, "dev", Want{TLS: true, Hosts: []string{"ec2-3-4-5-6.compute-1.amazonaws.com"}})
+	b, err := Ensure(dir, "dev", Want{Mode: security.Mode{TLS: true}, Hosts: []string{"ec2-3-4-5-6.compute-1.amazonaws.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func TestEnsureReissuesForANewAddressWithTheSameCA(t *testing.T) {
 
 func TestDryRunWritesNothing(t *testing.T) {
 	dir := t.TempDir()
-	set, err := Ensure(dir, "dev", Want{TLS: true, SCRAM: true, Hosts: []string{"h.example"}, DryRun: true})
+	set, err := Ensure(dir, "dev", Want{Mode: security.Mode{TLS: true, SCRAM: true}, Hosts: []string{"h.example"}, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 
 func TestClientFilesHoldTheSettingsAndStayPrivate(t *testing.T) {
 	dir := t.TempDir()
-	set, err := Ensure(dir, "dev", Want{TLS: true, SCRAM: true, Hosts: []string{"127.0.0.2"}})
+	set, err := Ensure(dir, "dev", Want{Mode: security.Mode{TLS: true, SCRAM: true}, Hosts: []string{"127.0.0.2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +114,7 @@ func TestClientFilesHoldTheSettingsAndStayPrivate(t *testing.T) {
 		}
 	}
 
-	loaded, err := Load(dir, "dev")
+	loaded, err := Load(dir, "dev", security.Mode{TLS: true, SCRAM: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,14 +128,14 @@ func TestClientFilesHoldTheSettingsAndStayPrivate(t *testing.T) {
 
 func TestBrokenStateIsReportedNotReplaced(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Ensure(dir, "dev", Want{TLS: true, Hosts: []string{"127.0.0.2"}}); err != nil {
+	if _, err := Ensure(dir, "dev", Want{Mode: security.Mode{TLS: true}, Hosts: []string{"127.0.0.2"}}); err != nil {
 		t.Fatal(err)
 	}
 	caKey := filepath.Join(Dir(dir, "dev"), "ca-key.pem")
 	if err := os.Remove(caKey); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Ensure(dir, "dev", Want{TLS: true, Hosts: []string{"127.0.0.2"}})
+	_, err := Ensure(dir, "dev", Want{Mode: security.Mode{TLS: true}, Hosts: []string{"127.0.0.2"}})
 	if err == nil || !strings.Contains(err.Error(), "only one of") {
 		t.Fatalf("a CA without its key: %v", err)
 	}

@@ -1,0 +1,177 @@
+package state
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/security"
+)
+
+// This file is the record's one codec: a record becomes a Spec here
+// (SpecFor), a Spec is remembered here (Remember), and the user's changes
+// are laid over the record here (Overrides.Apply). Nothing else converts
+// between the two.
+
+// SpecFor is the spec node i (0-based) was last provisioned with.
+func SpecFor(c Cluster, i int) (provision.Spec, error) {
+	s := provision.DefaultSpec()
+	if i < 0 || i >= len(c.Nodes) {
+		return s, fmt.Errorf("broker record %s has no node %d", c.Name, i+1)
+	}
+	n := c.Nodes[i]
+	sh := c.Spec
+	s.NodeID = n.ID
+	s.AdvertisedHost = n.AdvertisedHost
+	if sh.BrokerPort != 0 {
+		s.BrokerPort = sh.BrokerPort
+	}
+	if sh.KafkaVersion != "" {
+		s.KafkaVersion = sh.KafkaVersion
+	}
+	if sh.DataDir != "" {
+		s.DataDir = sh.DataDir
+	}
+	s.Source = provision.Source{URL: sh.KafkaURL, SHA512: sh.KafkaSHA512}
+	s.Security.Mode = sh.Security
+	if sh.Heap != "" {
+		heap, err := provision.ParseHeap(sh.Heap)
+		if err != nil {
+			return s, fmt.Errorf("broker record %s: %w", c.Name, err)
+		}
+		s.HeapMB = heap
+	}
+	if sh.Swap != "" {
+		swap, err := provision.ParseSize(sh.Swap)
+		if err != nil {
+			return s, fmt.Errorf("broker record %s: swap: %w", c.Name, err)
+		}
+		s.SwapBytes = swap
+	}
+	return s, nil
+}
+
+// Remember records what of s the next run must converge to again: the
+// shared part for the cluster, the advertised address for node i. A
+// tarball uploaded from this machine is not a source to remember, nor is
+// its digest (it belongs to that file).
+func Remember(c *Cluster, i int, s provision.Spec) {
+	sha := c.Spec.KafkaSHA512
+	if s.Source.LocalTarball == "" {
+		sha = s.Source.SHA512
+	}
+	c.Spec = SharedSpec{KafkaVersion: s.KafkaVersion, KafkaURL: s.Source.URL, KafkaSHA512: sha,
+		Heap: s.Heap(), Swap: sizeString(s.SwapBytes), DataDir: s.DataDir, BrokerPort: s.BrokerPort, Security: s.Security.Mode}
+	n := c.Node(i)
+	n.ID, n.AdvertisedHost = s.NodeID, s.AdvertisedHost
+}
+
+// sizeString writes a whole number of MiB as ParseSize reads it back.
+func sizeString(b int64) string {
+	switch {
+	case b == 0:
+		return "0"
+	case b%(1<<30) == 0:
+		return fmt.Sprintf("%dG", b>>30)
+	}
+	return fmt.Sprintf("%dM", b>>20)
+}
+
+// Overrides are the settings the user gave on this command line; nil means
+// "not given": keep the recorded value (or the default for a new cluster).
+type Overrides struct {
+	AdvertisedHost *string
+	KafkaVersion   *string
+	KafkaURL       *string
+	KafkaSHA512    *string
+	Heap           *string
+	Swap           *string
+	DataDir        *string
+	TLS            *bool
+	Auth           *string
+
+	// For this run only, never recorded.
+	KafkaTarball   string         // upload this .tgz (its digest is checked by the caller)
+	APTLockTimeout *time.Duration // wait this long for another apt run
+}
+
+// Apply lays the overrides over node i's recorded spec and checks the
+// result; the advertised address defaults to sshHost. Changing the Kafka
+// version drops the recorded digest (it belongs to the old version) and
+// moves a recorded mirror URL to the new version.
+func (o Overrides) Apply(c Cluster, i int, sshHost string) (provision.Spec, error) {
+	s := provision.DefaultSpec()
+	if i < len(c.Nodes) {
+		var err error
+		if s, err = SpecFor(c, i); err != nil {
+			return s, err
+		}
+	} else {
+		s.NodeID = i + 1
+	}
+	recorded := s
+	bad := func(format string, args ...any) (provision.Spec, error) {
+		return s, &provision.InputError{Err: fmt.Errorf(format, args...)}
+	}
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&s.AdvertisedHost, o.AdvertisedHost)
+	if s.AdvertisedHost == "" {
+		s.AdvertisedHost = sshHost
+	}
+	set(&s.KafkaVersion, o.KafkaVersion)
+	set(&s.Source.URL, o.KafkaURL)
+	set(&s.Source.SHA512, o.KafkaSHA512)
+	s.Source.SHA512 = strings.ToLower(s.Source.SHA512)
+	set(&s.DataDir, o.DataDir)
+	if o.Heap != nil {
+		heap, err := provision.ParseHeap(*o.Heap)
+		if err != nil {
+			return bad("%v", err)
+		}
+		s.HeapMB = heap
+	}
+	if o.Swap != nil {
+		swap, err := provision.ParseSize(*o.Swap)
+		if err != nil {
+			return bad("--swap: %v", err)
+		}
+		s.SwapBytes = swap
+	}
+	if o.APTLockTimeout != nil {
+		s.APTLockTimeout = *o.APTLockTimeout
+	}
+	if o.TLS != nil {
+		s.Security.TLS = *o.TLS
+	}
+	if o.Auth != nil {
+		scram, err := security.ParseAuth(*o.Auth)
+		if err != nil {
+			return bad("%v", err)
+		}
+		s.Security.SCRAM = scram
+	}
+	if i < len(c.Nodes) && o.KafkaVersion != nil && s.KafkaVersion != recorded.KafkaVersion {
+		if o.KafkaSHA512 == nil {
+			s.Source.SHA512 = ""
+		}
+		if o.KafkaURL == nil && recorded.KafkaVersion != "" {
+			s.Source.URL = strings.ReplaceAll(s.Source.URL, recorded.KafkaVersion, s.KafkaVersion)
+		}
+	}
+	if o.KafkaTarball != "" {
+		if o.KafkaURL != nil {
+			return bad("--kafka-url and --kafka-tarball both given: choose one source")
+		}
+		s.Source.URL = "" // a recorded mirror gives way to the tarball
+		s.Source.LocalTarball = o.KafkaTarball
+	}
+	if err := s.Validate(); err != nil {
+		return s, &provision.InputError{Err: err}
+	}
+	return s, nil
+}

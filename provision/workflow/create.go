@@ -1,0 +1,346 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/cloud"
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/provision/remote"
+	"github.com/kafkaup/kafkaup/provision/secrets"
+	"github.com/kafkaup/kafkaup/provision/security"
+	"github.com/kafkaup/kafkaup/provision/state"
+)
+
+// DefaultName is used when create is given no NAME.
+const DefaultName = "kafka"
+
+// CreateOptions is `kafkaup create NAME`.
+type CreateOptions struct {
+	Name   string
+	Region string
+	// Request is the instance to launch; Name and SSHPublicKey are filled
+	// in here.
+	Request     cloud.CreateRequest
+	SSHKey      string // public key file to import; empty: the first default key, else a generated one
+	Identity    string // private key for SSH; default: SSHKey without .pub
+	User        string // the image's SSH user
+	AddressKind string // what clients are given: dns or ip
+	Topics      []string
+	OpenToWorld bool
+	Yes         bool // do not ask before creating AWS resources
+	Overrides   state.Overrides
+	RunOptions
+}
+
+// CreatePlan is what create would make, in the cloud package's own names.
+type CreatePlan struct {
+	Name          string   `json:"name"`
+	Region        string   `json:"region"`
+	InstanceType  string   `json:"instance_type"`
+	RootSizeGB    int      `json:"root_size_gb"`
+	SecurityGroup string   `json:"security_group"`
+	KeyPair       string   `json:"key_pair"`
+	AllowCIDRs    []string `json:"allow_cidrs"`
+	Ports         []int32  `json:"ports"`
+	ElasticIP     bool     `json:"elastic_ip"`
+	KafkaVersion  string   `json:"kafka_version"`
+}
+
+// Create launches an instance and provisions a broker on it. A rerun
+// resumes the cluster kafkaup has a record of: settings not given keep
+// their recorded values, and the cloud package finds each resource by its
+// tag before making one.
+func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
+	rec, spec, err := checkCreate(&o, env)
+	if err != nil {
+		return nil, err
+	}
+	if o.Identity == "" && len(rec.Nodes) > 0 && rec.Nodes[0].Identity != "" {
+		o.Identity = rec.Nodes[0].Identity // resuming with the key kafkaup made last time
+	}
+	cl, err := newCloud(ctx, env, o.Region, rec)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.Request.AllowCIDRs) == 0 {
+		ip, err := env.CallerIP(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("find your public IP to open the security group to it: %w. Pass --allow-cidr with your address (e.g. 203.0.113.7/32)", err)
+		}
+		cidr, err := cloud.HostCIDR(ip)
+		if err != nil {
+			return nil, err
+		}
+		o.Request.AllowCIDRs = []string{cidr}
+	}
+	env.UI.Printf("checking the request in %s", cl.RegionName())
+	if err := cl.Validate(ctx, o.Request); err != nil {
+		return nil, validationError(err)
+	}
+	if o.DryRun {
+		return &Outcome{Name: o.Name, Spec: spec, CreatePlan: &CreatePlan{Name: o.Name, Region: cl.RegionName(),
+			InstanceType: o.Request.InstanceType, RootSizeGB: o.Request.RootSizeGB,
+			SecurityGroup: cloud.ResourceName(o.Name), KeyPair: cloud.ResourceName(o.Name),
+			AllowCIDRs: o.Request.AllowCIDRs, Ports: cloud.IngressPorts(o.Request), ElasticIP: o.Request.ElasticIP,
+			KafkaVersion: spec.KafkaVersion}}, nil
+	}
+	if !o.Yes {
+		eip := ""
+		if o.Request.ElasticIP {
+			eip = " and Elastic IP"
+		}
+		ok, err := env.UI.Confirm(fmt.Sprintf("Create a %s instance and its security group, key pair%s for broker %s in %s (billed to your AWS account)?",
+			o.Request.InstanceType, eip, o.Name, cl.RegionName()))
+		if err != nil || !ok {
+			return nil, err
+		}
+	}
+	n := rec.Node(0)
+	n.User, n.Port = o.User, 22
+	if o.Identity != "" {
+		setTarget(&rec, 0, Target{Host: n.Host, Port: 22, User: o.User, Identity: o.Identity})
+	}
+	rec.EC2 = &state.EC2{Region: cl.RegionName(), AddressKind: o.AddressKind}
+	if err := env.Store.Save(rec); err != nil {
+		return nil, err
+	}
+	env.UI.Printf("creating AWS resources for %s", o.Name)
+	start := time.Now()
+	inst, err := cl.Create(ctx, o.Request)
+	var ce *cloud.CreateError
+	if errors.As(err, &ce) && len(ce.PrivateKeyPEM) > 0 {
+		if kerr := storeGeneratedKey(env, &rec, ce.PrivateKeyPEM); kerr != nil {
+			err = errors.Join(err, kerr)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(inst.PrivateKeyPEM) > 0 {
+		if err := storeGeneratedKey(env, &rec, inst.PrivateKeyPEM); err != nil {
+			return nil, err
+		}
+	}
+	env.UI.Printf("instance %s is %s at %s (%s)", inst.InstanceID, inst.State, inst.PublicIP, time.Since(start).Round(100*time.Millisecond))
+	o.Dial.RetryAuth = true
+	out, err := provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, o.RunOptions)
+	if err != nil {
+		return out, err
+	}
+	if len(o.Topics) > 0 {
+		if err := createTopics(ctx, env, rec, o.Topics); err != nil {
+			return out, fmt.Errorf("the broker runs, but creating --topics failed: %w (rerun kafkaup create %s, or use kafkaup topics create)", err, o.Name)
+		}
+		out.Topics = o.Topics
+	}
+	return out, nil
+}
+
+// checkCreate checks everything about a create that needs no AWS call, and
+// returns the record to resume (or a new one) and the spec to apply. The
+// spec is checked with a placeholder address: the real one is known once
+// the instance runs.
+func checkCreate(o *CreateOptions, env Env) (state.Cluster, provision.Spec, error) {
+	var spec provision.Spec
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if err := state.ValidateName(o.Name); err != nil {
+		return state.Cluster{}, spec, input(err)
+	}
+	if o.AddressKind != "dns" && o.AddressKind != "ip" {
+		return state.Cluster{}, spec, provision.Inputf("--address must be dns or ip")
+	}
+	if o.Request.ElasticIP && o.Request.EIPAllocationID != "" {
+		return state.Cluster{}, spec, provision.Inputf("--elastic-ip and --eip-allocation both given: choose one")
+	}
+	rec, found, err := loadOrNew(env, o.Name)
+	if err != nil {
+		return rec, spec, err
+	}
+	if found && rec.EC2 == nil {
+		return rec, spec, provision.Inputf("the name %q is already used for host %s (set up with provision --host); pick another name", o.Name, rec.Nodes[0].Host)
+	}
+	if spec, err = o.Overrides.Apply(rec, 0, "placeholder.invalid"); err != nil {
+		return rec, spec, err
+	}
+	if err := checkLocalTarball(&spec); err != nil {
+		return rec, spec, err
+	}
+	if err := checkTopics(o.Topics); err != nil {
+		return rec, spec, err
+	}
+	o.Request.Name = o.Name
+	if o.Request.SSHPublicKey, o.Identity, err = sshKey(o.SSHKey, o.Identity); err != nil {
+		return rec, spec, err
+	}
+	if err := CheckOpenToWorld(env.UI, o.Name, o.Request.AllowCIDRs, spec.Security.Mode, o.OpenToWorld); err != nil {
+		return rec, spec, err
+	}
+	if err := cloud.ValidateLocal(o.Region, o.Request); err != nil && (len(o.Request.AllowCIDRs) > 0 || !errors.Is(err, cloud.ErrNoAllowedCIDR)) {
+		return rec, spec, validationError(err)
+	}
+	return rec, spec, nil
+}
+
+// validationError classifies what cloud validation found: a mistake in the
+// request is the user's (exit 2); AWS being unreachable or throttling is
+// a runtime failure.
+func validationError(err error) error {
+	var re *cloud.RequestError
+	if errors.As(err, &re) {
+		return input(err)
+	}
+	return err
+}
+
+// CheckOpenToWorld refuses to open the broker to the whole internet
+// without TLS and a login, unless openToWorld says so (then it warns).
+func CheckOpenToWorld(ui interface{ Printf(string, ...any) }, name string, cidrs []string, sec security.Mode, openToWorld bool) error {
+	for _, cidr := range cidrs {
+		if cidr = strings.TrimSpace(cidr); cidr != "0.0.0.0/0" && cidr != "::/0" {
+			continue
+		}
+		if sec.TLS && sec.SCRAM {
+			return nil // clients need kafkaup's password, over TLS
+		}
+		missing := "no authentication and no encryption"
+		switch {
+		case sec.SCRAM:
+			missing = "a login but no TLS (the data crosses the internet unencrypted)"
+		case sec.TLS:
+			missing = "TLS but no authentication"
+		}
+		if !openToWorld {
+			return provision.Inputf("--allow-cidr %s would let anyone on the internet reach SSH and the broker, and the broker has %s: anyone could read, write and delete your topics. "+
+				"Add --tls --auth scram to require kafkaup's password over TLS, or list the addresses that need it instead, or add --open-to-world if you really mean it", cidr, missing)
+		}
+		ui.Printf("warning: port 9092 of %s will be open to the whole internet with %s: anyone can read, write and delete its topics", name, missing)
+		return nil
+	}
+	return nil
+}
+
+// provisionInstance points node i at its instance's public address and
+// provisions it: SSH is waited for (refused and publickey failures are
+// normal while it boots), and the host key is taken from the console
+// output when it is there, else trusted on first use and pinned.
+func provisionInstance(ctx context.Context, env Env, cl Cloud, rec *state.Cluster, i int, inst *cloud.Broker, spec provision.Spec, keepAdvertised bool, o RunOptions) (*Outcome, error) {
+	if inst.PublicIP == "" {
+		return nil, fmt.Errorf("instance %s has no public IP: its subnet does not assign one. Use --elastic-ip, or a public subnet (--subnet)", inst.InstanceID)
+	}
+	n := rec.Node(i)
+	n.Host, n.InstanceID = inst.PublicIP, inst.InstanceID
+	if inst.EIPOwned {
+		n.EIPAllocationID = inst.EIPAllocationID
+	}
+	if !keepAdvertised {
+		spec.AdvertisedHost = inst.PublicIP
+		if rec.EC2.AddressKind == "dns" && inst.PublicDNS != "" {
+			spec.AdvertisedHost = inst.PublicDNS
+		}
+	}
+	state.Remember(rec, i, spec)
+	keys, err := cl.ConsoleHostKeys(ctx, inst.InstanceID)
+	if err != nil {
+		env.UI.Printf("could not read the console output for host keys (%v); trusting the key on first use", err)
+	}
+	if len(keys) > 0 {
+		env.UI.Printf("host keys read from the instance's console output: %d", len(keys))
+	}
+	o.Dial.ExpectedHostKeys = keys
+	return provisionNode(ctx, env, rec, i, spec, o)
+}
+
+// storeGeneratedKey keeps a private key kafkaup made (0600) and records it.
+func storeGeneratedKey(env Env, rec *state.Cluster, pem []byte) error {
+	path, err := env.Store.SaveKey(rec.Name, pem)
+	if err != nil {
+		return err
+	}
+	rec.Node(0).Identity = path
+	env.UI.Printf("generated an SSH key for %s: %s", rec.Name, path)
+	return env.Store.Save(*rec)
+}
+
+// sshKey reads the public key to import (or finds a default one) and works
+// out the private key to log in with.
+func sshKey(pubPath, identity string) ([]byte, string, error) {
+	if pubPath == "" {
+		home, _ := os.UserHomeDir()
+		for _, n := range remote.DefaultIdentityFiles {
+			cand := filepath.Join(home, ".ssh", n+".pub")
+			if _, err := os.Stat(cand); err == nil {
+				pubPath = cand
+				break
+			}
+		}
+		if pubPath == "" {
+			return nil, identity, nil // kafkaup makes a key
+		}
+	}
+	pub, err := os.ReadFile(pubPath)
+	if err != nil {
+		return nil, "", provision.Inputf("--ssh-key: %v", err)
+	}
+	if _, _, _, _, err := ssh.ParseAuthorizedKey(pub); err != nil {
+		return nil, "", provision.Inputf("--ssh-key %s is not an OpenSSH public key (%v); pass the .pub file", pubPath, err)
+	}
+	if identity == "" {
+		if priv := strings.TrimSuffix(pubPath, ".pub"); priv != pubPath {
+			if _, err := os.Stat(priv); err == nil {
+				identity = priv
+			}
+		}
+	}
+	return pub, identity, nil
+}
+
+func checkTopics(topics []string) error {
+	for _, t := range topics {
+		if err := kafkaclient.ValidateTopicName(t); err != nil {
+			return provision.Inputf("--topics: %v", err)
+		}
+	}
+	return nil
+}
+
+func createTopics(ctx context.Context, env Env, rec state.Cluster, topics []string) error {
+	sec, err := secrets.Load(env.StateDir, rec.Name, rec.Spec.Security)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cl, err := kafkaclient.DialWith(ctx, rec.Bootstrap(), sec.Auth())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for _, t := range topics {
+		err := cl.CreateTopic(ctx, kafkaclient.TopicSpec{Name: t})
+		var exists *kafkaclient.TopicExistsError
+		if err != nil && !errors.As(err, &exists) {
+			return err
+		}
+	}
+	return nil
+}
+
+// newCloud connects to AWS in region, else the record's, else the
+// configured one.
+func newCloud(ctx context.Context, env Env, region string, rec state.Cluster) (Cloud, error) {
+	if region == "" && rec.EC2 != nil {
+		region = rec.EC2.Region
+	}
+	return env.NewCloud(ctx, region)
+}

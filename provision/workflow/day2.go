@@ -1,0 +1,180 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/provision/secrets"
+	"github.com/kafkaup/kafkaup/provision/state"
+)
+
+// Broker is one node of a recorded cluster, ready for day-2 work: its
+// record, the spec it runs with and its client secrets.
+type Broker struct {
+	Record state.Cluster
+	Index  int // the node's place in Record.Nodes
+	Spec   provision.Spec
+	Sec    *secrets.Set // the CA and login of a secured cluster; empty for PLAINTEXT
+}
+
+// Name is the cluster's name.
+func (b *Broker) Name() string { return b.Record.Name }
+
+// Node is the node this handle is for.
+func (b *Broker) Node() state.Node { return b.Record.Nodes[b.Index] }
+
+// Target is how to reach the node's host.
+func (b *Broker) Target() Target { return target(b.Record, b.Index) }
+
+// Bootstrap is the cluster's bootstrap servers list.
+func (b *Broker) Bootstrap() string { return b.Record.Bootstrap() }
+
+// Auth is how this machine logs in to the cluster.
+func (b *Broker) Auth() kafkaclient.Auth { return b.Sec.Auth() }
+
+// Open loads cluster name for day-2 work on node nodeID (0: the first).
+func Open(env Env, name string, nodeID int) (*Broker, error) {
+	rec, err := loadExisting(env, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Nodes) == 0 {
+		return nil, fmt.Errorf("the record of %s has no nodes: rerun the command that made it (kafkaup create %s, or provision --host)", name, name)
+	}
+	b := &Broker{Record: rec}
+	if nodeID != 0 {
+		if b.Index, err = rec.FindNode(nodeID); err != nil {
+			return nil, input(err)
+		}
+	}
+	if b.Spec, err = state.SpecFor(rec, b.Index); err != nil {
+		return nil, err
+	}
+	if b.Sec, err = secrets.Load(env.StateDir, name, rec.Spec.Security); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Dial connects to the broker's host.
+func (b *Broker) Dial(ctx context.Context, env Env, o DialOptions) (Host, error) {
+	return env.Dial.Dial(ctx, b.Target(), o)
+}
+
+// Kafka connects a Kafka client to the cluster with its security settings.
+func (b *Broker) Kafka(ctx context.Context) (*kafkaclient.Client, error) {
+	if err := b.Sec.Check(b.Name()); err != nil {
+		return nil, err
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return kafkaclient.DialWith(dialCtx, b.Bootstrap(), b.Auth())
+}
+
+// Status is the report of `kafkaup status`.
+type Status struct {
+	Name        string                   `json:"name"`
+	Host        string                   `json:"host"`
+	Bootstrap   string                   `json:"bootstrap"`
+	Security    string                   `json:"security"`
+	Healthy     bool                     `json:"healthy"`
+	Problems    []string                 `json:"problems,omitempty"`
+	Reachable   bool                     `json:"reachable"`
+	Cluster     *kafkaclient.ClusterInfo `json:"cluster,omitempty"`
+	OnHost      *provision.HostStatus    `json:"on_host,omitempty"`
+	CheckedTook string                   `json:"checked_in"`
+}
+
+// UnhealthyError says status found problems (exit status 1).
+type UnhealthyError struct{ Name string }
+
+func (e *UnhealthyError) Error() string { return e.Name + " is unhealthy" }
+
+// StatusOptions is `kafkaup status NAME`.
+type StatusOptions struct {
+	Name string
+	Dial DialOptions
+}
+
+// GetStatus checks the broker on its host (over SSH) and from here (over
+// the Kafka protocol), and lists every problem found. The error is an
+// UnhealthyError when there are problems.
+func GetStatus(ctx context.Context, env Env, o StatusOptions) (*Status, error) {
+	b, err := Open(env, o.Name, 0)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	st := &Status{Name: b.Name(), Host: b.Node().Host, Bootstrap: b.Bootstrap(), Security: b.Auth().String()}
+	if host, err := b.Dial(ctx, env, o.Dial); err != nil {
+		st.Problems = append(st.Problems, "cannot log in to the host: "+err.Error())
+	} else {
+		st.OnHost, err = provision.StatusOnHost(ctx, host, b.Spec)
+		host.Close()
+		if err != nil {
+			st.Problems = append(st.Problems, err.Error())
+		} else if !st.OnHost.Running() {
+			st.Problems = append(st.Problems, fmt.Sprintf("the broker is not running on the host (service %s); start it with kafkaup broker start %s", st.OnHost.ServiceState, b.Name()))
+		}
+	}
+	if st.Cluster, err = clusterInfo(ctx, b); err != nil {
+		st.Problems = append(st.Problems, err.Error())
+	} else {
+		st.Reachable = true
+		for _, br := range st.Cluster.Brokers {
+			if want := provision.BrokerAddr(b.Node().AdvertisedHost, b.Spec.BrokerPort); br.ID == int32(b.Node().ID) && br.Addr != want {
+				st.Problems = append(st.Problems, fmt.Sprintf("the broker advertises %s but kafkaup expects %s: run kafkaup reprovision %s", br.Addr, want, b.Name()))
+			}
+		}
+	}
+	st.Healthy = len(st.Problems) == 0
+	st.CheckedTook = time.Since(start).Round(time.Millisecond).String()
+	if !st.Healthy {
+		return st, &UnhealthyError{Name: b.Name()}
+	}
+	return st, nil
+}
+
+func clusterInfo(ctx context.Context, b *Broker) (*kafkaclient.ClusterInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cl, err := b.Kafka(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	return cl.Cluster(ctx)
+}
+
+// ControlOptions is `kafkaup broker start|stop|restart NAME`.
+type ControlOptions struct {
+	Name   string
+	Node   int // node id; 0: the first
+	Action string
+	Dial   DialOptions
+}
+
+// Control starts, stops or restarts the broker and waits until it is
+// really up (or gone).
+func Control(ctx context.Context, env Env, o ControlOptions) (time.Duration, error) {
+	b, err := Open(env, o.Name, o.Node)
+	if err != nil {
+		return 0, err
+	}
+	host, err := b.Dial(ctx, env, o.Dial)
+	if err != nil {
+		return 0, err
+	}
+	defer host.Close()
+	start := time.Now()
+	err = provision.ControlBroker(ctx, host, b.Spec, o.Action)
+	var ie *provision.InputError
+	if errors.As(err, &ie) {
+		return 0, err
+	}
+	return time.Since(start), err
+}

@@ -1,0 +1,153 @@
+package workflow
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/state"
+)
+
+// StartOptions is `kafkaup start NAME`.
+type StartOptions struct {
+	Name   string
+	Region string
+	RunOptions
+}
+
+// Start starts a cluster's stopped instances again and converges each node
+// to its recorded spec at its new address (advertised.listeners and the
+// broker certificate follow a changed public IP).
+func Start(ctx context.Context, env Env, o StartOptions) (*Outcome, error) {
+	rec, cl, err := ec2Cluster(ctx, env, o.Name, o.Region, "start")
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	inst, err := cl.Start(ctx, rec.Name)
+	if err != nil {
+		return nil, err
+	}
+	env.UI.Printf("instance %s running at %s (%s)", inst.InstanceID, inst.PublicIP, time.Since(start).Round(100*time.Millisecond))
+	spec, err := state.SpecFor(rec, 0)
+	if err != nil {
+		return nil, err
+	}
+	o.Dial.RetryAuth = true
+	return provisionInstance(ctx, env, cl, &rec, 0, inst, spec, false, o.RunOptions)
+}
+
+// StopOptions is `kafkaup stop NAME`.
+type StopOptions struct {
+	Name   string
+	Region string
+}
+
+// Stop stops a cluster's instances (their volumes, and the data, stay).
+func Stop(ctx context.Context, env Env, o StopOptions) (time.Duration, error) {
+	rec, cl, err := ec2Cluster(ctx, env, o.Name, o.Region, "stop")
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	_, err = cl.Stop(ctx, rec.Name)
+	return time.Since(start), err
+}
+
+// ec2Cluster loads a cluster made by create, with its cloud.
+func ec2Cluster(ctx context.Context, env Env, name, region, action string) (state.Cluster, Cloud, error) {
+	rec, err := loadExisting(env, name)
+	if err != nil {
+		return rec, nil, err
+	}
+	if rec.EC2 == nil {
+		return rec, nil, provision.Inputf("%s was set up with provision --host: kafkaup can only stop and start EC2 instances it created (use kafkaup broker %s %s for the broker itself)", name, action, name)
+	}
+	cl, err := newCloud(ctx, env, region, rec)
+	return rec, cl, err
+}
+
+// DestroyOptions is `kafkaup destroy NAME`.
+type DestroyOptions struct {
+	Name   string
+	Region string
+	DryRun bool
+	Yes    bool
+	// Found is shown what was found (one line per resource) before anything
+	// is deleted.
+	Found func(region string, lines []string)
+}
+
+// DestroyOutcome says what destroy did.
+type DestroyOutcome struct {
+	Region      string
+	NothingLeft bool // nothing of the cluster was found in AWS
+	Deleted     bool
+	Took        time.Duration
+}
+
+// Destroy deletes everything kafkaup made for a cluster in EC2, found by
+// tag (so a lost record leaks nothing), then the local record and secrets.
+func Destroy(ctx context.Context, env Env, o DestroyOptions) (*DestroyOutcome, error) {
+	if err := state.ValidateName(o.Name); err != nil {
+		return nil, input(err)
+	}
+	rec, found, err := loadOrNew(env, o.Name)
+	if err != nil {
+		return nil, err
+	}
+	if found && rec.EC2 == nil {
+		return nil, provision.Inputf("%s was set up with provision --host, not created on EC2: kafkaup does not delete hosts it did not make. Use kafkaup forget %s to drop its record", o.Name, o.Name)
+	}
+	cl, err := newCloud(ctx, env, o.Region, rec)
+	if err != nil {
+		return nil, err
+	}
+	out := &DestroyOutcome{Region: cl.RegionName()}
+	res, err := cl.Find(ctx, o.Name)
+	if err != nil {
+		return nil, err
+	}
+	if res.Empty() {
+		out.NothingLeft = true
+		if !o.DryRun {
+			return out, env.Store.Delete(o.Name)
+		}
+		return out, nil
+	}
+	if o.Found != nil {
+		o.Found(out.Region, res.Lines())
+	}
+	if o.DryRun {
+		return out, nil
+	}
+	if !o.Yes {
+		ok, err := env.UI.Confirm(fmt.Sprintf("Delete these, and every message stored in broker %s?", o.Name))
+		if err != nil || !ok {
+			return out, err
+		}
+	}
+	start := time.Now()
+	if _, err := cl.Destroy(ctx, o.Name, false); err != nil {
+		return out, err
+	}
+	if err := env.Store.Delete(o.Name); err != nil {
+		return out, err
+	}
+	out.Deleted, out.Took = true, time.Since(start)
+	return out, nil
+}
+
+// Forget drops the record of a cluster set up with provision --host (its
+// hosts are not touched).
+func Forget(env Env, name string) error {
+	rec, err := loadExisting(env, name)
+	if err != nil {
+		return err
+	}
+	if rec.EC2 != nil {
+		return provision.Inputf("%s is an EC2 broker: kafkaup destroy %s deletes it and its record", name, name)
+	}
+	return env.Store.Delete(name)
+}

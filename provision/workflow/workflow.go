@@ -1,0 +1,199 @@
+// Package workflow holds one function per user action (Create, Provision,
+// Reprovision, Start, Stop, Destroy, Status, Control), between the CLI and
+// the engine. A workflow loads the cluster's record, lays the user's
+// overrides over it with the record's codec (package state), runs the
+// engine (package provision) on each node and saves the record. Each takes
+// an options struct and an Env of small interfaces (dial a host, the cloud,
+// the record store, the UI), so it runs under unit tests with fakes.
+//
+// Where to find things: when the broker restarts is decided by the
+// engine's plan (provision.Plan, the service step's doc comment); what
+// create does when a resource exists already is in package cloud (each
+// resource is found by its kafkaup tag before one is made); how a record
+// becomes a Spec is state.SpecFor and state.Overrides.Apply.
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/cloud"
+	"github.com/kafkaup/kafkaup/provision/state"
+)
+
+// Host is a connection to one node's host (remote.Client is one).
+type Host interface {
+	provision.Host
+	provision.Tunnel
+	StreamScript(ctx context.Context, name string, script []byte, w io.Writer) error
+	Exec(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) error
+	Close() error
+}
+
+// Target is where to SSH.
+type Target struct {
+	Host     string
+	Port     int
+	User     string
+	Identity string // private key file; empty: ssh-agent and the default keys
+}
+
+// DialOptions tune one connection.
+type DialOptions struct {
+	// RetryFor keeps retrying refused or timed-out connections this long.
+	RetryFor time.Duration
+	// RetryAuth retries "permission denied (publickey)" too: normal while a
+	// new instance's cloud-init installs the key.
+	RetryAuth bool
+	// ExpectedHostKeys, when set, are the only host keys accepted (read from
+	// an EC2 instance's console output).
+	ExpectedHostKeys []ssh.PublicKey
+}
+
+// Dialer opens connections to hosts.
+type Dialer interface {
+	Dial(ctx context.Context, t Target, o DialOptions) (Host, error)
+}
+
+// Store keeps cluster records (state.Store is the real one).
+type Store interface {
+	Load(name string) (state.Cluster, error) // an error wrapping state.ErrNoBroker when there is none
+	Save(c state.Cluster) error
+	Delete(name string) error
+	SaveKey(name string, pem []byte) (string, error)
+}
+
+// Cloud is what the workflows need of EC2 (*cloud.Cloud has it).
+type Cloud interface {
+	RegionName() string
+	Validate(ctx context.Context, req cloud.CreateRequest) error
+	Create(ctx context.Context, req cloud.CreateRequest) (*cloud.Broker, error)
+	Describe(ctx context.Context, name string) (*cloud.Broker, error)
+	Start(ctx context.Context, name string) (*cloud.Broker, error)
+	Stop(ctx context.Context, name string) (*cloud.Broker, error)
+	Find(ctx context.Context, name string) (*cloud.Resources, error)
+	Destroy(ctx context.Context, name string, dryRun bool) (*cloud.Resources, error)
+	ConsoleHostKeys(ctx context.Context, instanceID string) ([]ssh.PublicKey, error)
+}
+
+// UI shows progress (on stderr) and asks questions.
+type UI interface {
+	provision.Progress
+	Printf(format string, args ...any)
+	// Confirm asks a yes/no question; without a terminal it refuses with
+	// advice to pass --yes.
+	Confirm(question string) (bool, error)
+}
+
+// Engine provisions one host (provision.Provision).
+type Engine func(ctx context.Context, h provision.Host, s provision.Spec, hostName string, opt provision.Options) (*provision.Result, error)
+
+// Env is what every workflow is given.
+type Env struct {
+	StateDir string // secrets and generated keys live under it
+	Store    Store
+	Dial     Dialer
+	// NewCloud connects to EC2 in region (empty: the user's configured one).
+	NewCloud func(ctx context.Context, region string) (Cloud, error)
+	// CallerIP finds this machine's public IP (for the security group).
+	CallerIP func(ctx context.Context) (string, error)
+	Engine   Engine
+	UI       UI
+}
+
+func (e Env) engine() Engine {
+	if e.Engine == nil {
+		return provision.Provision
+	}
+	return e.Engine
+}
+
+// InterruptedError is a run stopped by the user (Ctrl-C) or a deadline:
+// what was applied stays applied, and every step is safe to run again.
+type InterruptedError struct {
+	Host    string
+	Applied []string // steps that completed
+	Cut     string   // the step that was cut short, if any
+	Err     error
+}
+
+func (e *InterruptedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "interrupted while provisioning %s", e.Host)
+	if len(e.Applied) > 0 {
+		fmt.Fprintf(&b, " after applying %s", strings.Join(e.Applied, ", "))
+	} else {
+		b.WriteString(" before any step completed")
+	}
+	if e.Cut != "" {
+		fmt.Fprintf(&b, " (step %s was cut short)", e.Cut)
+	}
+	b.WriteString(". Every step is safe to repeat: run the same command again to finish")
+	return b.String()
+}
+
+func (e *InterruptedError) Unwrap() error { return e.Err }
+
+// interrupted turns an engine error caused by a cancelled context into an
+// InterruptedError that says what was applied.
+func interrupted(ctx context.Context, host string, res *provision.Result, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	ie := &InterruptedError{Host: host, Err: err}
+	if res != nil {
+		for _, a := range res.Applied {
+			if a.Error == "" {
+				ie.Applied = append(ie.Applied, a.ID)
+			} else {
+				ie.Cut = a.ID
+			}
+		}
+	}
+	return ie
+}
+
+// input marks err as a mistake in what the user asked for.
+func input(err error) error {
+	var ie *provision.InputError
+	if err == nil || errors.As(err, &ie) {
+		return err
+	}
+	return &provision.InputError{Err: err}
+}
+
+// loadExisting reads a record that must exist.
+func loadExisting(env Env, name string) (state.Cluster, error) {
+	if name == "" {
+		return state.Cluster{}, provision.Inputf("name the broker (kafkaup list shows them)")
+	}
+	if err := state.ValidateName(name); err != nil {
+		return state.Cluster{}, input(err)
+	}
+	return env.Store.Load(name)
+}
+
+// loadOrNew reads a record that may not exist yet.
+func loadOrNew(env Env, name string) (state.Cluster, bool, error) {
+	c, err := env.Store.Load(name)
+	switch {
+	case errors.Is(err, state.ErrNoBroker):
+		return state.Cluster{Name: name}, false, nil
+	case err != nil:
+		return c, false, err
+	}
+	return c, true, nil
+}
+
+// target is how to reach node i.
+func target(c state.Cluster, i int) Target {
+	n := c.Nodes[i]
+	return Target{Host: n.Host, Port: n.Port, User: n.User, Identity: n.Identity}
+}

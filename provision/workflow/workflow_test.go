@@ -1,0 +1,363 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/cloud"
+	"github.com/kafkaup/kafkaup/provision/state"
+)
+
+// fakeHost is a connection that is never used for real: the fake engine
+// does not run scripts.
+type fakeHost struct{ closed bool }
+
+func (h *fakeHost) RunScript(context.Context, string, []byte) ([]byte, error) { return nil, nil }
+func (h *fakeHost) Upload(context.Context, io.Reader, string, uint32) error   { return nil }
+func (h *fakeHost) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("no tunnel in tests")
+}
+func (h *fakeHost) StreamScript(context.Context, string, []byte, io.Writer) error { return nil }
+func (h *fakeHost) Exec(context.Context, string, io.Reader, io.Writer, io.Writer) error {
+	return nil
+}
+func (h *fakeHost) Close() error { h.closed = true; return nil }
+
+type dialed struct {
+	Target
+	DialOptions
+}
+
+type fakeDialer struct{ dials []dialed }
+
+func (d *fakeDialer) Dial(_ context.Context, t Target, o DialOptions) (Host, error) {
+	d.dials = append(d.dials, dialed{t, o})
+	return &fakeHost{}, nil
+}
+
+// fakeEngine records the specs it was asked to apply.
+type fakeEngine struct {
+	specs []provision.Spec
+	fail  func(ctx context.Context) error
+}
+
+func (e *fakeEngine) run(ctx context.Context, _ provision.Host, s provision.Spec, host string, _ provision.Options) (*provision.Result, error) {
+	e.specs = append(e.specs, s)
+	res := &provision.Result{Host: host, Bootstrap: s.Bootstrap(), ClusterID: "cluster-1", Systemd: true}
+	if e.fail != nil {
+		res.Applied = []provision.StepResult{{ID: "packages"}, {ID: "kafka", Error: "context canceled"}}
+		return res, e.fail(ctx)
+	}
+	return res, nil
+}
+
+// fakeCloud is one instance per name, with a public IP that changes on
+// every start (no Elastic IP).
+type fakeCloud struct {
+	instances map[string]*cloud.Broker
+	created   int
+	destroyed []string
+	nextIP    int
+	keys      []ssh.PublicKey
+}
+
+func newFakeCloud() *fakeCloud { return &fakeCloud{instances: map[string]*cloud.Broker{}, nextIP: 10} }
+
+func (c *fakeCloud) ip() string { c.nextIP++; return fmt.Sprintf("203.0.113.%d", c.nextIP) }
+
+func (c *fakeCloud) RegionName() string                                  { return "us-east-1" }
+func (c *fakeCloud) Validate(context.Context, cloud.CreateRequest) error { return nil }
+func (c *fakeCloud) Create(_ context.Context, req cloud.CreateRequest) (*cloud.Broker, error) {
+	if b, ok := c.instances[req.Name]; ok {
+		return b, nil // found by tag: resumed
+	}
+	c.created++
+	b := &cloud.Broker{Name: req.Name, InstanceID: fmt.Sprintf("i-%d", c.created), State: "running", PublicIP: c.ip()}
+	b.PublicDNS = "ec2-" + strings.ReplaceAll(b.PublicIP, ".", "-") + ".compute-1.amazonaws.com"
+	c.instances[req.Name] = b
+	return b, nil
+}
+func (c *fakeCloud) Describe(_ context.Context, name string) (*cloud.Broker, error) {
+	if b, ok := c.instances[name]; ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("no instance for %s", name)
+}
+func (c *fakeCloud) Start(ctx context.Context, name string) (*cloud.Broker, error) {
+	b, err := c.Describe(ctx, name)
+	if err == nil {
+		b.State, b.PublicIP = "running", c.ip()
+		b.PublicDNS = "ec2-" + strings.ReplaceAll(b.PublicIP, ".", "-") + ".compute-1.amazonaws.com"
+	}
+	return b, err
+}
+func (c *fakeCloud) Stop(ctx context.Context, name string) (*cloud.Broker, error) {
+	b, err := c.Describe(ctx, name)
+	if err == nil {
+		b.State, b.PublicIP, b.PublicDNS = "stopped", "", ""
+	}
+	return b, err
+}
+func (c *fakeCloud) Find(_ context.Context, name string) (*cloud.Resources, error) {
+	r := &cloud.Resources{}
+	if b, ok := c.instances[name]; ok {
+		r.Instances = append(r.Instances, cloud.Instance{ID: b.InstanceID, State: b.State})
+	}
+	return r, nil
+}
+func (c *fakeCloud) Destroy(_ context.Context, name string, _ bool) (*cloud.Resources, error) {
+	delete(c.instances, name)
+	c.destroyed = append(c.destroyed, name)
+	return &cloud.Resources{}, nil
+}
+func (c *fakeCloud) ConsoleHostKeys(context.Context, string) ([]ssh.PublicKey, error) {
+	return c.keys, nil
+}
+
+type fakeUI struct{ lines []string }
+
+func (u *fakeUI) StepStarted(provision.Step)                    {}
+func (u *fakeUI) StepDone(provision.Step, time.Duration, error) {}
+func (u *fakeUI) Printf(format string, args ...any) {
+	u.lines = append(u.lines, fmt.Sprintf(format, args...))
+}
+func (u *fakeUI) Confirm(q string) (bool, error) { return false, errors.New("asked: " + q) }
+
+type fakes struct {
+	env    Env
+	dial   *fakeDialer
+	engine *fakeEngine
+	cloud  *fakeCloud
+	ui     *fakeUI
+	store  state.Store
+}
+
+func newFakes(t *testing.T) *fakes {
+	dir := t.TempDir()
+	f := &fakes{dial: &fakeDialer{}, engine: &fakeEngine{}, cloud: newFakeCloud(), ui: &fakeUI{}, store: state.Store{Dir: dir}}
+	f.env = Env{StateDir: dir, Store: f.store, Dial: f.dial, Engine: f.engine.run, UI: f.ui,
+		NewCloud: func(context.Context, string) (Cloud, error) { return f.cloud, nil },
+		CallerIP: func(context.Context) (string, error) { return "198.51.100.7", nil }}
+	return f
+}
+
+func createOptions() CreateOptions {
+	return CreateOptions{Name: "demo", Request: cloud.CreateRequest{InstanceType: "t3.micro", RootSizeGB: 16},
+		SSHKey: "", User: "ubuntu", AddressKind: "ip", Yes: true, RunOptions: RunOptions{SkipVerify: true}}
+}
+
+func TestCreateResumes(t *testing.T) {
+	f := newFakes(t)
+	t.Setenv("HOME", t.TempDir()) // no default SSH keys: kafkaup would make one
+	heap := "512m"
+	o := createOptions()
+	o.Overrides.Heap = &heap
+	// The first run fails while provisioning (the broker is not up yet).
+	f.engine.fail = func(context.Context) error { return errors.New("packages: apt is broken") }
+	if _, err := Create(context.Background(), f.env, o); err == nil {
+		t.Fatal("first create succeeded")
+	}
+	rec, err := f.store.Load("demo")
+	if err != nil || len(rec.Nodes) != 1 || rec.Nodes[0].InstanceID != "i-1" || rec.Spec.Heap != "512m" {
+		t.Fatalf("record after the failed run: %+v, %v", rec, err)
+	}
+	// The rerun, without --heap: the same instance, the recorded heap.
+	f.engine.fail = nil
+	out, err := Create(context.Background(), f.env, createOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.cloud.created != 1 {
+		t.Errorf("a rerun launched %d instances", f.cloud.created)
+	}
+	if got := f.engine.specs[1]; got.HeapMB != 512 || got.AdvertisedHost != "203.0.113.11" {
+		t.Errorf("resumed spec: heap %d advertised %s", got.HeapMB, got.AdvertisedHost)
+	}
+	if last := f.dial.dials[len(f.dial.dials)-1]; !last.RetryAuth || last.Host != "203.0.113.11" || last.User != "ubuntu" {
+		t.Errorf("dial: %+v", last)
+	}
+	rec, _ = f.store.Load("demo")
+	if rec.ClusterID != "cluster-1" || !rec.Nodes[0].Systemd || out.Name != "demo" {
+		t.Errorf("record after create: %+v", rec)
+	}
+}
+
+func TestCreateDryRunMakesNothing(t *testing.T) {
+	f := newFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	o := createOptions()
+	o.DryRun = true
+	out, err := Create(context.Background(), f.env, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := out.CreatePlan
+	if p == nil || p.SecurityGroup != cloud.ResourceName("demo") || p.AllowCIDRs[0] != "198.51.100.7/32" || f.cloud.created != 0 {
+		t.Errorf("plan %+v, created %d", p, f.cloud.created)
+	}
+	if _, err := f.store.Load("demo"); !errors.Is(err, state.ErrNoBroker) {
+		t.Errorf("a dry run saved a record: %v", err)
+	}
+}
+
+func TestReprovisionNewHeap(t *testing.T) {
+	f := newFakes(t)
+	_, err := Provision(context.Background(), f.env, ProvisionOptions{Name: "dev",
+		Target: Target{Host: "10.0.0.5", Port: 22, User: "admin"}, RunOptions: RunOptions{SkipVerify: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := "768m"
+	if _, err := Reprovision(context.Background(), f.env, ReprovisionOptions{Name: "dev", Overrides: state.Overrides{Heap: &heap}}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.engine.specs[1]
+	if got.HeapMB != 768 || got.AdvertisedHost != "10.0.0.5" || got.SwapBytes != provision.DefaultSwapBytes {
+		t.Errorf("reprovision spec: %+v", got)
+	}
+	if d := f.dial.dials[1]; d.Host != "10.0.0.5" || d.User != "admin" {
+		t.Errorf("reprovision dialed %+v", d)
+	}
+	rec, _ := f.store.Load("dev")
+	if rec.Spec.Heap != "768m" {
+		t.Errorf("record heap %s", rec.Spec.Heap)
+	}
+	// Nothing given: the recorded heap again.
+	if _, err := Reprovision(context.Background(), f.env, ReprovisionOptions{Name: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if f.engine.specs[2].HeapMB != 768 {
+		t.Errorf("second reprovision heap %d", f.engine.specs[2].HeapMB)
+	}
+}
+
+// TestStartFollowsNewAddress: start moves the broker to the instance's new
+// public IP and keeps the recorded swap and mirror (the bug the codec
+// fixed: start used to make a 2 GiB swapfile and forget the mirror).
+func TestStartFollowsNewAddress(t *testing.T) {
+	f := newFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	o := createOptions()
+	swap, url := "0", "http://10.0.2.2:8080/kafka/4.0.0/kafka_2.13-4.0.0.tgz"
+	o.Overrides.Swap, o.Overrides.KafkaURL = &swap, &url
+	if _, err := Create(context.Background(), f.env, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Stop(context.Background(), f.env, StopOptions{Name: "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(context.Background(), f.env, StartOptions{Name: "demo", RunOptions: RunOptions{SkipVerify: true}}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.engine.specs[len(f.engine.specs)-1]
+	if got.AdvertisedHost != "203.0.113.12" || got.SwapBytes != 0 || got.Source.URL != url {
+		t.Errorf("start's spec: advertised %s swap %d source %+v", got.AdvertisedHost, got.SwapBytes, got.Source)
+	}
+	if d := f.dial.dials[len(f.dial.dials)-1]; d.Host != "203.0.113.12" || !d.RetryAuth {
+		t.Errorf("start dialed %+v", d)
+	}
+	rec, _ := f.store.Load("demo")
+	if rec.Nodes[0].Host != "203.0.113.12" || rec.Spec.Swap != "0" || rec.Spec.KafkaURL != url {
+		t.Errorf("record after start: %+v", rec)
+	}
+}
+
+func TestDestroyWithRecordGone(t *testing.T) {
+	f := newFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.Delete("demo"); err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	out, err := Destroy(context.Background(), f.env, DestroyOptions{Name: "demo", Yes: true,
+		Found: func(_ string, lines []string) { shown = lines }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.Deleted || len(f.cloud.destroyed) != 1 || len(shown) == 0 {
+		t.Errorf("destroy without a record: %+v, destroyed %v, shown %v", out, f.cloud.destroyed, shown)
+	}
+	out, err = Destroy(context.Background(), f.env, DestroyOptions{Name: "demo", Yes: true})
+	if err != nil || !out.NothingLeft {
+		t.Errorf("second destroy: %+v %v", out, err)
+	}
+}
+
+func TestDestroyRefusesHostBroker(t *testing.T) {
+	f := newFakes(t)
+	if _, err := Provision(context.Background(), f.env, ProvisionOptions{Name: "dev", Target: Target{Host: "10.0.0.5", Port: 22, User: "u"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Destroy(context.Background(), f.env, DestroyOptions{Name: "dev", Yes: true})
+	var ie *provision.InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "kafkaup forget dev") {
+		t.Errorf("destroy of a host broker: %v", err)
+	}
+}
+
+// TestInterrupted: Ctrl-C during the engine's run says what was applied
+// and that a rerun finishes it, as a typed error.
+func TestInterrupted(t *testing.T) {
+	f := newFakes(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.engine.fail = func(ctx context.Context) error {
+		cancel()
+		return fmt.Errorf("step kafka: %w", ctx.Err())
+	}
+	_, err := Provision(ctx, f.env, ProvisionOptions{Name: "dev", Target: Target{Host: "10.0.0.5", Port: 22, User: "u"}})
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %T %v", err, err)
+	}
+	for _, want := range []string{"after applying packages", "step kafka was cut short", "run the same command again"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	if _, err := f.store.Load("dev"); err != nil {
+		t.Errorf("no record to resume from: %v", err)
+	}
+}
+
+func TestProvisionNameTaken(t *testing.T) {
+	f := newFakes(t)
+	if _, err := Provision(context.Background(), f.env, ProvisionOptions{Name: "dev", Target: Target{Host: "10.0.0.5", Port: 22, User: "u"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Provision(context.Background(), f.env, ProvisionOptions{Name: "dev", Target: Target{Host: "10.0.0.6", Port: 22, User: "u"}})
+	var ie *provision.InputError
+	if !errors.As(err, &ie) || len(f.dial.dials) != 1 {
+		t.Errorf("second host under one name: %v (dials %d)", err, len(f.dial.dials))
+	}
+}
+
+func TestLocalTarballChecked(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "kafka_2.13-4.0.0.tgz")
+	os.WriteFile(path, []byte("not kafka"), 0o600)
+	os.WriteFile(path+".sha512", []byte("kafka_2.13-4.0.0.tgz: 00722AB0 A6B954E0\n 0006994B\n"), 0o600)
+	s := provision.DefaultSpec()
+	s.Source.LocalTarball = path
+	if err := checkLocalTarball(&s); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Errorf("sidecar mismatch: %v", err)
+	}
+	os.Remove(path + ".sha512")
+	s.Source.SHA512 = ""
+	if err := checkLocalTarball(&s); err != nil || len(s.Source.SHA512) != 128 {
+		t.Errorf("no sidecar: %v %q", err, s.Source.SHA512)
+	}
+}
