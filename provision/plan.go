@@ -212,6 +212,7 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 		steps = append(steps, Step{ID: "format", Title: "format KRaft storage in " + s.DataDir, Reason: "no meta.properties yet",
 			Script: scripts.Format{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), DataDir: s.DataDir, ClusterID: clusterID}})
 	}
+	// New binaries or managed files restart a running broker (the rule is on serviceStep).
 	if st, ok := serviceStep(s, f, needKafka || len(changed) > 0 || len(remove) > 0); ok {
 		steps = append(steps, st)
 	}
@@ -301,6 +302,34 @@ func swapNeeded(s Spec, f Facts) string {
 	return ""
 }
 
+// serviceStep decides whether the broker starts or restarts. This is the
+// whole restart rule; nothing else in kafkaup restarts a broker on its own.
+//
+// A running broker is restarted (Action "restart") when, and only when:
+//   - changed is true: this plan replaces what the broker runs from, that is
+//     installs Kafka (not installed, another version, the installed copy has
+//     no .kafkaup-sha512 from a verified install, or its sha512 differs from
+//     --kafka-sha512), or writes or removes a managed file whose sha256 on
+//     the host differs from the rendered one (server.properties, kafka.env,
+//     the TLS keystore, and the systemd unit where systemd runs; see
+//     Render and ManagedPaths); or
+//   - f.RestartPending: an earlier run changed those files or binaries and
+//     was cut off before the broker ran with the change. fetch-kafka.sh and
+//     install-files.sh set the marker (lib.sh's mark_restart_pending) before
+//     they change anything; service.sh clears it (clear_restart_pending)
+//     once the broker has logged "Kafka Server started"; observe.sh reports
+//     it only when the marker is newer than the running broker process (a
+//     broker started after the change already runs with it).
+//
+// A broker that is not running is started (Action "start"), whatever
+// changed: starting reads the new files and binaries anyway. Under systemd
+// a running broker whose unit is not enabled at boot gets a "start" too,
+// which enables the unit and leaves the running process alone.
+//
+// Nothing else restarts it: installing Java or curl, the kafka user and
+// directories, swap, formatting (only where meta.properties is missing) and
+// SCRAM users leave a running broker alone, and a converged host plans no
+// service step at all.
 func serviceStep(s Spec, f Facts, changed bool) (Step, bool) {
 	in := scripts.Service{Service: s.Service, KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), EnvFile: s.EnvFile(),
 		LogDir: s.LogDir, StateDir: s.StateDir, BrokerPort: s.BrokerPort, StartTimeout: StartTimeout, StopTimeout: StopTimeout}

@@ -131,8 +131,7 @@ printf '%s\n' "$actual" >"$work/unpack/$DIST_NAME/.kafkaup-sha512"
 chown -R root:root "$work/unpack/$DIST_NAME"
 chmod 0755 "$work/unpack/$DIST_NAME"
 
-mkdir -p "$STATE_DIR"
-touch "$STATE_DIR/restart-pending"
+mark_restart_pending
 if [ -e "$dest" ]; then
   # A broken or different copy of this version: keep it aside until the new one is in place.
   mv "$dest" "$work/previous"

@@ -125,6 +125,18 @@ sha256_of() {
   if [ -f "$1" ]; then sha256sum "$1" | cut -d' ' -f1; else echo -; fi
 }
 
+# The restart marker says the broker must restart to run what is on disk.
+# A script sets it before it changes the broker's files or binaries, so a
+# run cut short after the change still restarts on the next run; service.sh
+# clears it once the broker is up again; observe.sh reports it as
+# restart_pending. restart_marker is the one place its path is spelled.
+restart_marker() { printf '%s\n' "${STATE_DIR:?}/restart-pending"; }
+mark_restart_pending() {
+  mkdir -p "${STATE_DIR:?}"
+  touch "$(restart_marker)"
+}
+clear_restart_pending() { rm -f "$(restart_marker)"; }
+
 # one_at_a_time makes runs of the same script on this host wait for each
 # other: a run cut off from kafkaup (lost connection) may still be working
 # when the user reruns, and the rerun must not race it.

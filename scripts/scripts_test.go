@@ -213,3 +213,21 @@ func TestWaitForDpkgLock(t *testing.T) {
 		t.Errorf("returned after %s, before the lock was released", took)
 	}
 }
+
+// TestRestartMarker: mark_restart_pending and clear_restart_pending work on
+// the one path restart_marker names, under STATE_DIR, and refuse to run
+// without a STATE_DIR rather than mark /restart-pending.
+func TestRestartMarker(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	vars := "STATE_DIR=" + Quote(dir)
+	out, code := runLib(t, vars, `mark_restart_pending; restart_marker; test -f "$STATE_DIR/restart-pending"`)
+	if code != 0 || out != dir+"/restart-pending\n" {
+		t.Errorf("mark: exit %d, %q", code, out)
+	}
+	if out, code := runLib(t, vars, `clear_restart_pending; clear_restart_pending; test ! -e "$STATE_DIR/restart-pending"`); code != 0 {
+		t.Errorf("clear: exit %d, %q", code, out)
+	}
+	if out, code := runLib(t, "", "mark_restart_pending"); code == 0 || !strings.Contains(out, "STATE_DIR") {
+		t.Errorf("without STATE_DIR: exit %d, %q", code, out)
+	}
+}
