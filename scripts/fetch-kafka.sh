@@ -21,58 +21,6 @@ parse_sha512() {
 
 is_sha512() { [[ "$1" =~ ^[0-9a-f]{128}$ ]]; }
 
-# fetch downloads URL to FILE. A mirror error (5xx, 408, 429, a refused or
-# reset connection, a transfer that ends early or stalls) is tried again,
-# DOWNLOAD_RETRIES times, after 2, 4, 8... (at most 30) seconds. With WANT
-# (a sha512), a download whose digest differs is also fetched again: a body
-# cut short or damaged in transit. The same wrong digest twice is no transfer
-# fault: the mirror serves another file (returns 2). On failure last_error
-# says why (returns 1). The file appears only whole and verified.
-fetch() {
-  local url=$1 out=$2 want=${3:-} attempt=1 delay=2 code rc got prev=''
-  while :; do
-    rm -f "$out.part"
-    rc=0
-    code=$(curl -sS -L --connect-timeout 15 --speed-limit 1024 --speed-time 30 \
-      -w '%{http_code}' -o "$out.part" "$url" 2>"$work/curl.err") || rc=$?
-    if [ "$rc" = 0 ] && [ "$code" -ge 400 ]; then
-      last_error="HTTP $code"
-      case "$code" in
-        408 | 429 | 5??) ;;
-        *) rm -f "$out.part"; return 1 ;; # 404 and the like: retrying will not help
-      esac
-    elif [ "$rc" != 0 ]; then
-      last_error=$(sed -n 's/^curl: //p' "$work/curl.err" | tail -n 1)
-      last_error=${last_error:-curl exit status $rc}
-    elif [ -z "$want" ]; then
-      mv -f "$out.part" "$out"
-      return 0
-    else
-      got=$(sha512sum "$out.part" | cut -d' ' -f1)
-      if [ "$got" = "$want" ]; then
-        mv -f "$out.part" "$out"
-        return 0
-      fi
-      if [ "$got" = "$prev" ]; then
-        rm -f "$out.part"
-        last_error=$got
-        return 2
-      fi
-      prev=$got
-      last_error="the $(stat -c %s "$out.part")-byte download has the wrong sha512 (cut short or damaged in transit)"
-    fi
-    rm -f "$out.part"
-    if [ "$attempt" -gt "$DOWNLOAD_RETRIES" ]; then
-      last_error="$last_error, on all $attempt attempts"
-      return 1
-    fi
-    note "attempt $attempt of $((DOWNLOAD_RETRIES + 1)) to download $url failed: $last_error; retrying in ${delay}s"
-    sleep "$delay"
-    attempt=$((attempt + 1))
-    delay=$((delay * 2 > 30 ? 30 : delay * 2))
-  done
-}
-
 dest="$INSTALL_DIR/$DIST_NAME"
 mkdir -p "$INSTALL_DIR/.download"
 work=$(mktemp -d "$INSTALL_DIR/.download/fetch.XXXXXX")
