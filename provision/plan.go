@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,6 +21,13 @@ type Step struct {
 	Group   string
 	Uploads []Upload
 	Script  scripts.Script
+
+	// Resolve, when set, completes Script with a value that only the host
+	// can give: Apply calls it first, when the step runs, and runs the
+	// script it returns. Plan stays pure and a dry run never calls it. The
+	// kafka step gets the release's sha512 this way, when it downloads and
+	// no digest was given (see fetchSHA512).
+	Resolve func(ctx context.Context, h Host) (scripts.Script, error)
 }
 
 // Upload is a file sent to the host before the step's script runs.
@@ -149,15 +157,20 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 	}
 	if needKafka {
 		st := Step{ID: "kafka", Title: fmt.Sprintf("install Kafka %s (sha512 verified)", s.KafkaVersion), Reason: kafkaWhy}
+		// The uploaded tarball's digest is always known (the CLI hashes it);
+		// for a download without --kafka-sha512 the host fetches the
+		// release's .sha512 when the step runs.
 		fetch := scripts.FetchKafka{InstallDir: s.InstallDir, DistName: s.DistName(), URLs: s.DownloadURLs(),
-			SHA512URLs: s.SHA512URLs(), SHA512: s.Source.SHA512, DownloadRetries: DownloadRetries, StateDir: s.StateDir}
+			ExpectedSHA512: s.Source.SHA512, DownloadRetries: DownloadRetries, StateDir: s.StateDir}
 		if s.Source.LocalTarball != "" {
 			fetch.LocalTarball = f.LoginHome + "/.kafkaup-staging/kafka/" + s.DistName() + ".tgz"
-			fetch.URLs, fetch.SHA512URLs = nil, nil
+			fetch.URLs = nil
 			st.Uploads = []Upload{{RemotePath: fetch.LocalTarball, LocalPath: s.Source.LocalTarball, Mode: 0o600}}
 			st.Title = fmt.Sprintf("upload and install Kafka %s (sha512 verified)", s.KafkaVersion)
+		} else if fetch.ExpectedSHA512 == "" {
+			st.Resolve = withFetchedSHA512(fetch, s.SHA512URLs())
 		}
-		if !wantCurl { // with curl still to install, the download waits for it
+		if !wantCurl { // with curl still to install, the download (and the checksum's) waits for it
 			st.Group = "download"
 		}
 		st.Script = fetch
