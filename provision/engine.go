@@ -103,6 +103,13 @@ func applyStep(ctx context.Context, h Host, s Step, p Progress) (StepResult, err
 }
 
 func runStep(ctx context.Context, h Host, s Step) error {
+	if s.Resolve != nil {
+		in, err := s.Resolve(ctx, h)
+		if err != nil {
+			return err
+		}
+		s.Script = in
+	}
 	for _, u := range s.Uploads {
 		var data io.Reader = bytes.NewReader(u.Content)
 		if u.LocalPath != "" {

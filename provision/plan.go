@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,6 +21,13 @@ type Step struct {
 	Group   string
 	Uploads []Upload
 	Script  scripts.Script
+
+	// Resolve, when set, completes Script with a value that only the host
+	// can give: Apply calls it first, when the step runs, and runs the
+	// script it returns. Plan stays pure and a dry run never calls it. The
+	// kafka step gets the release's sha512 this way, when it downloads and
+	// no digest was given (see fetchSHA512).
+	Resolve func(ctx context.Context, h Host) (scripts.Script, error)
 }
 
 // Upload is a file sent to the host before the step's script runs.
@@ -149,15 +157,20 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 	}
 	if needKafka {
 		st := Step{ID: "kafka", Title: fmt.Sprintf("install Kafka %s (sha512 verified)", s.KafkaVersion), Reason: kafkaWhy}
+		// The uploaded tarball's digest is always known (the CLI hashes it);
+		// for a download without --kafka-sha512 the host fetches the
+		// release's .sha512 when the step runs.
 		fetch := scripts.FetchKafka{InstallDir: s.InstallDir, DistName: s.DistName(), URLs: s.DownloadURLs(),
-			SHA512URLs: s.SHA512URLs(), SHA512: s.Source.SHA512, DownloadRetries: DownloadRetries, StateDir: s.StateDir}
+			ExpectedSHA512: s.Source.SHA512, DownloadRetries: DownloadRetries, StateDir: s.StateDir}
 		if s.Source.LocalTarball != "" {
 			fetch.LocalTarball = f.LoginHome + "/.kafkaup-staging/kafka/" + s.DistName() + ".tgz"
-			fetch.URLs, fetch.SHA512URLs = nil, nil
+			fetch.URLs = nil
 			st.Uploads = []Upload{{RemotePath: fetch.LocalTarball, LocalPath: s.Source.LocalTarball, Mode: 0o600}}
 			st.Title = fmt.Sprintf("upload and install Kafka %s (sha512 verified)", s.KafkaVersion)
+		} else if fetch.ExpectedSHA512 == "" {
+			st.Resolve = withFetchedSHA512(fetch, s.SHA512URLs())
 		}
-		if !wantCurl { // with curl still to install, the download waits for it
+		if !wantCurl { // with curl still to install, the download (and the checksum's) waits for it
 			st.Group = "download"
 		}
 		st.Script = fetch
@@ -212,6 +225,7 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 		steps = append(steps, Step{ID: "format", Title: "format KRaft storage in " + s.DataDir, Reason: "no meta.properties yet",
 			Script: scripts.Format{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), DataDir: s.DataDir, ClusterID: clusterID}})
 	}
+	// New binaries or managed files restart a running broker (the rule is on serviceStep).
 	if st, ok := serviceStep(s, f, needKafka || len(changed) > 0 || len(remove) > 0); ok {
 		steps = append(steps, st)
 	}
@@ -301,6 +315,34 @@ func swapNeeded(s Spec, f Facts) string {
 	return ""
 }
 
+// serviceStep decides whether the broker starts or restarts. This is the
+// whole restart rule; nothing else in kafkaup restarts a broker on its own.
+//
+// A running broker is restarted (Action "restart") when, and only when:
+//   - changed is true: this plan replaces what the broker runs from, that is
+//     installs Kafka (not installed, another version, the installed copy has
+//     no .kafkaup-sha512 from a verified install, or its sha512 differs from
+//     --kafka-sha512), or writes or removes a managed file whose sha256 on
+//     the host differs from the rendered one (server.properties, kafka.env,
+//     the TLS keystore, and the systemd unit where systemd runs; see
+//     Render and ManagedPaths); or
+//   - f.RestartPending: an earlier run changed those files or binaries and
+//     was cut off before the broker ran with the change. fetch-kafka.sh and
+//     install-files.sh set the marker (lib.sh's mark_restart_pending) before
+//     they change anything; service.sh clears it (clear_restart_pending)
+//     once the broker has logged "Kafka Server started"; observe.sh reports
+//     it only when the marker is newer than the running broker process (a
+//     broker started after the change already runs with it).
+//
+// A broker that is not running is started (Action "start"), whatever
+// changed: starting reads the new files and binaries anyway. Under systemd
+// a running broker whose unit is not enabled at boot gets a "start" too,
+// which enables the unit and leaves the running process alone.
+//
+// Nothing else restarts it: installing Java or curl, the kafka user and
+// directories, swap, formatting (only where meta.properties is missing) and
+// SCRAM users leave a running broker alone, and a converged host plans no
+// service step at all.
 func serviceStep(s Spec, f Facts, changed bool) (Step, bool) {
 	in := scripts.Service{Service: s.Service, KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), EnvFile: s.EnvFile(),
 		LogDir: s.LogDir, StateDir: s.StateDir, BrokerPort: s.BrokerPort, StartTimeout: StartTimeout, StopTimeout: StopTimeout}

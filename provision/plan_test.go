@@ -191,6 +191,54 @@ func TestPlanUploadsLocalTarball(t *testing.T) {
 	}
 }
 
+func stepByID(steps []Step, id string) Step {
+	for _, st := range steps {
+		if st.ID == id {
+			return st
+		}
+	}
+	return Step{}
+}
+
+// TestPlanChecksumSource: the host fetches the release's checksum only for
+// a download with no digest given; a given or uploaded tarball's digest goes
+// straight to fetch-kafka.sh.
+func TestPlanChecksumSource(t *testing.T) {
+	given := strings.Repeat("c", 128)
+	cases := []struct {
+		name    string
+		source  Source
+		resolve bool
+		digest  string
+	}{
+		{"Apache, no digest", Source{}, true, ""},
+		{"mirror, no digest", Source{URL: "https://mirror.example/kafka_2.13-4.0.0.tgz"}, true, ""},
+		{"--kafka-sha512", Source{SHA512: given}, false, given},
+		{"mirror and --kafka-sha512", Source{URL: "https://mirror.example/kafka_2.13-4.0.0.tgz", SHA512: given}, false, given},
+		{"uploaded tarball", Source{LocalTarball: "/tmp/kafka_2.13-4.0.0.tgz", SHA512: given}, false, given},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := testSpec()
+			s.Source = c.source
+			steps, err := Plan(s, freshHost(), "c")
+			if err != nil {
+				t.Fatal(err)
+			}
+			kafka := stepByID(steps, "kafka")
+			fetch := kafka.Script.(scripts.FetchKafka)
+			if (kafka.Resolve != nil) != c.resolve || fetch.ExpectedSHA512 != c.digest {
+				t.Errorf("Resolve set %v, digest %q; want %v, %q", kafka.Resolve != nil, fetch.ExpectedSHA512, c.resolve, c.digest)
+			}
+			for _, st := range steps {
+				if st.ID != "kafka" && st.Resolve != nil {
+					t.Errorf("step %s has a Resolve", st.ID)
+				}
+			}
+		})
+	}
+}
+
 func TestPlanRefusesBeforeChanging(t *testing.T) {
 	cases := []struct {
 		name  string

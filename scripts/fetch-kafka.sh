@@ -2,100 +2,19 @@
 # fetch-kafka.sh: download (or take the uploaded) Kafka tarball, verify its
 # sha512 before unpacking, install it into a versioned directory and point
 # the stable symlink at it. A mismatch installs nothing.
-# Inputs: INSTALL_DIR, DIST_NAME (kafka_2.13-4.0.0), URLS, SHA512_URLS,
-# SHA512 (expected hex or empty), LOCAL_TARBALL (staged upload or empty),
-# DOWNLOAD_RETRIES (per URL, with exponential backoff), STATE_DIR.
-
-# parse_sha512 reads Apache's `gpg --print-md sha512` format
-# ("name: 00722AB0 A6B954E0 ...", wrapped over lines) or sha512sum's
-# ("hex  name") and prints the lower-case hex digest.
-parse_sha512() {
-  local text
-  text=$(cat "$1")
-  case "$text" in
-    *': '*) text=${text#*: } ;;
-    *) text=${text%%[[:space:]]*} ;;
-  esac
-  printf '%s' "$text" | tr -d ' \t\r\n' | tr 'A-F' 'a-f'
-}
-
-is_sha512() { [[ "$1" =~ ^[0-9a-f]{128}$ ]]; }
-
-# fetch downloads URL to FILE. A mirror error (5xx, 408, 429, a refused or
-# reset connection, a transfer that ends early or stalls) is tried again,
-# DOWNLOAD_RETRIES times, after 2, 4, 8... (at most 30) seconds. With WANT
-# (a sha512), a download whose digest differs is also fetched again: a body
-# cut short or damaged in transit. The same wrong digest twice is no transfer
-# fault: the mirror serves another file (returns 2). On failure last_error
-# says why (returns 1). The file appears only whole and verified.
-fetch() {
-  local url=$1 out=$2 want=${3:-} attempt=1 delay=2 code rc got prev=''
-  while :; do
-    rm -f "$out.part"
-    rc=0
-    code=$(curl -sS -L --connect-timeout 15 --speed-limit 1024 --speed-time 30 \
-      -w '%{http_code}' -o "$out.part" "$url" 2>"$work/curl.err") || rc=$?
-    if [ "$rc" = 0 ] && [ "$code" -ge 400 ]; then
-      last_error="HTTP $code"
-      case "$code" in
-        408 | 429 | 5??) ;;
-        *) rm -f "$out.part"; return 1 ;; # 404 and the like: retrying will not help
-      esac
-    elif [ "$rc" != 0 ]; then
-      last_error=$(sed -n 's/^curl: //p' "$work/curl.err" | tail -n 1)
-      last_error=${last_error:-curl exit status $rc}
-    elif [ -z "$want" ]; then
-      mv -f "$out.part" "$out"
-      return 0
-    else
-      got=$(sha512sum "$out.part" | cut -d' ' -f1)
-      if [ "$got" = "$want" ]; then
-        mv -f "$out.part" "$out"
-        return 0
-      fi
-      if [ "$got" = "$prev" ]; then
-        rm -f "$out.part"
-        last_error=$got
-        return 2
-      fi
-      prev=$got
-      last_error="the $(stat -c %s "$out.part")-byte download has the wrong sha512 (cut short or damaged in transit)"
-    fi
-    rm -f "$out.part"
-    if [ "$attempt" -gt "$DOWNLOAD_RETRIES" ]; then
-      last_error="$last_error, on all $attempt attempts"
-      return 1
-    fi
-    note "attempt $attempt of $((DOWNLOAD_RETRIES + 1)) to download $url failed: $last_error; retrying in ${delay}s"
-    sleep "$delay"
-    attempt=$((attempt + 1))
-    delay=$((delay * 2 > 30 ? 30 : delay * 2))
-  done
-}
+# Inputs: INSTALL_DIR, DIST_NAME (kafka_2.13-4.0.0), URLS, EXPECTED_SHA512
+# (lower-case hex: --kafka-sha512, the uploaded tarball's own digest, or the
+# release's .sha512 file that kafkaup fetched through fetch-checksum.sh and
+# read with provision.ParseSHA512File before this script runs),
+# LOCAL_TARBALL (staged upload or empty), DOWNLOAD_RETRIES (per URL, with
+# exponential backoff), STATE_DIR.
 
 dest="$INSTALL_DIR/$DIST_NAME"
 mkdir -p "$INSTALL_DIR/.download"
 work=$(mktemp -d "$INSTALL_DIR/.download/fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-expected=$SHA512
-if [ -z "$expected" ]; then
-  failed=()
-  for u in "${SHA512_URLS[@]}"; do
-    log "fetching checksum $u"
-    if fetch "$u" "$work/sha512"; then
-      expected=$(parse_sha512 "$work/sha512")
-      is_sha512 "$expected" && break
-      log "$u is not a sha512 file"
-      failed+=("$u (not a sha512 file)")
-      expected=
-    else
-      failed+=("$u ($last_error)")
-    fi
-  done
-  [ -n "$expected" ] || die "could not get the sha512 checksum of $DIST_NAME: ${failed[*]}. Nothing was installed. Check that the host can reach it, or pass --kafka-sha512 with the digest from the Apache download page."
-fi
-is_sha512 "$expected" || die "the expected sha512 '$expected' is not 128 hex digits"
+[[ "$EXPECTED_SHA512" =~ ^[0-9a-f]{128}$ ]] || die "the expected sha512 '$EXPECTED_SHA512' is not 128 hex digits"
 
 if [ -n "$LOCAL_TARBALL" ]; then
   tgz=$LOCAL_TARBALL
@@ -105,10 +24,10 @@ else
   for u in "${URLS[@]}"; do
     log "downloading $u"
     rc=0
-    fetch "$u" "$tgz" "$expected" || rc=$?
+    fetch "$u" "$tgz" "$EXPECTED_SHA512" || rc=$?
     case "$rc" in
       0) break ;;
-      2) die "checksum mismatch for $DIST_NAME.tgz from $u: expected $expected, got $last_error twice. The mirror serves a different file than the release you asked for; nothing was installed. Check --kafka-url/--kafka-sha512 and rerun." ;;
+      2) die "checksum mismatch for $DIST_NAME.tgz from $u: expected $EXPECTED_SHA512, got $last_error twice. The mirror serves a different file than the release you asked for; nothing was installed. Check --kafka-url/--kafka-sha512 and rerun." ;;
     esac
     note "download from $u failed: $last_error"
     failed+=("$u ($last_error)")
@@ -117,10 +36,10 @@ else
 fi
 
 # Downloads were verified as they arrived; an uploaded tarball is checked here.
-actual=$expected
+actual=$EXPECTED_SHA512
 if [ -n "$LOCAL_TARBALL" ]; then actual=$(sha512sum "$tgz" | cut -d' ' -f1); fi
-if [ "$actual" != "$expected" ]; then
-  die "checksum mismatch for $DIST_NAME.tgz: expected $expected, got $actual. The file is corrupt or not the release you asked for; nothing was installed. Check --kafka-url/--kafka-sha512 and rerun."
+if [ "$actual" != "$EXPECTED_SHA512" ]; then
+  die "checksum mismatch for $DIST_NAME.tgz: expected $EXPECTED_SHA512, got $actual. The file is corrupt or not the release you asked for; nothing was installed. Check --kafka-url/--kafka-sha512 and rerun."
 fi
 log "sha512 verified"
 
@@ -131,8 +50,7 @@ printf '%s\n' "$actual" >"$work/unpack/$DIST_NAME/.kafkaup-sha512"
 chown -R root:root "$work/unpack/$DIST_NAME"
 chmod 0755 "$work/unpack/$DIST_NAME"
 
-mkdir -p "$STATE_DIR"
-touch "$STATE_DIR/restart-pending"
+mark_restart_pending
 if [ -e "$dest" ]; then
   # A broken or different copy of this version: keep it aside until the new one is in place.
   mv "$dest" "$work/previous"

@@ -35,21 +35,30 @@ type WaitAPT struct {
 
 func (WaitAPT) ScriptName() string { return "wait-apt.sh" }
 
-// FetchKafka downloads or takes an uploaded tarball, verifies it and
-// installs it (fetch-kafka.sh). A failed or damaged download is tried
-// DownloadRetries more times per URL, with exponential backoff.
+// FetchKafka downloads or takes an uploaded tarball, verifies it against
+// ExpectedSHA512 and installs it (fetch-kafka.sh). A failed or damaged
+// download is tried DownloadRetries more times per URL, with exponential
+// backoff.
 type FetchKafka struct {
 	InstallDir      string   `sh:"INSTALL_DIR"`
 	DistName        string   `sh:"DIST_NAME"`
 	URLs            []string `sh:"URLS"`
-	SHA512URLs      []string `sh:"SHA512_URLS"`
-	SHA512          string   `sh:"SHA512"`
+	ExpectedSHA512  string   `sh:"EXPECTED_SHA512"` // lower-case hex; required
 	LocalTarball    string   `sh:"LOCAL_TARBALL"`
 	DownloadRetries int      `sh:"DOWNLOAD_RETRIES"`
 	StateDir        string   `sh:"STATE_DIR"`
 }
 
 func (FetchKafka) ScriptName() string { return "fetch-kafka.sh" }
+
+// FetchChecksum prints the text of one checksum file fetched from the host,
+// with the same retries and backoff as the tarball (fetch-checksum.sh).
+type FetchChecksum struct {
+	URL             string `sh:"URL"`
+	DownloadRetries int    `sh:"DOWNLOAD_RETRIES"`
+}
+
+func (FetchChecksum) ScriptName() string { return "fetch-checksum.sh" }
 
 // SetupDirs creates the kafka user and its directories (setup-dirs.sh).
 type SetupDirs struct {

@@ -9,10 +9,7 @@
 # restart: a run cut short after it still restarts on the next run.
 changed=0
 mark_changed() {
-  if [ "$changed" = 0 ]; then
-    mkdir -p "$STATE_DIR"
-    touch "$STATE_DIR/restart-pending"
-  fi
+  if [ "$changed" = 0 ]; then mark_restart_pending; fi
   changed=1
 }
 

@@ -125,6 +125,18 @@ sha256_of() {
   if [ -f "$1" ]; then sha256sum "$1" | cut -d' ' -f1; else echo -; fi
 }
 
+# The restart marker says the broker must restart to run what is on disk.
+# A script sets it before it changes the broker's files or binaries, so a
+# run cut short after the change still restarts on the next run; service.sh
+# clears it once the broker is up again; observe.sh reports it as
+# restart_pending. restart_marker is the one place its path is spelled.
+restart_marker() { printf '%s\n' "${STATE_DIR:?}/restart-pending"; }
+mark_restart_pending() {
+  mkdir -p "${STATE_DIR:?}"
+  touch "$(restart_marker)"
+}
+clear_restart_pending() { rm -f "$(restart_marker)"; }
+
 # one_at_a_time makes runs of the same script on this host wait for each
 # other: a run cut off from kafkaup (lost connection) may still be working
 # when the user reruns, and the rerun must not race it.
@@ -135,4 +147,59 @@ one_at_a_time() {
   if ! flock -w "${LOCK_WAIT:-900}" 9; then
     die "another kafkaup run of $1 is still working on this host after ${LOCK_WAIT:-900}s; wait for it to finish and rerun"
   fi
+}
+
+# fetch downloads URL to FILE: a Kafka tarball or its checksum file. A
+# mirror error (5xx, 408, 429, a refused or reset connection, a transfer
+# that ends early or stalls) is tried again, DOWNLOAD_RETRIES times, after
+# 2, 4, 8... (at most 30) seconds. With WANT (a sha512), a download whose
+# digest differs is also fetched again: a body cut short or damaged in
+# transit. The same wrong digest twice is no transfer fault: the mirror
+# serves another file (returns 2). On failure last_error says why (returns
+# 1). The file appears only whole and verified; FILE.part and curl's
+# messages in FILE.err stay beside it, so FILE belongs in the caller's
+# temporary directory.
+fetch() {
+  local url=$1 out=$2 want=${3:-} attempt=1 delay=2 code rc got prev=''
+  while :; do
+    rm -f "$out.part"
+    rc=0
+    code=$(curl -sS -L --connect-timeout 15 --speed-limit 1024 --speed-time 30 \
+      -w '%{http_code}' -o "$out.part" "$url" 2>"$out.err") || rc=$?
+    if [ "$rc" = 0 ] && [ "$code" -ge 400 ]; then
+      last_error="HTTP $code"
+      case "$code" in
+        408 | 429 | 5??) ;;
+        *) rm -f "$out.part"; return 1 ;; # 404 and the like: retrying will not help
+      esac
+    elif [ "$rc" != 0 ]; then
+      last_error=$(sed -n 's/^curl: //p' "$out.err" | tail -n 1)
+      last_error=${last_error:-curl exit status $rc}
+    elif [ -z "$want" ]; then
+      mv -f "$out.part" "$out"
+      return 0
+    else
+      got=$(sha512sum "$out.part" | cut -d' ' -f1)
+      if [ "$got" = "$want" ]; then
+        mv -f "$out.part" "$out"
+        return 0
+      fi
+      if [ "$got" = "$prev" ]; then
+        rm -f "$out.part"
+        last_error=$got
+        return 2
+      fi
+      prev=$got
+      last_error="the $(stat -c %s "$out.part")-byte download has the wrong sha512 (cut short or damaged in transit)"
+    fi
+    rm -f "$out.part"
+    if [ "$attempt" -gt "${DOWNLOAD_RETRIES:?}" ]; then
+      last_error="$last_error, on all $attempt attempts"
+      return 1
+    fi
+    note "attempt $attempt of $((DOWNLOAD_RETRIES + 1)) to download $url failed: $last_error; retrying in ${delay}s"
+    sleep "$delay"
+    attempt=$((attempt + 1))
+    delay=$((delay * 2 > 30 ? 30 : delay * 2))
+  done
 }

@@ -98,11 +98,11 @@ fi
 # A change is pending when the marker is newer than the running broker: a
 # broker started after the last change (by a run that was cut off before it
 # could clear the marker) already runs with it.
-pending=0
-if [ -f "$STATE_DIR/restart-pending" ]; then
+pending=0 marker=$(restart_marker)
+if [ -f "$marker" ]; then
   pending=1
   if [ "${pid:-0}" != 0 ] && [ -d "/proc/$pid" ] &&
-    [ "$(stat -c %Y "/proc/$pid")" -gt "$(stat -c %Y "$STATE_DIR/restart-pending")" ]; then
+    [ "$(stat -c %Y "/proc/$pid")" -gt "$(stat -c %Y "$marker")" ]; then
     pending=0
   fi
 fi

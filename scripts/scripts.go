@@ -52,7 +52,7 @@ func Render(s Script) ([]byte, error) {
 
 // readOnly scripts change nothing on the host, so they take no lock (a
 // `logs -f` may run for hours next to anything else).
-var readOnly = map[string]bool{"observe.sh": true, "status.sh": true, "logs.sh": true, "topics.sh": true, "wait-apt.sh": true}
+var readOnly = map[string]bool{"observe.sh": true, "status.sh": true, "logs.sh": true, "topics.sh": true, "wait-apt.sh": true, "fetch-checksum.sh": true}
 
 // Names lists the embedded scripts (for tests).
 func Names() ([]string, error) {

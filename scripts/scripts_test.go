@@ -17,7 +17,8 @@ var samples = []Script{
 	Observe{InstallDir: "/opt/kafka", DataDir: "/var/lib/kafka/data", LogDir: "/var/log/kafka", ConfigDir: "/etc/kafka", StateDir: "/var/lib/kafkaup", SwapFile: "/swapfile", Service: "kafka", ManagedFiles: []string{"/etc/kafka/server.properties"}},
 	InstallPackages{WantJava: true, JavaPackages: []string{"openjdk-17-jre-headless"}, CloudInitTimeout: 600, APTLockTimeout: 300},
 	WaitAPT{CloudInitTimeout: 600, APTLockTimeout: 300},
-	FetchKafka{InstallDir: "/opt/kafka", DistName: "kafka_2.13-4.0.0", URLs: []string{"https://x/a b'c"}, SHA512URLs: []string{"https://x/a.sha512"}, DownloadRetries: 3, StateDir: "/var/lib/kafkaup"},
+	FetchKafka{InstallDir: "/opt/kafka", DistName: "kafka_2.13-4.0.0", URLs: []string{"https://x/a b'c"}, ExpectedSHA512: strings.Repeat("a", 128), DownloadRetries: 3, StateDir: "/var/lib/kafkaup"},
+	FetchChecksum{URL: "https://x/a b'c.tgz.sha512", DownloadRetries: 3},
 	SetupDirs{DataDir: "/d", LogDir: "/l", ConfigDir: "/c", StateDir: "/s"},
 	Swap{File: "/swapfile", Bytes: 2 << 30},
 	InstallFiles{Staging: "/home/u/.kafkaup", Src: []string{"a"}, Dest: []string{"/etc/kafka/a"}, Mode: []string{"0640"}, Owner: []string{"root:kafka"}, StateDir: "/s"},
@@ -211,5 +212,23 @@ func TestWaitForDpkgLock(t *testing.T) {
 	}
 	if took := time.Since(start); took < 1400*time.Millisecond {
 		t.Errorf("returned after %s, before the lock was released", took)
+	}
+}
+
+// TestRestartMarker: mark_restart_pending and clear_restart_pending work on
+// the one path restart_marker names, under STATE_DIR, and refuse to run
+// without a STATE_DIR rather than mark /restart-pending.
+func TestRestartMarker(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	vars := "STATE_DIR=" + Quote(dir)
+	out, code := runLib(t, vars, `mark_restart_pending; restart_marker; test -f "$STATE_DIR/restart-pending"`)
+	if code != 0 || out != dir+"/restart-pending\n" {
+		t.Errorf("mark: exit %d, %q", code, out)
+	}
+	if out, code := runLib(t, vars, `clear_restart_pending; clear_restart_pending; test ! -e "$STATE_DIR/restart-pending"`); code != 0 {
+		t.Errorf("clear: exit %d, %q", code, out)
+	}
+	if out, code := runLib(t, "", "mark_restart_pending"); code == 0 || !strings.Contains(out, "STATE_DIR") {
+		t.Errorf("without STATE_DIR: exit %d, %q", code, out)
 	}
 }

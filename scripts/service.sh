@@ -102,5 +102,5 @@ until started; do
   fi
   sleep 1
 done
-rm -f "$STATE_DIR/restart-pending"
+clear_restart_pending
 log "broker up (pid $(broker_pids | paste -sd ' ' -))"

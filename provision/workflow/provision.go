@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/secrets"
@@ -209,22 +208,15 @@ func checkLocalTarball(s *provision.Spec) error {
 	}
 	if s.Source.SHA512 == "" {
 		if sidecar, err := os.ReadFile(path + ".sha512"); err == nil {
-			if want := parseSHA512File(string(sidecar)); want != sum {
+			want, err := provision.ParseSHA512File(string(sidecar))
+			if err != nil {
+				return fmt.Errorf("%s.sha512: %w; nothing was uploaded. Fix or remove that file, or pass --kafka-sha512", path, err)
+			}
+			if want != sum {
 				return fmt.Errorf("checksum mismatch for %s: %s.sha512 says %s but the file has %s; nothing was uploaded", path, path, want, sum)
 			}
 		}
 	}
 	s.Source.SHA512 = sum
 	return nil
-}
-
-// parseSHA512File reads Apache's `gpg --print-md sha512` format or
-// sha512sum's, and returns the lower-case hex digest.
-func parseSHA512File(text string) string {
-	if _, after, ok := strings.Cut(text, ": "); ok {
-		text = after
-	} else if fields := strings.Fields(text); len(fields) > 0 {
-		text = fields[0]
-	}
-	return strings.ToLower(strings.Join(strings.Fields(text), ""))
 }

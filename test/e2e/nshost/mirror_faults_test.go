@@ -135,15 +135,37 @@ func TestMirrorFaults(t *testing.T) {
 
 // TestMirrorDown: a mirror that fails every request ends in a clear error
 // after the retries (with backoff between them), with nothing under the
-// install dir; once the mirror recovers, a rerun converges.
+// install dir; once the mirror recovers, a rerun converges. A checksum file
+// that cannot be had stops the run before any download, with its own error.
 func TestMirrorDown(t *testing.T) {
 	e := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	url, path := e.url["4.0.0"], tgzPath("4.0.0")
 
-	e.mirror.FailNext(path, 1<<20, http.StatusServiceUnavailable)
+	// The host fetches the .sha512 (retrying a 503, not a 404) and kafkaup
+	// reads it; with none to be had, the tarball is never asked for.
+	e.mirror.FailNext(path+".sha512", 1, http.StatusServiceUnavailable)
+	e.mirror.FailNext(path+".sha512", 1, http.StatusNotFound)
 	r := e.provision(ctx, "--swap", "0", "--kafka-url", url)
+	harness.MustFail(t, r, 1, "could not get the sha512 checksum of kafka_2.13-4.0.0: "+url+".sha512 (HTTP 404). Nothing was installed.", "--kafka-sha512")
+	if got := retries(lastLog(t, e), url+".sha512"); fmt.Sprint(got) != "[[1 HTTP 503 2]]" {
+		t.Errorf("checksum retries logged: %v", got)
+	}
+	if got := requestsFor(e.mirror, path+".sha512"); strings.Join(got, ",") != "503,404" {
+		t.Errorf("mirror answered %v for the checksum", got)
+	}
+	if got := requestsFor(e.mirror, path); len(got) != 0 {
+		t.Errorf("the tarball was downloaded without a checksum: %v", got)
+	}
+	if left := e.sh(t, "ls -A /opt/kafka 2>/dev/null | grep -v '^.download$' || true"); left != "" {
+		t.Errorf("after the failed checksum /opt/kafka holds %q", left)
+	}
+
+	checksumFaults := e.mirror.FaultsServed()
+
+	e.mirror.FailNext(path, 1<<20, http.StatusServiceUnavailable)
+	r = e.provision(ctx, "--swap", "0", "--kafka-url", url)
 	harness.MustFail(t, r, 1, "could not download kafka_2.13-4.0.0.tgz: "+url+" (HTTP 503, on all 5 attempts)",
 		"Nothing was installed", "--kafka-url with another mirror", "--kafka-tarball", "rerun")
 	got := retries(lastLog(t, e), url)
@@ -177,5 +199,5 @@ func TestMirrorDown(t *testing.T) {
 	if !strings.Contains(r.Stdout, "nothing changed") {
 		t.Errorf("not converged:\n%s", r)
 	}
-	t.Logf("faults injected: HTTP 503 on every download, %d served; the run gave up after %s with delays %vs between attempts", e.mirror.FaultsServed(), failedFor.Round(100*time.Millisecond), delays)
+	t.Logf("faults injected: HTTP 503 on every download, %d served; the run gave up after %s with delays %vs between attempts", e.mirror.FaultsServed()-checksumFaults, failedFor.Round(100*time.Millisecond), delays)
 }
