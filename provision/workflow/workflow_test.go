@@ -349,11 +349,16 @@ func TestLocalTarballChecked(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "kafka_2.13-4.0.0.tgz")
 	os.WriteFile(path, []byte("not kafka"), 0o600)
-	os.WriteFile(path+".sha512", []byte("kafka_2.13-4.0.0.tgz: 00722AB0 A6B954E0\n 0006994B\n"), 0o600)
+	apache := "kafka_2.13-4.0.0.tgz: " + strings.TrimSpace(strings.Repeat("00722AB0 A6B954E0 \n", 8)) + "\n"
+	os.WriteFile(path+".sha512", []byte(apache), 0o600)
 	s := provision.DefaultSpec()
 	s.Source.LocalTarball = path
 	if err := checkLocalTarball(&s); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Errorf("sidecar mismatch: %v", err)
+	}
+	os.WriteFile(path+".sha512", []byte("kafka_2.13-4.0.0.tgz: 00722AB0\n"), 0o600)
+	if err := checkLocalTarball(&s); err == nil || !strings.Contains(err.Error(), "Fix or remove that file") {
+		t.Errorf("damaged sidecar: %v", err)
 	}
 	os.Remove(path + ".sha512")
 	s.Source.SHA512 = ""
