@@ -1,0 +1,254 @@
+package cloud
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// KafkaPort and SSHPort are the only ports the security group opens.
+const (
+	SSHPort   = 22
+	KafkaPort = 9092
+)
+
+func (cr *creation) ensureSecurityGroup(ctx context.Context) (*types.SecurityGroup, error) {
+	c, p, name := cr.c, cr.p, cr.name
+	rn := resourceName(name)
+	sgs, err := c.describeSecurityGroups(ctx, brokerFilters(name))
+	if err != nil {
+		return nil, fmt.Errorf("find security group: %w", err)
+	}
+	if len(sgs) > 1 {
+		return nil, fmt.Errorf("broker %s has %d security groups tagged as its own; destroy it and create it again", name, len(sgs))
+	}
+	if len(sgs) == 1 {
+		sg := sgs[0]
+		if v := aws.ToString(sg.VpcId); v != p.vpcID {
+			return nil, fmt.Errorf("the broker's security group %s is in %s but subnet %s is in %s: create it in the same VPC as before (--subnet), or destroy broker %s first", aws.ToString(sg.GroupId), v, p.subnetID, p.vpcID, name)
+		}
+		c.logf("security group %s: found %s", rn, aws.ToString(sg.GroupId))
+		return &sg, nil
+	}
+	out, err := c.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+		GroupName:         aws.String(rn),
+		Description:       aws.String(fmt.Sprintf("kafkaup broker %s: SSH and Kafka from allowed addresses", name)),
+		VpcId:             aws.String(p.vpcID),
+		TagSpecifications: tagSpec(types.ResourceTypeSecurityGroup, name),
+	})
+	if err != nil {
+		if !hasCode(err, "InvalidGroup.Duplicate") {
+			return nil, fmt.Errorf("create security group: %w", err)
+		}
+		// The name is taken in this VPC: by this broker's group from an
+		// earlier run that the lookup by tag does not show yet, or by
+		// one kafkaup did not create.
+		sg, lerr := c.securityGroupByName(ctx, rn, p.vpcID)
+		if lerr != nil {
+			return nil, lerr
+		}
+		if !ownedBy(sg.Tags, name) {
+			return nil, fmt.Errorf("a security group named %s exists in %s but is not tagged as kafkaup's broker %s, and kafkaup never touches what it did not tag: delete it if it is a leftover or choose another broker name: %w", rn, p.vpcID, name, err)
+		}
+		c.logf("security group %s: found %s by name (the lookup by tag did not show it yet)", rn, aws.ToString(sg.GroupId))
+		return sg, nil
+	}
+	cr.made.SecurityGroups = append(cr.made.SecurityGroups, SecurityGroup{ID: aws.ToString(out.GroupId), Name: rn, VpcID: p.vpcID})
+	c.logf("security group %s: created %s in %s", rn, aws.ToString(out.GroupId), p.vpcID)
+	// Just created: no ingress rules yet (AWS adds only the default egress).
+	return &types.SecurityGroup{GroupId: out.GroupId, GroupName: aws.String(rn), VpcId: aws.String(p.vpcID)}, nil
+}
+
+// securityGroupByName is the group named rn in vpcID, waiting for EC2 to
+// show it (CreateSecurityGroup has just said it exists).
+func (c *Cloud) securityGroupByName(ctx context.Context, rn, vpcID string) (*types.SecurityGroup, error) {
+	return c.securityGroupWhere(ctx, "find security group "+rn+" in "+vpcID+" by name", []types.Filter{
+		{Name: aws.String("group-name"), Values: []string{rn}},
+		{Name: aws.String("vpc-id"), Values: []string{vpcID}},
+	})
+}
+
+// securityGroupByID reads group id again, waiting for EC2 to show it.
+func (c *Cloud) securityGroupByID(ctx context.Context, id string) (*types.SecurityGroup, error) {
+	return c.securityGroupWhere(ctx, "read security group "+id, []types.Filter{{Name: aws.String("group-id"), Values: []string{id}}})
+}
+
+func (c *Cloud) securityGroupWhere(ctx context.Context, what string, filters []types.Filter) (*types.SecurityGroup, error) {
+	var sg *types.SecurityGroup
+	err := c.untilVisible(ctx, what, notYet("InvalidGroup.NotFound"), func() error {
+		sgs, err := c.describeSecurityGroups(ctx, filters)
+		if err != nil {
+			return err
+		}
+		if len(sgs) != 1 {
+			return errNotListed
+		}
+		sg = &sgs[0]
+		return nil
+	})
+	return sg, err
+}
+
+// rule is one ingress permission for one source.
+type rule struct {
+	proto    string
+	from, to int32
+	source   string // CIDR, "sg:ID", "pl:ID"
+}
+
+func (r rule) String() string {
+	if r.from == r.to {
+		return fmt.Sprintf("%s/%d from %s", r.proto, r.from, r.source)
+	}
+	return fmt.Sprintf("%s/%d-%d from %s", r.proto, r.from, r.to, r.source)
+}
+
+func (r rule) permission() types.IpPermission {
+	perm := types.IpPermission{IpProtocol: aws.String(r.proto)}
+	if r.proto != "-1" {
+		perm.FromPort, perm.ToPort = aws.Int32(r.from), aws.Int32(r.to)
+	}
+	switch {
+	case strings.HasPrefix(r.source, "sg:"):
+		perm.UserIdGroupPairs = []types.UserIdGroupPair{{GroupId: aws.String(strings.TrimPrefix(r.source, "sg:"))}}
+	case strings.HasPrefix(r.source, "pl:"):
+		perm.PrefixListIds = []types.PrefixListId{{PrefixListId: aws.String(strings.TrimPrefix(r.source, "pl:"))}}
+	case strings.Contains(r.source, ":"):
+		perm.Ipv6Ranges = []types.Ipv6Range{{CidrIpv6: aws.String(r.source)}}
+	default:
+		perm.IpRanges = []types.IpRange{{CidrIp: aws.String(r.source)}}
+	}
+	return perm
+}
+
+func rulesOf(perms []types.IpPermission) []rule {
+	var out []rule
+	for _, p := range perms {
+		r := rule{proto: aws.ToString(p.IpProtocol), from: aws.ToInt32(p.FromPort), to: aws.ToInt32(p.ToPort)}
+		for _, x := range p.IpRanges {
+			r.source = aws.ToString(x.CidrIp)
+			out = append(out, r)
+		}
+		for _, x := range p.Ipv6Ranges {
+			r.source = aws.ToString(x.CidrIpv6)
+			out = append(out, r)
+		}
+		for _, x := range p.UserIdGroupPairs {
+			r.source = "sg:" + aws.ToString(x.GroupId)
+			out = append(out, r)
+		}
+		for _, x := range p.PrefixListIds {
+			r.source = "pl:" + aws.ToString(x.PrefixListId)
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func wantedRules(cidrs []netip.Prefix) []rule {
+	var out []rule
+	for _, port := range []int32{SSHPort, KafkaPort} {
+		for _, c := range cidrs {
+			out = append(out, rule{proto: "tcp", from: port, to: port, source: c.String()})
+		}
+	}
+	return out
+}
+
+// diffRules: what to revoke (in have, not wanted) and to add (wanted, not
+// in have).
+func diffRules(have, want []rule) (revoke, add []rule) {
+	inHave, inWant := map[rule]bool{}, map[rule]bool{}
+	for _, r := range have {
+		inHave[r] = true
+	}
+	for _, r := range want {
+		inWant[r] = true
+		if !inHave[r] {
+			add = append(add, r)
+		}
+	}
+	for _, r := range have {
+		if !inWant[r] {
+			revoke = append(revoke, r)
+		}
+	}
+	return revoke, add
+}
+
+// reconcileIngress makes the group's ingress exactly tcp 22 and 9092 from
+// cidrs: it revokes every other rule and adds the missing ones (tagged).
+// A group created a moment ago may answer InvalidGroup.NotFound for a
+// while; that is waited out. A change EC2 made but whose answer was lost
+// (the SDK then retries it) answers InvalidPermission.Duplicate or
+// .NotFound: the rules are read again and the rest is done.
+func (c *Cloud) reconcileIngress(ctx context.Context, sg *types.SecurityGroup, cidrs []netip.Prefix, name string) error {
+	id := aws.ToString(sg.GroupId)
+	have := rulesOf(sg.IpPermissions)
+	for pass := 1; ; pass++ {
+		err := c.applyIngress(ctx, id, have, cidrs, name)
+		if err == nil || pass == 3 || !hasCode(err, "InvalidPermission.Duplicate", "InvalidPermission.NotFound") {
+			return err
+		}
+		c.logf("security group %s: %s; reading its rules again", id, errorCode(err))
+		g, rerr := c.securityGroupByID(ctx, id)
+		if rerr != nil {
+			return fmt.Errorf("%w (after: %v)", rerr, err)
+		}
+		have = rulesOf(g.IpPermissions)
+	}
+}
+
+func (c *Cloud) applyIngress(ctx context.Context, id string, have []rule, cidrs []netip.Prefix, name string) error {
+	revoke, add := diffRules(have, wantedRules(cidrs))
+	groupNotYet := notYet("InvalidGroup.NotFound")
+	if len(revoke) > 0 {
+		var perms []types.IpPermission
+		for _, r := range revoke {
+			perms = append(perms, r.permission())
+		}
+		what := fmt.Sprintf("revoke %s on %s", joinRules(revoke), id)
+		err := c.untilVisible(ctx, what, groupNotYet, func() error {
+			_, err := c.EC2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		c.logf("security group %s: revoked %s", id, joinRules(revoke))
+	}
+	if len(add) > 0 {
+		var perms []types.IpPermission
+		for _, r := range add {
+			perms = append(perms, r.permission())
+		}
+		what := fmt.Sprintf("allow %s on %s", joinRules(add), id)
+		err := c.untilVisible(ctx, what, groupNotYet, func() error {
+			_, err := c.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+				GroupId: aws.String(id), IpPermissions: perms,
+				TagSpecifications: tagSpec(types.ResourceTypeSecurityGroupRule, name),
+			})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		c.logf("security group %s: allowed %s", id, joinRules(add))
+	}
+	return nil
+}
+
+func joinRules(rs []rule) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, r.String())
+	}
+	sort.Strings(s)
+	return strings.Join(s, ", ")
+}
