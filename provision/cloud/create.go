@@ -146,8 +146,3 @@ func instanceIDs(is []Instance) string {
 	}
 	return strings.Join(ids, ", ")
 }
-
-// ownedBy: tagged as kafkaup's broker name's.
-func ownedBy(tags []types.Tag, name string) bool {
-	return tagValue(tags, TagBroker) == name && tagValue(tags, TagManaged) == "true"
-}

@@ -21,47 +21,24 @@ import (
 func (cr *creation) ensureKeyPair(ctx context.Context, haveInstance bool) (string, error) {
 	c, name := cr.c, cr.name
 	rn := resourceName(name)
-	kps, err := c.describeKeyPairs(ctx, brokerFilters(name))
+	kp, err := ensureOwned(ctx, c, name, ownedKind[types.KeyPairInfo]{
+		kind: "key pair", createOp: "import", duplicate: "InvalidKeyPair.Duplicate",
+		deleteHint: " (aws ec2 delete-key-pair --key-name " + rn + ")",
+		id:         func(kp types.KeyPairInfo) string { return aws.ToString(kp.KeyPairId) },
+		tags:       func(kp types.KeyPairInfo) []types.Tag { return kp.Tags },
+		tagged: func(ctx context.Context) ([]types.KeyPairInfo, error) {
+			return c.describeKeyPairs(ctx, brokerFilters(name))
+		},
+		named: func(ctx context.Context) (*types.KeyPairInfo, error) { return cr.keyPairByName(ctx, rn) },
+		keep: func(ctx context.Context, kp types.KeyPairInfo) (bool, error) {
+			return cr.keepKeyPair(ctx, kp, haveInstance)
+		},
+		create: cr.importKeyPair,
+	})
 	if err != nil {
-		return "", fmt.Errorf("find key pair: %w", err)
+		return "", err
 	}
-	if len(kps) > 1 {
-		return "", fmt.Errorf("broker %s has %d key pairs tagged as its own; destroy it and create it again", name, len(kps))
-	}
-	var found *types.KeyPairInfo
-	if len(kps) == 1 {
-		found = &kps[0]
-	}
-	for byName := false; ; byName = true {
-		if found != nil {
-			keep, err := cr.keepKeyPair(ctx, *found, haveInstance)
-			if err != nil {
-				return "", err
-			}
-			if keep {
-				return aws.ToString(found.KeyName), nil
-			}
-		}
-		importErr := cr.importKeyPair(ctx)
-		if importErr == nil {
-			return rn, nil
-		}
-		if !hasCode(importErr, "InvalidKeyPair.Duplicate") || byName {
-			return "", fmt.Errorf("import key pair: %w", importErr)
-		}
-		// The name is taken: by this broker's key pair from an earlier
-		// run that the lookup by tag does not show yet, or by one
-		// kafkaup did not create.
-		kp, err := cr.keyPairByName(ctx, rn)
-		if err != nil {
-			return "", err
-		}
-		if !ownedBy(kp.Tags, name) {
-			return "", fmt.Errorf("a key pair named %s exists but is not tagged as kafkaup's broker %s, and kafkaup never touches what it did not tag: delete it if it is a leftover (aws ec2 delete-key-pair --key-name %s) or choose another broker name: %w", rn, name, rn, importErr)
-		}
-		c.logf("key pair %s: found %s by name (the lookup by tag did not show it yet)", rn, aws.ToString(kp.KeyPairId))
-		found = kp
-	}
+	return aws.ToString(kp.KeyName), nil
 }
 
 // keepKeyPair decides about the broker's existing key pair kp: keep it,
@@ -90,14 +67,14 @@ func (cr *creation) keepKeyPair(ctx context.Context, kp types.KeyPairInfo, haveI
 
 // importKeyPair imports the requested public key, or a new one whose
 // private half it keeps in cr.privateKey.
-func (cr *creation) importKeyPair(ctx context.Context) error {
+func (cr *creation) importKeyPair(ctx context.Context) (*types.KeyPairInfo, error) {
 	c, p, name := cr.c, cr.p, cr.name
 	rn := resourceName(name)
 	pub, priv := p.pubKey, []byte(nil)
 	if pub == nil {
 		var err error
 		if priv, pub, err = generateKey(rn); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	out, err := c.EC2.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
@@ -106,12 +83,12 @@ func (cr *creation) importKeyPair(ctx context.Context) error {
 		TagSpecifications: tagSpec(types.ResourceTypeKeyPair, name),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cr.privateKey = priv
 	cr.made.KeyPairs = append(cr.made.KeyPairs, KeyPair{ID: aws.ToString(out.KeyPairId), Name: rn})
 	c.logf("key pair %s: imported %s", rn, aws.ToString(out.KeyPairId))
-	return nil
+	return &types.KeyPairInfo{KeyPairId: out.KeyPairId, KeyName: aws.String(rn)}, nil
 }
 
 // keyPairByName is the key pair named rn, waiting for EC2 to show it

@@ -18,24 +18,39 @@ const (
 	KafkaPort = 9092
 )
 
+// ensureSecurityGroup returns the broker's security group, which must be
+// in the VPC of the subnet the instance is launched in, creating it
+// (without ingress rules) if needed.
 func (cr *creation) ensureSecurityGroup(ctx context.Context) (*types.SecurityGroup, error) {
 	c, p, name := cr.c, cr.p, cr.name
 	rn := resourceName(name)
-	sgs, err := c.describeSecurityGroups(ctx, brokerFilters(name))
-	if err != nil {
-		return nil, fmt.Errorf("find security group: %w", err)
-	}
-	if len(sgs) > 1 {
-		return nil, fmt.Errorf("broker %s has %d security groups tagged as its own; destroy it and create it again", name, len(sgs))
-	}
-	if len(sgs) == 1 {
-		sg := sgs[0]
-		if v := aws.ToString(sg.VpcId); v != p.vpcID {
-			return nil, fmt.Errorf("the broker's security group %s is in %s but subnet %s is in %s: create it in the same VPC as before (--subnet), or destroy broker %s first", aws.ToString(sg.GroupId), v, p.subnetID, p.vpcID, name)
-		}
-		c.logf("security group %s: found %s", rn, aws.ToString(sg.GroupId))
-		return &sg, nil
-	}
+	return ensureOwned(ctx, c, name, ownedKind[types.SecurityGroup]{
+		kind: "security group", createOp: "create", duplicate: "InvalidGroup.Duplicate",
+		where: " in " + p.vpcID,
+		id:    func(sg types.SecurityGroup) string { return aws.ToString(sg.GroupId) },
+		tags:  func(sg types.SecurityGroup) []types.Tag { return sg.Tags },
+		tagged: func(ctx context.Context) ([]types.SecurityGroup, error) {
+			return c.describeSecurityGroups(ctx, brokerFilters(name))
+		},
+		named: func(ctx context.Context) (*types.SecurityGroup, error) {
+			return c.securityGroupByName(ctx, rn, p.vpcID)
+		},
+		keep: func(_ context.Context, sg types.SecurityGroup) (bool, error) {
+			if v := aws.ToString(sg.VpcId); v != p.vpcID {
+				return false, fmt.Errorf("the broker's security group %s is in %s but subnet %s is in %s: create it in the same VPC as before (--subnet), or destroy broker %s first", aws.ToString(sg.GroupId), v, p.subnetID, p.vpcID, name)
+			}
+			c.logf("security group %s: found %s", rn, aws.ToString(sg.GroupId))
+			return true, nil
+		},
+		create: cr.createSecurityGroup,
+	})
+}
+
+// createSecurityGroup creates the broker's security group in the subnet's
+// VPC, tagged.
+func (cr *creation) createSecurityGroup(ctx context.Context) (*types.SecurityGroup, error) {
+	c, p, name := cr.c, cr.p, cr.name
+	rn := resourceName(name)
 	out, err := c.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
 		GroupName:         aws.String(rn),
 		Description:       aws.String(fmt.Sprintf("kafkaup broker %s: SSH and Kafka from allowed addresses", name)),
@@ -43,21 +58,7 @@ func (cr *creation) ensureSecurityGroup(ctx context.Context) (*types.SecurityGro
 		TagSpecifications: tagSpec(types.ResourceTypeSecurityGroup, name),
 	})
 	if err != nil {
-		if !hasCode(err, "InvalidGroup.Duplicate") {
-			return nil, fmt.Errorf("create security group: %w", err)
-		}
-		// The name is taken in this VPC: by this broker's group from an
-		// earlier run that the lookup by tag does not show yet, or by
-		// one kafkaup did not create.
-		sg, lerr := c.securityGroupByName(ctx, rn, p.vpcID)
-		if lerr != nil {
-			return nil, lerr
-		}
-		if !ownedBy(sg.Tags, name) {
-			return nil, fmt.Errorf("a security group named %s exists in %s but is not tagged as kafkaup's broker %s, and kafkaup never touches what it did not tag: delete it if it is a leftover or choose another broker name: %w", rn, p.vpcID, name, err)
-		}
-		c.logf("security group %s: found %s by name (the lookup by tag did not show it yet)", rn, aws.ToString(sg.GroupId))
-		return sg, nil
+		return nil, err
 	}
 	cr.made.SecurityGroups = append(cr.made.SecurityGroups, SecurityGroup{ID: aws.ToString(out.GroupId), Name: rn, VpcID: p.vpcID})
 	c.logf("security group %s: created %s in %s", rn, aws.ToString(out.GroupId), p.vpcID)
