@@ -92,7 +92,7 @@ func (cr *creation) run(ctx context.Context) (*Broker, string, error) {
 		return nil, step, err
 	}
 	step = "security group rules of " + rn
-	if err := c.reconcileIngress(ctx, sg, p.cidrs, name); err != nil {
+	if err := c.reconcileIngress(ctx, sg, wantedRules(p.cidrs, p.ports), name); err != nil {
 		return nil, step, err
 	}
 

@@ -12,11 +12,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
-// KafkaPort and SSHPort are the only ports the security group opens.
+// SSHPort and KafkaPort are the ports the security group opens when
+// CreateRequest.Ports is empty.
 const (
 	SSHPort   = 22
 	KafkaPort = 9092
 )
+
+// defaultPorts is what an empty CreateRequest.Ports means.
+var defaultPorts = []int32{SSHPort, KafkaPort}
 
 // ensureSecurityGroup returns the broker's security group, which must be
 // in the VPC of the subnet the instance is launched in, creating it
@@ -152,9 +156,10 @@ func rulesOf(perms []types.IpPermission) []rule {
 	return out
 }
 
-func wantedRules(cidrs []netip.Prefix) []rule {
+// wantedRules: TCP on each of ports from each of cidrs.
+func wantedRules(cidrs []netip.Prefix, ports []int32) []rule {
 	var out []rule
-	for _, port := range []int32{SSHPort, KafkaPort} {
+	for _, port := range ports {
 		for _, c := range cidrs {
 			out = append(out, rule{proto: "tcp", from: port, to: port, source: c.String()})
 		}
@@ -183,17 +188,17 @@ func diffRules(have, want []rule) (revoke, add []rule) {
 	return revoke, add
 }
 
-// reconcileIngress makes the group's ingress exactly tcp 22 and 9092 from
-// cidrs: it revokes every other rule and adds the missing ones (tagged).
+// reconcileIngress makes the group's ingress exactly the rules in want:
+// it revokes every other rule and adds the missing ones (tagged).
 // A group created a moment ago may answer InvalidGroup.NotFound for a
 // while; that is waited out. A change EC2 made but whose answer was lost
 // (the SDK then retries it) answers InvalidPermission.Duplicate or
 // .NotFound: the rules are read again and the rest is done.
-func (c *Cloud) reconcileIngress(ctx context.Context, sg *types.SecurityGroup, cidrs []netip.Prefix, name string) error {
+func (c *Cloud) reconcileIngress(ctx context.Context, sg *types.SecurityGroup, want []rule, name string) error {
 	id := aws.ToString(sg.GroupId)
 	have := rulesOf(sg.IpPermissions)
 	for pass := 1; ; pass++ {
-		err := c.applyIngress(ctx, id, have, cidrs, name)
+		err := c.applyIngress(ctx, id, have, want, name)
 		if err == nil || pass == 3 || !hasCode(err, "InvalidPermission.Duplicate", "InvalidPermission.NotFound") {
 			return err
 		}
@@ -206,8 +211,8 @@ func (c *Cloud) reconcileIngress(ctx context.Context, sg *types.SecurityGroup, c
 	}
 }
 
-func (c *Cloud) applyIngress(ctx context.Context, id string, have []rule, cidrs []netip.Prefix, name string) error {
-	revoke, add := diffRules(have, wantedRules(cidrs))
+func (c *Cloud) applyIngress(ctx context.Context, id string, have, want []rule, name string) error {
+	revoke, add := diffRules(have, want)
 	groupNotYet := notYet("InvalidGroup.NotFound")
 	if len(revoke) > 0 {
 		var perms []types.IpPermission

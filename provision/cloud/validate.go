@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -36,9 +37,15 @@ type CreateRequest struct {
 	// SubnetID defaults to a default subnet of the default VPC in a zone
 	// that offers the instance type.
 	SubnetID string
-	// AllowCIDRs may reach ports 22 and 9092, nothing else (at least one;
-	// IPv4 or IPv6, without host bits). The caller adds the caller's /32.
+	// AllowCIDRs may reach Ports, nothing else (at least one; IPv4 or
+	// IPv6, without host bits). The caller adds the caller's /32.
 	AllowCIDRs []string
+	// Ports are the TCP ports the security group opens to AllowCIDRs: all
+	// of them, 1 to 65535 (duplicates are dropped). Empty means SSHPort
+	// and KafkaPort. kafkaup provisions over SSH, so a list that leaves
+	// out SSHPort gives a broker it cannot reach. A rule for a port no
+	// longer listed is revoked when create runs again.
+	Ports []int32
 	// ElasticIP: allocate an Elastic IP (tagged as the broker's; Destroy
 	// releases it) and associate it. EIPAllocationID instead associates
 	// the user's own, which is never tagged and never released.
@@ -52,7 +59,8 @@ type CreateRequest struct {
 type plan struct {
 	req        CreateRequest
 	cidrs      []netip.Prefix
-	arch       string // amd64, arm64
+	ports      []int32 // Ports, or defaultPorts
+	arch       string  // amd64, arm64
 	ec2Arch    types.ArchitectureValues
 	ami        string
 	rootDevice string
@@ -164,6 +172,17 @@ func (p *plan) checkLocal() error {
 			seen[pfx] = true
 			p.cidrs = append(p.cidrs, pfx)
 		}
+	}
+	for _, port := range r.Ports {
+		if port < 1 || port > 65535 {
+			return fmt.Errorf("port %d is out of range: use 1 to 65535", port)
+		}
+		if !slices.Contains(p.ports, port) {
+			p.ports = append(p.ports, port)
+		}
+	}
+	if len(p.ports) == 0 {
+		p.ports = defaultPorts
 	}
 	if r.SSHPublicKey != nil {
 		key, _, _, _, err := ssh.ParseAuthorizedKey(r.SSHPublicKey)
