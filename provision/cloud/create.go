@@ -12,10 +12,12 @@ import (
 
 // Create makes broker req.Name exist: key pair, security group with exactly
 // the requested ingress, a running instance and, if asked, an associated
-// Elastic IP. It validates req first (nothing is created on bad input) and
-// then, step by step, finds by tag what an earlier run created and creates
-// only what is missing, tagging everything in the create call. Errors after
-// validation are *CreateError: the step, the cause and what exists.
+// Elastic IP. It validates req first, as Validate does, and returns its
+// error as it is (a *RequestError when the request is at fault; nothing is
+// created). Then, step by step, it finds by tag what an earlier run created
+// and creates only what is missing, tagging everything in the create call.
+// Errors after validation are *CreateError: the step, the cause and what
+// exists.
 func (c *Cloud) Create(ctx context.Context, req CreateRequest) (*Broker, error) {
 	p, err := c.resolve(ctx, req)
 	if err != nil {
