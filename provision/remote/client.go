@@ -381,20 +381,6 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 	}
 }
 
-// Home returns the login user's home directory (where uploads are staged).
-func (c *Client) Home(ctx context.Context) (string, error) {
-	conn, err := c.connect(ctx)
-	if err != nil {
-		return "", err
-	}
-	sc, err := sftp.NewClient(conn)
-	if err != nil {
-		return "", fmt.Errorf("start SFTP on %s (is the sftp subsystem enabled in sshd?): %w", c.cfg.Host, err)
-	}
-	defer sc.Close()
-	return sc.Getwd()
-}
-
 func (c *Client) logf(format string, args ...any) {
 	if c.cfg.Log != nil {
 		fmt.Fprintf(c.cfg.Log, format+"\n", args...)
