@@ -157,7 +157,9 @@ type Cloud struct {
 // config and credentials files, AWS_PROFILE, SSO, AWS_ENDPOINT_URL, ...)
 // with region overriding the configured one when not empty, checks that
 // credentials and a region are there, and returns a Cloud on it. optFns are
-// passed to config.LoadDefaultConfig after kafkaup's own.
+// passed to config.LoadDefaultConfig after kafkaup's own. No region, or a
+// malformed one, is a *RequestError; no usable credentials a
+// *CredentialsError.
 func New(ctx context.Context, region string, optFns ...func(*config.LoadOptions) error) (*Cloud, error) {
 	var opts []func(*config.LoadOptions) error
 	if region != "" {
@@ -174,16 +176,16 @@ func New(ctx context.Context, region string, optFns ...func(*config.LoadOptions)
 // NewFromConfig is New on an already loaded SDK configuration.
 func NewFromConfig(ctx context.Context, cfg aws.Config) (*Cloud, error) {
 	if cfg.Region == "" {
-		return nil, errors.New("no AWS region is configured: pass --region (for example --region us-east-1), set AWS_REGION, or set a region in your profile with `aws configure`")
+		return nil, &RequestError{Err: errors.New("no AWS region is configured: pass --region (for example --region us-east-1), set AWS_REGION, or set a region in your profile with `aws configure`")}
 	}
 	if err := checkRegionName(cfg.Region); err != nil {
 		return nil, err
 	}
 	if cfg.Credentials == nil {
-		return nil, errNoCredentials(nil)
+		return nil, &CredentialsError{}
 	}
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-		return nil, errNoCredentials(err)
+		return nil, &CredentialsError{Err: err}
 	}
 	c := &Cloud{Region: cfg.Region}
 	c.EC2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Retryer = c.sdkRetryer(cfg, o.Retryer, o.RetryMode) })
@@ -192,19 +194,11 @@ func NewFromConfig(ctx context.Context, cfg aws.Config) (*Cloud, error) {
 	return c, nil
 }
 
-func errNoCredentials(err error) error {
-	const advice = "no usable AWS credentials: run `aws configure` (access keys) or `aws sso login --profile P` and set AWS_PROFILE=P, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-	if err == nil {
-		return errors.New(advice)
-	}
-	return fmt.Errorf("%s: %w", advice, err)
-}
-
 var regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 
 func checkRegionName(region string) error {
 	if !regionRE.MatchString(region) {
-		return fmt.Errorf("%q is not an AWS region name (they look like us-east-1 or eu-central-1); `aws ec2 describe-regions` lists them", region)
+		return requestErrorf("%q is not an AWS region name (they look like us-east-1 or eu-central-1); `aws ec2 describe-regions` lists them", region)
 	}
 	return nil
 }

@@ -8,6 +8,59 @@ import (
 	"github.com/aws/smithy-go"
 )
 
+// RequestError is a request that cannot be carried out as given, because
+// of what the user asked for: a malformed name, CIDR, port, key or id; no
+// allowed CIDR (ErrNoAllowedCIDR); no region, or one that does not exist or
+// is not enabled; an instance type, AMI, SSM parameter, subnet or Elastic
+// IP that does not exist or does not fit; no default VPC or subnet to fall
+// back on. Nothing was created, and running again unchanged fails the same
+// way: the user has to change the request (for a CLI, a usage error).
+// Its message is the advice to show.
+//
+// New, NewFromConfig, ValidateLocal and Validate return it as it is, and
+// Create too when the request fails validation. A failure to check (AWS
+// unreachable, throttling that outlasted the retries, credentials AWS
+// rejected, a missing permission) is never a RequestError: the request may
+// be fine. Missing credentials are a *CredentialsError. A *CreateError may
+// hold a RequestError in its chain (the user's Elastic IP was released
+// while Create ran); test for *CreateError first.
+type RequestError struct {
+	Err error
+}
+
+func (e *RequestError) Error() string { return e.Err.Error() }
+func (e *RequestError) Unwrap() error { return e.Err }
+
+func requestErrorf(format string, args ...any) error {
+	return &RequestError{Err: fmt.Errorf(format, args...)}
+}
+
+// ErrNoAllowedCIDR is CreateRequest.AllowCIDRs left empty, wrapped in a
+// *RequestError. A caller that opens the broker to the user's own address
+// when none was given can tell it apart from other bad input with
+// errors.Is, and fill in AllowCIDRs before Validate.
+var ErrNoAllowedCIDR = errors.New("no address may reach the broker: allow at least one CIDR (--allow-cidr 203.0.113.7/32)")
+
+// CredentialsError is New or NewFromConfig finding no usable AWS
+// credentials in the SDK's configuration chain; nothing was sent to AWS.
+// Err is the chain's error, nil when no credentials provider is configured
+// at all. Credentials that AWS itself rejects later (AuthFailure,
+// ExpiredToken) come back from the call that used them, with advice.
+type CredentialsError struct {
+	Err error
+}
+
+const credentialsAdvice = "no usable AWS credentials: run `aws configure` (access keys) or `aws sso login --profile P` and set AWS_PROFILE=P, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+
+func (e *CredentialsError) Error() string {
+	if e.Err == nil {
+		return credentialsAdvice
+	}
+	return credentialsAdvice + ": " + e.Err.Error()
+}
+
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
 // CreateError is what Create returns once it has started creating things:
 // the step that failed, the cause, and the broker's resources that exist
 // now (looked up by tag after the failure), so the user can choose between

@@ -199,7 +199,7 @@ func TestDiffRules(t *testing.T) {
 		{"tcp", 0, 65535, "203.0.113.7/32"},    // revoke: wider ports
 		{"-1", 0, 0, "sg:sg-1"},                // revoke: group source
 	}
-	revoke, add := diffRules(have, wantedRules(cidrs))
+	revoke, add := diffRules(have, wantedRules(cidrs, defaultPorts))
 	if got := joinRules(revoke); got != "-1/0 from sg:sg-1, tcp/0-65535 from 203.0.113.7/32, tcp/22 from 0.0.0.0/0, tcp/9092 from 198.51.100.1/32" {
 		t.Errorf("revoke %s", got)
 	}

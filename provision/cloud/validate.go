@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -36,9 +37,15 @@ type CreateRequest struct {
 	// SubnetID defaults to a default subnet of the default VPC in a zone
 	// that offers the instance type.
 	SubnetID string
-	// AllowCIDRs may reach ports 22 and 9092, nothing else (at least one;
-	// IPv4 or IPv6, without host bits). The caller adds the caller's /32.
+	// AllowCIDRs may reach Ports, nothing else (at least one; IPv4 or
+	// IPv6, without host bits). The caller adds the caller's /32.
 	AllowCIDRs []string
+	// Ports are the TCP ports the security group opens to AllowCIDRs: all
+	// of them, 1 to 65535 (duplicates are dropped). Empty means SSHPort
+	// and KafkaPort. kafkaup provisions over SSH, so a list that leaves
+	// out SSHPort gives a broker it cannot reach. A rule for a port no
+	// longer listed is revoked when create runs again.
+	Ports []int32
 	// ElasticIP: allocate an Elastic IP (tagged as the broker's; Destroy
 	// releases it) and associate it. EIPAllocationID instead associates
 	// the user's own, which is never tagged and never released.
@@ -52,7 +59,8 @@ type CreateRequest struct {
 type plan struct {
 	req        CreateRequest
 	cidrs      []netip.Prefix
-	arch       string // amd64, arm64
+	ports      []int32 // Ports, or defaultPorts
+	arch       string  // amd64, arm64
 	ec2Arch    types.ArchitectureValues
 	ami        string
 	rootDevice string
@@ -66,7 +74,7 @@ var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
 func checkName(name string) error {
 	if !nameRE.MatchString(name) || strings.HasSuffix(name, "-") {
-		return fmt.Errorf("%q is not a valid broker name: use 1 to 40 lowercase letters, digits and '-', starting with a letter and not ending with '-' (for example demo or kafka-1)", name)
+		return requestErrorf("%q is not a valid broker name: use 1 to 40 lowercase letters, digits and '-', starting with a letter and not ending with '-' (for example demo or kafka-1)", name)
 	}
 	return nil
 }
@@ -75,7 +83,11 @@ func checkName(name string) error {
 // name, the CIDRs, the SSH key, that the region exists, that the instance
 // type exists there, that the AMI (or its parameter) resolves to an image
 // of the right architecture, that the subnet (or a default VPC) exists and
-// that the user's Elastic IP exists. It creates nothing.
+// that the user's Elastic IP exists. It creates nothing. What is wrong
+// with the request is a *RequestError (ErrNoAllowedCIDR when AllowCIDRs is
+// empty); an error of any other type is a failure to check (AWS
+// unreachable, throttled, credentials or permissions), after which the
+// request may well be fine.
 func (c *Cloud) Validate(ctx context.Context, req CreateRequest) error {
 	_, err := c.resolve(ctx, req)
 	return err
@@ -96,7 +108,7 @@ func (c *Cloud) resolve(ctx context.Context, req CreateRequest) (*plan, error) {
 	}
 	p.ec2Arch, p.arch = pickArch(it.ProcessorInfo)
 	if p.arch == "" {
-		return nil, fmt.Errorf("instance type %s supports none of x86_64 and arm64; choose another --instance-type", req.InstanceType)
+		return nil, requestErrorf("instance type %s supports none of x86_64 and arm64; choose another --instance-type", req.InstanceType)
 	}
 	if err := c.resolveImage(ctx, p); err != nil {
 		return nil, err
@@ -125,57 +137,70 @@ func (p *plan) checkLocal() error {
 		r.RootSizeGB = DefaultRootSizeGB
 	}
 	if r.RootSizeGB < 8 || r.RootSizeGB > 16384 {
-		return fmt.Errorf("root volume size %d GB is out of range: use 8 to 16384", r.RootSizeGB)
+		return requestErrorf("root volume size %d GB is out of range: use 8 to 16384", r.RootSizeGB)
 	}
 	if r.AMI != "" && r.AMIParameter != "" {
-		return errors.New("give either an AMI id (--ami) or an SSM parameter that holds one (--ami-parameter), not both")
+		return &RequestError{Err: errors.New("give either an AMI id (--ami) or an SSM parameter that holds one (--ami-parameter), not both")}
 	}
 	if r.AMI != "" && !strings.HasPrefix(r.AMI, "ami-") {
-		return fmt.Errorf("%q is not an AMI id (they look like ami-0123456789abcdef0)", r.AMI)
+		return requestErrorf("%q is not an AMI id (they look like ami-0123456789abcdef0)", r.AMI)
 	}
 	if r.AMI == "" && r.AMIParameter == "" {
 		r.AMIParameter = DefaultAMIParameter
 	}
 	if r.ElasticIP && r.EIPAllocationID != "" {
-		return errors.New("give either --elastic-ip (kafkaup allocates one) or --eip-allocation (use yours), not both")
+		return &RequestError{Err: errors.New("give either --elastic-ip (kafkaup allocates one) or --eip-allocation (use yours), not both")}
 	}
 	if r.EIPAllocationID != "" && !strings.HasPrefix(r.EIPAllocationID, "eipalloc-") {
-		return fmt.Errorf("%q is not an Elastic IP allocation id (they look like eipalloc-0123456789abcdef0)", r.EIPAllocationID)
+		return requestErrorf("%q is not an Elastic IP allocation id (they look like eipalloc-0123456789abcdef0)", r.EIPAllocationID)
 	}
 	if r.SubnetID != "" && !strings.HasPrefix(r.SubnetID, "subnet-") {
-		return fmt.Errorf("%q is not a subnet id (they look like subnet-0123456789abcdef0)", r.SubnetID)
-	}
-	if len(r.AllowCIDRs) == 0 {
-		return errors.New("no address may reach the broker: allow at least one CIDR (--allow-cidr 203.0.113.7/32)")
+		return requestErrorf("%q is not a subnet id (they look like subnet-0123456789abcdef0)", r.SubnetID)
 	}
 	seen := map[netip.Prefix]bool{}
 	for _, s := range r.AllowCIDRs {
 		pfx, err := netip.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
-			return fmt.Errorf("%q is not a CIDR block (write an address with its prefix length, like 203.0.113.7/32 or 2001:db8::/64)", s)
+			return requestErrorf("%q is not a CIDR block (write an address with its prefix length, like 203.0.113.7/32 or 2001:db8::/64)", s)
 		}
 		if pfx.Masked() != pfx {
-			return fmt.Errorf("CIDR %s has host bits set: did you mean %s?", s, pfx.Masked())
+			return requestErrorf("CIDR %s has host bits set: did you mean %s?", s, pfx.Masked())
 		}
 		if pfx.Addr().Is4In6() {
-			return fmt.Errorf("CIDR %s is an IPv4-mapped IPv6 block: write it as IPv4", s)
+			return requestErrorf("CIDR %s is an IPv4-mapped IPv6 block: write it as IPv4", s)
 		}
 		if !seen[pfx] {
 			seen[pfx] = true
 			p.cidrs = append(p.cidrs, pfx)
 		}
 	}
+	for _, port := range r.Ports {
+		if port < 1 || port > 65535 {
+			return requestErrorf("port %d is out of range: use 1 to 65535", port)
+		}
+		if !slices.Contains(p.ports, port) {
+			p.ports = append(p.ports, port)
+		}
+	}
+	if len(p.ports) == 0 {
+		p.ports = defaultPorts
+	}
 	if r.SSHPublicKey != nil {
 		key, _, _, _, err := ssh.ParseAuthorizedKey(r.SSHPublicKey)
 		if err != nil {
-			return fmt.Errorf("the SSH public key is not in OpenSSH format (a line like \"ssh-ed25519 AAAA... you@host\" from a .pub file): %w", err)
+			return requestErrorf("the SSH public key is not in OpenSSH format (a line like \"ssh-ed25519 AAAA... you@host\" from a .pub file): %w", err)
 		}
 		switch key.Type() {
 		case ssh.KeyAlgoED25519, ssh.KeyAlgoRSA:
 		default:
-			return fmt.Errorf("EC2 key pairs take ssh-ed25519 or ssh-rsa keys, not %s: pass another key, or none and kafkaup makes one", key.Type())
+			return requestErrorf("EC2 key pairs take ssh-ed25519 or ssh-rsa keys, not %s: pass another key, or none and kafkaup makes one", key.Type())
 		}
 		p.pubKey = key
+	}
+	// Last, so that a caller who fills in the user's own address on
+	// ErrNoAllowedCIDR has heard of every other mistake.
+	if len(r.AllowCIDRs) == 0 {
+		return &RequestError{Err: ErrNoAllowedCIDR}
 	}
 	return nil
 }
@@ -213,7 +238,7 @@ func (c *Cloud) checkRegion(ctx context.Context) error {
 		name := aws.ToString(r.RegionName)
 		if name == c.Region {
 			if aws.ToString(r.OptInStatus) == "not-opted-in" {
-				return fmt.Errorf("region %s is not enabled for this account: enable it (AWS console, Account > AWS Regions) or use another --region", c.Region)
+				return requestErrorf("region %s is not enabled for this account: enable it (AWS console, Account > AWS Regions) or use another --region", c.Region)
 			}
 			return nil
 		}
@@ -223,7 +248,7 @@ func (c *Cloud) checkRegion(ctx context.Context) error {
 	if close := closeMatches(c.Region, names, 3); len(close) > 0 {
 		msg += " (did you mean " + strings.Join(close, " or ") + "?)"
 	}
-	return errors.New(msg + "; `aws ec2 describe-regions` lists the regions")
+	return &RequestError{Err: errors.New(msg + "; `aws ec2 describe-regions` lists the regions")}
 }
 
 func (c *Cloud) instanceType(ctx context.Context, name string) (*types.InstanceTypeInfo, error) {
@@ -240,7 +265,7 @@ func (c *Cloud) instanceType(ctx context.Context, name string) (*types.InstanceT
 	for pg.HasMorePages() {
 		page, err := pg.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("instance type %s does not exist in %s; listing the ones that do failed: %w", name, c.Region, advise(err))
+			return nil, requestErrorf("instance type %s does not exist in %s; listing the ones that do failed: %w", name, c.Region, advise(err))
 		}
 		for _, t := range page.InstanceTypes {
 			all = append(all, string(t.InstanceType))
@@ -250,7 +275,7 @@ func (c *Cloud) instanceType(ctx context.Context, name string) (*types.InstanceT
 	if close := closeMatches(name, all, 5); len(close) > 0 {
 		msg += "; close matches: " + strings.Join(close, ", ")
 	}
-	return nil, errors.New(msg + "; pass one with --instance-type (default " + DefaultInstanceType + ")")
+	return nil, &RequestError{Err: errors.New(msg + "; pass one with --instance-type (default " + DefaultInstanceType + ")")}
 }
 
 func pickArch(pi *types.ProcessorInfo) (types.ArchitectureValues, string) {
@@ -281,12 +306,12 @@ func (c *Cloud) resolveImage(ctx context.Context, p *plan) error {
 		out, err := c.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param)})
 		if err != nil {
 			if hasCode(err, "ParameterNotFound") {
-				return fmt.Errorf("SSM parameter %s does not exist in %s, so there is no AMI to launch: check --ami-parameter, or pass an image id with --ami", param, c.Region)
+				return requestErrorf("SSM parameter %s does not exist in %s, so there is no AMI to launch: check --ami-parameter, or pass an image id with --ami", param, c.Region)
 			}
 			return fmt.Errorf("read the AMI id from SSM parameter %s: %w", param, advise(err))
 		}
 		if out.Parameter == nil || !strings.HasPrefix(aws.ToString(out.Parameter.Value), "ami-") {
-			return fmt.Errorf("SSM parameter %s does not hold an AMI id: pass --ami or another --ami-parameter", param)
+			return requestErrorf("SSM parameter %s does not hold an AMI id: pass --ami or another --ami-parameter", param)
 		}
 		ami = aws.ToString(out.Parameter.Value)
 		source = "SSM parameter " + param
@@ -296,14 +321,14 @@ func (c *Cloud) resolveImage(ctx context.Context, p *plan) error {
 		return fmt.Errorf("look up AMI %s (from %s): %w", ami, source, advise(err))
 	}
 	if err != nil || len(out.Images) == 0 {
-		return fmt.Errorf("AMI %s (from %s) does not exist in %s or is not shared with this account: pass another --ami", ami, source, c.Region)
+		return requestErrorf("AMI %s (from %s) does not exist in %s or is not shared with this account: pass another --ami", ami, source, c.Region)
 	}
 	img := out.Images[0]
 	if img.Architecture != p.ec2Arch {
-		return fmt.Errorf("AMI %s is built for %s but instance type %s runs %s: pick an image for %s or another --instance-type", ami, img.Architecture, r.InstanceType, p.ec2Arch, p.ec2Arch)
+		return requestErrorf("AMI %s is built for %s but instance type %s runs %s: pick an image for %s or another --instance-type", ami, img.Architecture, r.InstanceType, p.ec2Arch, p.ec2Arch)
 	}
 	if img.State != "" && img.State != types.ImageStateAvailable {
-		return fmt.Errorf("AMI %s is %s, not available: pass another --ami", ami, img.State)
+		return requestErrorf("AMI %s is %s, not available: pass another --ami", ami, img.State)
 	}
 	p.ami = ami
 	p.rootDevice = aws.ToString(img.RootDeviceName)
@@ -313,7 +338,7 @@ func (c *Cloud) resolveImage(ctx context.Context, p *plan) error {
 	for _, bd := range img.BlockDeviceMappings {
 		if aws.ToString(bd.DeviceName) == p.rootDevice && bd.Ebs != nil && bd.Ebs.VolumeSize != nil {
 			if int(*bd.Ebs.VolumeSize) > r.RootSizeGB {
-				return fmt.Errorf("AMI %s needs a root volume of at least %d GB; --root-size is %d", ami, *bd.Ebs.VolumeSize, r.RootSizeGB)
+				return requestErrorf("AMI %s needs a root volume of at least %d GB; --root-size is %d", ami, *bd.Ebs.VolumeSize, r.RootSizeGB)
 			}
 		}
 	}
@@ -327,7 +352,7 @@ func (c *Cloud) resolveSubnet(ctx context.Context, p *plan) error {
 			return fmt.Errorf("look up subnet %s: %w", id, advise(err))
 		}
 		if err != nil || len(out.Subnets) == 0 {
-			return fmt.Errorf("subnet %s does not exist in %s: check --subnet (`aws ec2 describe-subnets --region %s` lists them)", id, c.Region, c.Region)
+			return requestErrorf("subnet %s does not exist in %s: check --subnet (`aws ec2 describe-subnets --region %s` lists them)", id, c.Region, c.Region)
 		}
 		s := out.Subnets[0]
 		p.subnetID, p.vpcID, p.zone = id, aws.ToString(s.VpcId), aws.ToString(s.AvailabilityZone)
@@ -340,7 +365,7 @@ func (c *Cloud) resolveSubnet(ctx context.Context, p *plan) error {
 		return fmt.Errorf("look up the default VPC: %w", advise(err))
 	}
 	if len(vpcs.Vpcs) == 0 {
-		return fmt.Errorf("region %s has no default VPC, so kafkaup does not know where to launch: pass --subnet SUBNET_ID (a public subnet of one of your VPCs)", c.Region)
+		return requestErrorf("region %s has no default VPC, so kafkaup does not know where to launch: pass --subnet SUBNET_ID (a public subnet of one of your VPCs)", c.Region)
 	}
 	vpc := aws.ToString(vpcs.Vpcs[0].VpcId)
 	subs, err := c.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []types.Filter{
@@ -351,7 +376,7 @@ func (c *Cloud) resolveSubnet(ctx context.Context, p *plan) error {
 		return fmt.Errorf("look up the default subnets of %s: %w", vpc, advise(err))
 	}
 	if len(subs.Subnets) == 0 {
-		return fmt.Errorf("the default VPC %s in %s has no default subnet: pass --subnet SUBNET_ID", vpc, c.Region)
+		return requestErrorf("the default VPC %s in %s has no default subnet: pass --subnet SUBNET_ID", vpc, c.Region)
 	}
 	offered, err := c.zonesOffering(ctx, p.req.InstanceType)
 	if err != nil {
@@ -366,7 +391,7 @@ func (c *Cloud) resolveSubnet(ctx context.Context, p *plan) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("no zone with a default subnet in %s offers instance type %s: choose another --instance-type or pass --subnet", c.Region, p.req.InstanceType)
+	return requestErrorf("no zone with a default subnet in %s offers instance type %s: choose another --instance-type or pass --subnet", c.Region, p.req.InstanceType)
 }
 
 func (c *Cloud) zonesOffering(ctx context.Context, instanceType string) (map[string]bool, error) {
@@ -394,7 +419,7 @@ func (c *Cloud) userAddress(ctx context.Context, allocationID string) (*types.Ad
 		return nil, fmt.Errorf("look up Elastic IP %s: %w", allocationID, advise(err))
 	}
 	if err != nil || len(out.Addresses) == 0 {
-		return nil, fmt.Errorf("Elastic IP allocation %s does not exist in %s: check --eip-allocation (`aws ec2 describe-addresses` lists yours)", allocationID, c.Region)
+		return nil, requestErrorf("Elastic IP allocation %s does not exist in %s: check --eip-allocation (`aws ec2 describe-addresses` lists yours)", allocationID, c.Region)
 	}
 	return &out.Addresses[0], nil
 }
@@ -449,7 +474,9 @@ func editDistance(a, b string) int {
 
 // ValidateLocal checks everything that needs no AWS call (the name, sizes,
 // the shape of ids, the CIDRs, the region's name), so such mistakes are
-// reported before credentials are even looked up.
+// reported before credentials are even looked up. Its errors are all
+// *RequestError; ErrNoAllowedCIDR (test with errors.Is) is reported only
+// when nothing else is wrong.
 func ValidateLocal(region string, req CreateRequest) error {
 	if region != "" {
 		if err := checkRegionName(region); err != nil {

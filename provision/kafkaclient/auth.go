@@ -247,18 +247,6 @@ func (c *Client) scramIterations(ctx context.Context, user string) (int, error) 
 	return 0, nil
 }
 
-// SetSCRAMUserVia connects with DialVia, sets the user's credential with
-// SetSCRAMUser and disconnects: the whole "create the SCRAM user over an
-// SSH tunnel to the loopback admin listener" step.
-func SetSCRAMUserVia(ctx context.Context, bootstrap string, dial DialFunc, user, password string) error {
-	c, err := DialVia(ctx, bootstrap, dial)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return c.SetSCRAMUser(ctx, user, password)
-}
-
 func checkSCRAMUser(user, password string) error {
 	switch {
 	case user == "":

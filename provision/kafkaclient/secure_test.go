@@ -131,6 +131,21 @@ func (d *recordingDialer) dialed() []string {
 	return append([]string(nil), d.addrs...)
 }
 
+// setSCRAMUserVia sets user's password through the INTERNAL listener with
+// DialVia and Client.SetSCRAMUser, the way kafkaup does over its SSH
+// tunnel to the loopback admin listener.
+func setSCRAMUserVia(t *testing.T, ctx context.Context, dial DialFunc, user, password string) {
+	t.Helper()
+	c, err := DialVia(ctx, secureInfo.Internal, dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetSCRAMUser(ctx, user, password); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // secureUser creates a fresh SCRAM user through the INTERNAL listener, the
 // way kafkaup does over its SSH tunnel, and returns its Auth.
 func secureUser(t *testing.T, ctx context.Context) Auth {
@@ -139,9 +154,7 @@ func secureUser(t *testing.T, ctx context.Context) Auth {
 	user := topicName(t, "user")
 	pass := topicName(t, "pw") + "-S3cret"
 	d := &recordingDialer{}
-	if err := SetSCRAMUserVia(ctx, secureInfo.Internal, d.dial, user, pass); err != nil {
-		t.Fatal(err)
-	}
+	setSCRAMUserVia(t, ctx, d.dial, user, pass)
 	for _, a := range d.dialed() {
 		if a != secureInfo.Internal {
 			t.Errorf("DialVia dialed %s, want only %s", a, secureInfo.Internal)
@@ -225,9 +238,7 @@ func TestSecureClient(t *testing.T) {
 	// A new password replaces the old one.
 	newPass := auth.Password + "-rotated"
 	d := &recordingDialer{}
-	if err := SetSCRAMUserVia(ctx, secureInfo.Internal, d.dial, auth.Username, newPass); err != nil {
-		t.Fatal(err)
-	}
+	setSCRAMUserVia(t, ctx, d.dial, auth.Username, newPass)
 	old := auth
 	auth.Password = newPass
 	c2, err := DialWith(ctx, b.Bootstrap, auth)

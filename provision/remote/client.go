@@ -62,7 +62,8 @@ type Client struct {
 }
 
 // Dial connects, retrying as Config says, and fails at once on a host key
-// mismatch.
+// mismatch (*HostKeyMismatchError). A host that accepts none of the keys
+// is an *AuthError.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg}
 	if _, err := c.connect(ctx); err != nil {
@@ -145,6 +146,9 @@ func (c *Client) dialOnce(ctx context.Context) (*ssh.Client, error) {
 	sc, chans, reqs, err := ssh.NewClientConn(raw, c.cfg.Addr(), sshCfg)
 	if err != nil {
 		raw.Close()
+		if isAuthFailure(err) {
+			return nil, &AuthError{Addr: c.cfg.Addr(), User: c.cfg.User, Err: err}
+		}
 		return nil, err
 	}
 	_ = raw.SetDeadline(time.Time{})
@@ -158,30 +162,44 @@ func (c *Client) retryable(err error) bool {
 		return false
 	}
 	var netErr net.Error
+	var authErr *AuthError
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH),
 		errors.Is(err, io.EOF), errors.As(err, &netErr) && netErr.Timeout():
 		return true
-	case isAuthError(err):
+	case errors.As(err, &authErr):
 		return c.cfg.RetryAuth
 	}
 	return false
 }
 
-func isAuthError(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "unable to authenticate")
+// isAuthFailure tells a handshake that failed because the server accepted
+// none of the client's keys. golang.org/x/crypto/ssh (v0.59.0) has no type
+// or sentinel for that on the client side (ErrNoAuth, ServerAuthError and
+// PartialSuccessError are the server's): clientAuthenticate returns
+// fmt.Errorf("ssh: unable to authenticate, attempted methods %v, no
+// supported methods remain"), which NewClientConn wraps in "ssh: handshake
+// failed: %w". So the text is matched here, once, where the library's
+// error comes in, and turned into an *AuthError; everything above tests
+// the type. (ClientConfig.AuthCallback could see the methods run out
+// without the text, but only by repeating the library's choice of the
+// next method.) If an upgrade changes the text, TestWrongKeyIsAuthError
+// fails.
+func isAuthFailure(err error) bool {
+	return strings.Contains(err.Error(), "ssh: unable to authenticate")
 }
 
 // explain turns a final dial error into advice.
 func (c *Client) explain(err error) error {
 	var mismatch *HostKeyMismatchError
+	var authErr *AuthError
 	var dnsErr *net.DNSError
 	var netErr net.Error
 	switch {
 	case errors.As(err, &mismatch):
 		return mismatch
-	case isAuthError(err):
-		return fmt.Errorf("%s refused the SSH key for user %q (%v). Check --user (ubuntu on Ubuntu images, admin or debian on Debian) and --identity (the private key whose public half is in the host's authorized_keys)", c.cfg.Addr(), c.cfg.User, err)
+	case errors.As(err, &authErr):
+		return authErr
 	case errors.As(err, &dnsErr):
 		return fmt.Errorf("cannot resolve %q: %v. Check the host name given to --host", c.cfg.Host, err)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -379,20 +397,6 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 		}
 		c.drop(conn) // the connection broke: reconnect once
 	}
-}
-
-// Home returns the login user's home directory (where uploads are staged).
-func (c *Client) Home(ctx context.Context) (string, error) {
-	conn, err := c.connect(ctx)
-	if err != nil {
-		return "", err
-	}
-	sc, err := sftp.NewClient(conn)
-	if err != nil {
-		return "", fmt.Errorf("start SFTP on %s (is the sftp subsystem enabled in sshd?): %w", c.cfg.Host, err)
-	}
-	defer sc.Close()
-	return sc.Getwd()
 }
 
 func (c *Client) logf(format string, args ...any) {

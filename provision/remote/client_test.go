@@ -283,3 +283,49 @@ func TestAuthErrors(t *testing.T) {
 		t.Errorf("encrypted key without agent: %v", err)
 	}
 }
+
+// A refused key is an *AuthError (the one place that reads the library's
+// text is isAuthFailure); with RetryAuth it is retried until RetryFor and
+// is still an *AuthError at the end.
+func TestWrongKeyIsAuthError(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config()
+	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(newTestKey(t))}
+	_, err := Dial(context.Background(), cfg)
+	var authErr *AuthError
+	if !errors.As(err, &authErr) || authErr.Addr != cfg.Addr() || authErr.User != "tester" || authErr.Err == nil {
+		t.Fatalf("err = %T %v, want an *AuthError", err, err)
+	}
+	if !strings.Contains(authErr.Err.Error(), "ssh: unable to authenticate") {
+		t.Errorf("the library's error: %v", authErr.Err)
+	}
+	t.Logf("error: %v", err)
+
+	before := f.server.Accepted()
+	cfg.RetryAuth, cfg.RetryFor = true, 2*time.Second
+	_, err = Dial(context.Background(), cfg)
+	if !errors.As(err, &authErr) {
+		t.Fatalf("with RetryAuth: %T %v, want an *AuthError", err, err)
+	}
+	if n := f.server.Accepted() - before; n < 2 {
+		t.Errorf("with RetryAuth: %d attempts, want retries", n)
+	}
+
+	// Not every failed handshake is one.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			nc.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+			nc.Close()
+		}
+	}()
+	defer ln.Close()
+	cfg.Port, cfg.RetryFor = ln.Addr().(*net.TCPAddr).Port, 0
+	if _, err := Dial(context.Background(), cfg); err == nil || errors.As(err, &authErr) {
+		t.Errorf("not an SSH server: %T %v", err, err)
+	}
+}

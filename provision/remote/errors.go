@@ -57,6 +57,22 @@ func (e *NoSudoError) Error() string {
 		e.User, e.Host, e.User, e.User)
 }
 
+// AuthError is a host that refused every key offered for User: the wrong
+// --user or --identity, or, on a new instance, a key cloud-init has not
+// installed yet (Config.RetryAuth retries it). Err is what
+// golang.org/x/crypto/ssh said.
+type AuthError struct {
+	Addr string // host:port
+	User string
+	Err  error
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("%s refused the SSH key for user %q (%v). Check --user (ubuntu on Ubuntu images, admin or debian on Debian) and --identity (the private key whose public half is in the host's authorized_keys)", e.Addr, e.User, e.Err)
+}
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
 // HostKeyMismatchError is a host whose key differs from the one recorded.
 type HostKeyMismatchError struct {
 	Host        string
