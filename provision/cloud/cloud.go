@@ -261,4 +261,9 @@ func (c *Cloud) doSleep(ctx context.Context, d time.Duration) error {
 }
 
 // resourceName is the Name tag and the key pair / security group name.
-func resourceName(broker string) string { return "kafkaup-" + broker }
+// ResourceName is what kafkaup calls the key pair and security group of
+// cluster name (besides tagging them).
+func ResourceName(broker string) string { return "kafkaup-" + broker }
+
+// RegionName is the region this client works in.
+func (c *Cloud) RegionName() string { return c.Region }

@@ -64,7 +64,7 @@ type creation struct {
 
 func (cr *creation) run(ctx context.Context) (*Broker, string, error) {
 	c, p, name := cr.c, cr.p, cr.name
-	rn := resourceName(name)
+	rn := ResourceName(name)
 
 	step := "find existing resources"
 	existing, err := c.Find(ctx, name)

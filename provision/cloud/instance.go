@@ -18,7 +18,7 @@ func clientToken(name string) (string, error) {
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("make a client token: %w", err)
 	}
-	return fmt.Sprintf("%s-%x", resourceName(name), b), nil // at most 61 of the 64 characters EC2 takes
+	return fmt.Sprintf("%s-%x", ResourceName(name), b), nil // at most 61 of the 64 characters EC2 takes
 }
 
 // runInstance launches the broker's instance. The security group and key
@@ -74,7 +74,7 @@ func (cr *creation) runInstance(ctx context.Context, keyName, sgID string) (stri
 	}
 	id := aws.ToString(out.Instances[0].InstanceId)
 	cr.made.Instances = append(cr.made.Instances, Instance{ID: id, State: "launched"})
-	c.logf("instance %s: launched %s (%s, %s, %s)", resourceName(name), id, p.req.InstanceType, p.ami, p.zone)
+	c.logf("instance %s: launched %s (%s, %s, %s)", ResourceName(name), id, p.req.InstanceType, p.ami, p.zone)
 	return id, nil
 }
 

@@ -20,7 +20,7 @@ import (
 // possible before the instance exists.
 func (cr *creation) ensureKeyPair(ctx context.Context, haveInstance bool) (string, error) {
 	c, name := cr.c, cr.name
-	rn := resourceName(name)
+	rn := ResourceName(name)
 	kp, err := ensureOwned(ctx, c, name, ownedKind[types.KeyPairInfo]{
 		kind: "key pair", createOp: "import", duplicate: "InvalidKeyPair.Duplicate",
 		deleteHint: " (aws ec2 delete-key-pair --key-name " + rn + ")",
@@ -45,7 +45,7 @@ func (cr *creation) ensureKeyPair(ctx context.Context, haveInstance bool) (strin
 // refuse, or delete it to be replaced (keep false, nil error).
 func (cr *creation) keepKeyPair(ctx context.Context, kp types.KeyPairInfo, haveInstance bool) (bool, error) {
 	c, p, name := cr.c, cr.p, cr.name
-	rn := resourceName(name)
+	rn := ResourceName(name)
 	same, known := samePublicKey(aws.ToString(kp.PublicKey), p.pubKey)
 	switch {
 	case p.pubKey == nil && haveInstance:
@@ -69,7 +69,7 @@ func (cr *creation) keepKeyPair(ctx context.Context, kp types.KeyPairInfo, haveI
 // private half it keeps in cr.privateKey.
 func (cr *creation) importKeyPair(ctx context.Context) (*types.KeyPairInfo, error) {
 	c, p, name := cr.c, cr.p, cr.name
-	rn := resourceName(name)
+	rn := ResourceName(name)
 	pub, priv := p.pubKey, []byte(nil)
 	if pub == nil {
 		var err error

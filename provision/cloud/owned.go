@@ -42,7 +42,7 @@ type ownedKind[T any] struct {
 // broker's, and refused otherwise: kafkaup never touches what it did not
 // tag.
 func ensureOwned[T any](ctx context.Context, c *Cloud, name string, k ownedKind[T]) (*T, error) {
-	rn := resourceName(name)
+	rn := ResourceName(name)
 	all, err := k.tagged(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("find %s: %w", k.kind, err)

@@ -452,7 +452,7 @@ func (c *Cloud) describeKeyPairs(ctx context.Context, filters []types.Filter) ([
 
 func tagSpec(rt types.ResourceType, name string, extra ...types.Tag) []types.TagSpecification {
 	tags := []types.Tag{
-		{Key: aws.String(TagName), Value: aws.String(resourceName(name))},
+		{Key: aws.String(TagName), Value: aws.String(ResourceName(name))},
 		{Key: aws.String(TagBroker), Value: aws.String(name)},
 		{Key: aws.String(TagManaged), Value: aws.String("true")},
 	}

@@ -22,12 +22,20 @@ const (
 // defaultPorts is what an empty CreateRequest.Ports means.
 var defaultPorts = []int32{SSHPort, KafkaPort}
 
+// IngressPorts are the TCP ports the security group opens for req.
+func IngressPorts(req CreateRequest) []int32 {
+	if len(req.Ports) == 0 {
+		return defaultPorts
+	}
+	return req.Ports
+}
+
 // ensureSecurityGroup returns the broker's security group, which must be
 // in the VPC of the subnet the instance is launched in, creating it
 // (without ingress rules) if needed.
 func (cr *creation) ensureSecurityGroup(ctx context.Context) (*types.SecurityGroup, error) {
 	c, p, name := cr.c, cr.p, cr.name
-	rn := resourceName(name)
+	rn := ResourceName(name)
 	return ensureOwned(ctx, c, name, ownedKind[types.SecurityGroup]{
 		kind: "security group", createOp: "create", duplicate: "InvalidGroup.Duplicate",
 		where: " in " + p.vpcID,
@@ -54,7 +62,7 @@ func (cr *creation) ensureSecurityGroup(ctx context.Context) (*types.SecurityGro
 // VPC, tagged.
 func (cr *creation) createSecurityGroup(ctx context.Context) (*types.SecurityGroup, error) {
 	c, p, name := cr.c, cr.p, cr.name
-	rn := resourceName(name)
+	rn := ResourceName(name)
 	out, err := c.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
 		GroupName:         aws.String(rn),
 		Description:       aws.String(fmt.Sprintf("kafkaup broker %s: SSH and Kafka from allowed addresses", name)),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/kafkaup/kafkaup/provision/state"
 )
 
 // CreateRequest is what Create makes. Zero fields take the defaults noted.
@@ -70,11 +71,11 @@ type plan struct {
 	pubKey     ssh.PublicKey // nil: generate
 }
 
-var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
-
+// checkName applies kafkaup's one name rule (state.ValidateName): the
+// name is in every tag filter and resource name.
 func checkName(name string) error {
-	if !nameRE.MatchString(name) || strings.HasSuffix(name, "-") {
-		return requestErrorf("%q is not a valid broker name: use 1 to 40 lowercase letters, digits and '-', starting with a letter and not ending with '-' (for example demo or kafka-1)", name)
+	if err := state.ValidateName(name); err != nil {
+		return &RequestError{Err: err}
 	}
 	return nil
 }
