@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -16,7 +17,8 @@ type HostStatus struct {
 	ServiceEnabled string        `json:"service_enabled"`
 	Restarts       int           `json:"restarts"` // automatic restarts by systemd since the service started
 	BrokerPID      int           `json:"broker_pid"`
-	Heap           string        `json:"heap,omitempty"` // the running JVM's -Xmx
+	Heap           string        `json:"heap,omitempty"`  // the running JVM's -Xmx
+	HeapUsedBytes  int64         `json:"heap_used_bytes"` // from the JVM's hsperfdata; 0 when unknown
 	Uptime         time.Duration `json:"-"`
 	UptimeSeconds  int64         `json:"uptime_seconds"`
 	RSSBytes       int64         `json:"rss_bytes"`
@@ -56,6 +58,13 @@ func StatusOnHost(ctx context.Context, h Host, s Spec) (*HostStatus, error) {
 		DataFreeBytes: num("data_free_bytes"), DataUsedBytes: num("data_used_bytes"), ClusterID: kv["cluster_id"],
 	}
 	st.Uptime = time.Duration(st.UptimeSeconds) * time.Second
+	if perf := kv["hsperfdata"]; perf != "" {
+		if data, err := base64.StdEncoding.DecodeString(perf); err == nil {
+			if heap, err := ParseHSPerfData(data); err == nil {
+				st.HeapUsedBytes = heap.UsedBytes
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return st, fmt.Errorf("status: unreadable values %s", strings.Join(errs, ", "))
 	}

@@ -92,6 +92,7 @@ type kvReport map[string]string
 func parseKV(out []byte) (kvReport, error) {
 	kv := kvReport{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64<<10), 1<<20) // status's hsperfdata line is about 44 KiB
 	for sc.Scan() {
 		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
 			kv[k] = v

@@ -30,6 +30,14 @@ if [ "$pid" != 0 ] && [ -r "/proc/$pid/cmdline" ]; then
   fact uptime_seconds "${etimes:-0}"
   rss=$(awk '/^VmRSS:/ {printf "%.0f", $2 * 1024}' "/proc/$pid/status" 2>/dev/null) || rss=
   fact rss_bytes "${rss:-0}"
+  # The JVM's own counters (what jstat reads), for the heap in use: kafkaup
+  # parses them, so the host needs no JDK tool.
+  for perf in /tmp/hsperfdata_*/"$pid"; do
+    if [ -r "$perf" ]; then
+      fact hsperfdata "$(base64 -w0 "$perf")"
+      break
+    fi
+  done
 fi
 current=$(installed_version "$INSTALL_DIR")
 fact kafka_version "$current"

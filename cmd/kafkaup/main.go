@@ -49,6 +49,7 @@ func newApp() *cli.App {
 			forgetCommand(),
 			topicsCommand(),
 			groupsCommand(),
+			topCommand(),
 			produceCommand(),
 			consumeCommand(),
 			completionCommand(),
@@ -59,7 +60,7 @@ func newApp() *cli.App {
 		},
 	}
 	withBrokerCompletion(app.Commands, map[string]bool{"reprovision": true, "status": true, "logs": true, "ssh": true,
-		"env": true, "forget": true, "produce": true, "consume": true, "destroy": true, "start": true, "stop": true})
+		"env": true, "forget": true, "produce": true, "consume": true, "destroy": true, "start": true, "stop": true, "top": true})
 	return app
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -66,8 +67,13 @@ func (s *session) env(c *cli.Context) (workflow.Env, error) {
 			Log: notes{log: s.logFile, ui: s.ui}, UI: s.ui},
 		NewCloud: func(ctx context.Context, region string) (workflow.Cloud, error) {
 			cl, err := cloud.New(ctx, region)
+			var request *cloud.RequestError
+			var creds *cloud.CredentialsError
+			if errors.As(err, &request) || errors.As(err, &creds) {
+				return nil, usage(err) // a bad region or no credentials: the user's to fix
+			}
 			if err != nil {
-				return nil, usage(err) // an unknown region or no credentials: the user's to fix
+				return nil, err
 			}
 			cl.Log = s.logFile
 			return cl, nil

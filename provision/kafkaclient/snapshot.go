@@ -25,6 +25,10 @@ type Snapshot struct {
 	// topic, internal ones included.
 	UnderReplicated int `json:"under_replicated"`
 	Offline         int `json:"offline"`
+	// LeaderUnderReplicated counts, per leader's node id, the
+	// under-replicated partitions it leads: what the broker's own
+	// UnderReplicatedPartitions metric reports.
+	LeaderUnderReplicated map[int32]int `json:"leader_under_replicated"`
 }
 
 // TopicStat is one topic in a Snapshot.
@@ -51,7 +55,7 @@ func (c *Client) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ask %s for cluster metadata: %w", c.bootstrap, err)
 	}
-	snap := &Snapshot{Brokers: []BrokerInfo{}, Topics: []TopicStat{}}
+	snap := &Snapshot{Brokers: []BrokerInfo{}, Topics: []TopicStat{}, LeaderUnderReplicated: map[int32]int{}}
 	for _, b := range meta.Brokers {
 		bi := BrokerInfo{ID: b.NodeID, Addr: net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))}
 		if b.Rack != nil {
@@ -74,6 +78,9 @@ func (c *Client) Snapshot(ctx context.Context) (*Snapshot, error) {
 		for _, p := range t.Partitions {
 			if len(p.ISR) < len(p.Replicas) {
 				st.UnderReplicated++
+				if p.Leader >= 0 {
+					snap.LeaderUnderReplicated[p.Leader]++
+				}
 			}
 			if p.Leader < 0 {
 				st.Offline++

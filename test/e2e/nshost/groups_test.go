@@ -111,3 +111,88 @@ func groups(ctx context.Context, t *testing.T, e *env, bootstrap string) {
 		harness.MustFail(t, run("groups", "reset-offsets", name, group, "--topic", topic), 2)
 	})
 }
+
+// top checks `kafkaup top --once --json` while a producer runs: a rate on
+// its topic, the lag of a stopped group growing between two frames, and
+// the node's heap, RSS and disk read on the host.
+func top(ctx context.Context, t *testing.T, e *env, bootstrap string) {
+	run := func(args ...string) harness.Result { return e.cli.Run(ctx, args...) }
+	const topic, group = "flowing", "watchers"
+	harness.MustSucceed(t, run("topics", "create", name, topic))
+	if err := harness.KcatProduce(ctx, bootstrap, topic, "first"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := harness.Kcat(ctx, "", "-b", bootstrap, "-G", group, "-X", "auto.offset.reset=earliest", "-e", "-q", topic); err != nil {
+		t.Fatal(err)
+	}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	produced := make(chan int)
+	go func() {
+		n := 0
+		defer func() { produced <- n }()
+		for pctx.Err() == nil {
+			if err := harness.KcatProduce(pctx, bootstrap, topic, "a", "b", "c", "d", "e"); err == nil {
+				n += 5
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	type frame struct {
+		Result struct {
+			Topics []struct {
+				Name          string  `json:"name"`
+				RecordsPerSec float64 `json:"records_per_sec"`
+				RateKnown     bool    `json:"rate_known"`
+			} `json:"topics"`
+			Groups []struct {
+				Name string `json:"name"`
+				Lag  int64  `json:"lag"`
+			} `json:"groups"`
+			Nodes []struct {
+				HeapUsedBytes int64  `json:"heap_used_bytes"`
+				RSSBytes      int64  `json:"rss_bytes"`
+				DataFreeBytes int64  `json:"data_free_bytes"`
+				Error         string `json:"error"`
+			} `json:"nodes"`
+		} `json:"result"`
+	}
+	snapshot := func() (rate float64, lag int64) {
+		t.Helper()
+		r := run("top", name, "--once", "--json", "--interval", "2s")
+		harness.MustSucceed(t, r)
+		var f frame
+		if err := json.Unmarshal([]byte(r.Stdout), &f); err != nil {
+			t.Fatalf("top --json: %v\n%s", err, r.Stdout)
+		}
+		for _, tp := range f.Result.Topics {
+			if tp.Name == topic && tp.RateKnown {
+				rate = tp.RecordsPerSec
+			}
+		}
+		lag = -1
+		for _, g := range f.Result.Groups {
+			if g.Name == group {
+				lag = g.Lag
+			}
+		}
+		if len(f.Result.Nodes) != 1 || f.Result.Nodes[0].Error != "" || f.Result.Nodes[0].RSSBytes == 0 || f.Result.Nodes[0].DataFreeBytes == 0 {
+			t.Errorf("node stats: %+v", f.Result.Nodes)
+		} else if f.Result.Nodes[0].HeapUsedBytes == 0 {
+			t.Errorf("no heap in use read from the broker's hsperfdata: %+v", f.Result.Nodes)
+		}
+		return rate, lag
+	}
+	rate1, lag1 := snapshot()
+	rate2, lag2 := snapshot()
+	stop()
+	n := <-produced
+	t.Logf("while %d records were produced: %.1f and %.1f records/s, the stopped group's lag %d then %d", n, rate1, rate2, lag1, lag2)
+	if rate1 <= 0 || rate2 <= 0 {
+		t.Errorf("no rate on %s: %.1f, %.1f", topic, rate1, rate2)
+	}
+	if lag1 <= 0 || lag2 <= lag1 {
+		t.Errorf("the stopped group's lag did not grow: %d then %d", lag1, lag2)
+	}
+	harness.MustFail(t, run("top", name, "--once", "--interval", "1ns"), 2, "--interval")
+}

@@ -281,6 +281,7 @@ func TestProvisionNamespaceHost(t *testing.T) {
 
 	t.Run("day-2 commands", func(t *testing.T) { day2(ctx, t, e, bootstrap) })
 	t.Run("consumer groups", func(t *testing.T) { groups(ctx, t, e, bootstrap) })
+	t.Run("top", func(t *testing.T) { top(ctx, t, e, bootstrap) })
 
 	t.Run("non-apt OS is refused", func(t *testing.T) {
 		if err := e.host.HideAPT(ctx); err != nil {
