@@ -211,6 +211,7 @@ type Result struct {
 	Plan       []PlannedStep             `json:"plan"`
 	Applied    []StepResult              `json:"applied"`
 	Verified   *kafkaclient.Verification `json:"verified,omitempty"`
+	MetricsURL string                    `json:"metrics_url,omitempty"` // with --metrics: what Prometheus scrapes
 	Warnings   []string                  `json:"warnings,omitempty"`
 	Facts      Facts                     `json:"-"`
 	FactsAfter Facts                     `json:"-"`
@@ -227,6 +228,9 @@ type PlannedStep struct {
 // still says what was done.
 func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options) (*Result, error) {
 	res := &Result{Host: hostName, Bootstrap: s.Bootstrap(), DryRun: opt.DryRun}
+	if s.Metrics.Enabled {
+		res.MetricsURL = s.MetricsURL(s.AdvertisedHost)
+	}
 	if err := s.Validate(); err != nil {
 		return res, err
 	}
@@ -265,6 +269,13 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 	}
 	if s.Security.SCRAM {
 		if err := ensureSCRAMUser(ctx, h, s, opt.Auth, opt.NewPassword); err != nil {
+			return res, err
+		}
+	}
+	if s.Metrics.Enabled && !opt.SkipVerify {
+		if err := checkMetrics(ctx, h, s); errors.Is(err, errNoTunnel) {
+			res.Warnings = append(res.Warnings, "the metrics endpoint was not checked: "+err.Error())
+		} else if err != nil {
 			return res, err
 		}
 	}

@@ -89,7 +89,7 @@ func Render(s Spec, systemd bool) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	env, err := templates.RenderEnv(templates.Env{Heap: s.Heap(), LogDir: s.LogDir})
+	env, err := templates.RenderEnv(templates.Env{Heap: s.Heap(), LogDir: s.LogDir, JavaAgent: s.JavaAgent()})
 	if err != nil {
 		return Desired{}, err
 	}
@@ -100,6 +100,13 @@ func Render(s Spec, systemd bool) (Desired, error) {
 	if s.Security.TLS {
 		// The broker's private key: readable by root and the kafka group only.
 		d.Files = append(d.Files, ManagedFile{Path: s.KeystoreFile(), Content: s.Security.KeystorePEM, Mode: "0640", Owner: "root:kafka"})
+	}
+	if s.Metrics.Enabled {
+		rules, err := templates.RenderMetricsRules()
+		if err != nil {
+			return Desired{}, err
+		}
+		d.Files = append(d.Files, ManagedFile{Path: s.MetricsRulesFile(), Content: rules, Mode: "0640", Owner: "root:kafka"})
 	}
 	if systemd {
 		unit, err := templates.RenderUnit(templates.Unit{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), EnvFile: s.EnvFile()})
@@ -126,7 +133,11 @@ func cleanerBuffer(heapMB int) int64 {
 
 // ManagedPaths lists every file Observe should hash.
 func ManagedPaths(s Spec) []string {
-	return []string{s.ConfigFile(), s.EnvFile(), s.UnitFile(), s.KeystoreFile()}
+	paths := []string{s.ConfigFile(), s.EnvFile(), s.UnitFile(), s.KeystoreFile(), s.MetricsRulesFile()}
+	if s.Metrics.Enabled {
+		paths = append(paths, s.MetricsAgentPath()) // not rendered: fetched, but hashed the same way
+	}
+	return paths
 }
 
 // PlanError is a problem found before any change: nothing was done.
@@ -148,7 +159,8 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 
 	needKafka, kafkaWhy := kafkaNeeded(s, f)
 	wantJava := f.JavaMajor < 17
-	wantCurl := needKafka && s.Source.LocalTarball == "" && !f.HasCurl
+	needAgent, agentWhy := agentNeeded(s, f)
+	wantCurl := ((needKafka && s.Source.LocalTarball == "") || (needAgent && s.Metrics.LocalAgent == "")) && !f.HasCurl
 	if st, ok := packagesStep(s, f, wantJava, wantCurl); ok {
 		// Alone and first: a dpkg lock held past the limit stops the run
 		// before the steps that run beside the package install change anything.
@@ -176,6 +188,9 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 		st.Script = fetch
 		steps = append(steps, st)
 	}
+	if needAgent {
+		steps = append(steps, agentStep(s, f, agentWhy, wantCurl))
+	}
 	// The user, directories and swap need neither Java nor Kafka: they run
 	// while the packages install.
 	if !f.KafkaUser || !f.DirsOK {
@@ -198,6 +213,11 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 	var remove []string
 	if sum := f.FileSHA256[s.KeystoreFile()]; !s.Security.TLS && sum != "" && sum != "-" {
 		remove = append(remove, s.KeystoreFile())
+	}
+	// And the agent's rules when metrics are turned off (the env file no
+	// longer loads the agent; its jar stays, as old Kafka versions do).
+	if sum := f.FileSHA256[s.MetricsRulesFile()]; !s.Metrics.Enabled && sum != "" && sum != "-" {
+		remove = append(remove, s.MetricsRulesFile())
 	}
 	if len(changed) > 0 || len(remove) > 0 {
 		staging := f.LoginHome + "/.kafkaup-staging/config"
@@ -324,8 +344,8 @@ func swapNeeded(s Spec, f Facts) string {
 //     no .kafkaup-sha512 from a verified install, or its sha512 differs from
 //     --kafka-sha512), or writes or removes a managed file whose sha256 on
 //     the host differs from the rendered one (server.properties, kafka.env,
-//     the TLS keystore, and the systemd unit where systemd runs; see
-//     Render and ManagedPaths); or
+//     the TLS keystore, the metrics agent's rule file, and the systemd unit
+//     where systemd runs; see Render and ManagedPaths); or
 //   - f.RestartPending: an earlier run changed those files or binaries and
 //     was cut off before the broker ran with the change. fetch-kafka.sh and
 //     install-files.sh set the marker (lib.sh's mark_restart_pending) before
@@ -340,8 +360,9 @@ func swapNeeded(s Spec, f Facts) string {
 // which enables the unit and leaves the running process alone.
 //
 // Nothing else restarts it: installing Java or curl, the kafka user and
-// directories, swap, formatting (only where meta.properties is missing) and
-// SCRAM users leave a running broker alone, and a converged host plans no
+// directories, swap, formatting (only where meta.properties is missing),
+// SCRAM users and the metrics agent's jar (kafka.env loads it, and names
+// its version) leave a running broker alone, and a converged host plans no
 // service step at all.
 func serviceStep(s Spec, f Facts, changed bool) (Step, bool) {
 	in := scripts.Service{Service: s.Service, KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), EnvFile: s.EnvFile(),

@@ -46,6 +46,7 @@ type Spec struct {
 	ControllerPort int
 
 	Security Security
+	Metrics  Metrics
 }
 
 // Security is how clients reach the broker: the Mode (the zero value is
@@ -102,6 +103,7 @@ func DefaultSpec() Spec {
 		BrokerPort:     9092,
 		ControllerPort: 9093,
 		Security:       Security{InternalPort: 9094},
+		Metrics:        DefaultMetrics(),
 	}
 }
 
@@ -244,6 +246,9 @@ func (s Spec) Validate() error {
 	if s.Security.Secured() {
 		ports = append(ports, port{"internal port", s.Security.InternalPort})
 	}
+	if s.Metrics.Enabled {
+		ports = append(ports, port{"metrics port", s.Metrics.Port})
+	}
 	seen := map[int]string{}
 	for _, p := range ports {
 		if p.n < 1 || p.n > 65535 {
@@ -253,6 +258,7 @@ func (s Spec) Validate() error {
 		}
 		seen[p.n] = p.name
 	}
+	errs = append(errs, s.Metrics.problems()...)
 
 	return errors.Join(errs...)
 }

@@ -149,10 +149,16 @@ one_at_a_time() {
   fi
 }
 
-# fetch downloads URL to FILE: a Kafka tarball or its checksum file. A
-# mirror error (5xx, 408, 429, a refused or reset connection, a transfer
-# that ends early or stalls) is tried again, DOWNLOAD_RETRIES times, after
-# 2, 4, 8... (at most 30) seconds. With WANT (a sha512), a download whose
+# checksum_name names the digest WANT is by its length: 64 hex digits are a
+# sha256, anything else a sha512. checksum_of prints FILE's digest in it.
+checksum_name() { if [ "${#1}" = 64 ]; then echo sha256; else echo sha512; fi; }
+checksum_of() { "$(checksum_name "$1")sum" "$2" | cut -d' ' -f1; }
+
+# fetch downloads URL to FILE: a Kafka tarball or its checksum file, or
+# the metrics agent's jar. A mirror error (5xx, 408, 429, a refused or
+# reset connection, a transfer that ends early or stalls) is tried again,
+# DOWNLOAD_RETRIES times, after 2, 4, 8... (at most 30) seconds. With WANT
+# (a sha512, or a sha256 when it is 64 hex digits), a download whose
 # digest differs is also fetched again: a body cut short or damaged in
 # transit. The same wrong digest twice is no transfer fault: the mirror
 # serves another file (returns 2). On failure last_error says why (returns
@@ -179,7 +185,7 @@ fetch() {
       mv -f "$out.part" "$out"
       return 0
     else
-      got=$(sha512sum "$out.part" | cut -d' ' -f1)
+      got=$(checksum_of "$want" "$out.part")
       if [ "$got" = "$want" ]; then
         mv -f "$out.part" "$out"
         return 0
@@ -190,7 +196,7 @@ fetch() {
         return 2
       fi
       prev=$got
-      last_error="the $(stat -c %s "$out.part")-byte download has the wrong sha512 (cut short or damaged in transit)"
+      last_error="the $(stat -c %s "$out.part")-byte download has the wrong $(checksum_name "$want") (cut short or damaged in transit)"
     fi
     rm -f "$out.part"
     if [ "$attempt" -gt "${DOWNLOAD_RETRIES:?}" ]; then

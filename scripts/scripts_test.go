@@ -19,6 +19,7 @@ var samples = []Script{
 	WaitAPT{CloudInitTimeout: 600, APTLockTimeout: 300},
 	FetchKafka{InstallDir: "/opt/kafka", DistName: "kafka_2.13-4.0.0", URLs: []string{"https://x/a b'c"}, ExpectedSHA512: strings.Repeat("a", 128), DownloadRetries: 3, StateDir: "/var/lib/kafkaup"},
 	FetchChecksum{URL: "https://x/a b'c.tgz.sha512", DownloadRetries: 3},
+	FetchAgent{AgentPath: "/opt/kafka/jmx-exporter/jmx_prometheus_javaagent-1.0.1.jar", URLs: []string{"https://x/a'b.jar"}, SHA256: "00", DownloadRetries: 3},
 	SetupDirs{DataDir: "/d", LogDir: "/l", ConfigDir: "/c", StateDir: "/s"},
 	Swap{File: "/swapfile", Bytes: 2 << 30},
 	InstallFiles{Staging: "/home/u/.kafkaup", Src: []string{"a"}, Dest: []string{"/etc/kafka/a"}, Mode: []string{"0640"}, Owner: []string{"root:kafka"}, StateDir: "/s"},

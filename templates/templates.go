@@ -56,6 +56,9 @@ func (p ServerProperties) AdvertisedAddress() string {
 type Env struct {
 	Heap   string // JVM size such as 400m; used for both -Xmx and -Xms
 	LogDir string
+	// JavaAgent is the Prometheus JMX exporter's -javaagent: value,
+	// JAR=PORT:RULES, or empty with metrics off.
+	JavaAgent string
 }
 
 // Unit is the systemd unit.
@@ -84,7 +87,11 @@ func RenderServerProperties(p ServerProperties) ([]byte, error) {
 
 // RenderEnv renders the broker's environment file.
 func RenderEnv(e Env) ([]byte, error) {
-	return render("kafka.env.tmpl", e, e.Heap, e.LogDir)
+	values := []string{e.Heap, e.LogDir}
+	if e.JavaAgent != "" {
+		values = append(values, e.JavaAgent)
+	}
+	return render("kafka.env.tmpl", e, values...)
 }
 
 // RenderUnit renders the systemd unit.

@@ -18,6 +18,8 @@ want unshare util-linux
 want curl curl
 want java openjdk-17-jdk-headless
 want mvn maven
+# A real Prometheus scrapes the broker's --metrics endpoint (on loopback).
+want prometheus prometheus
 # kcat's SCRAM login to Kafka 4.x needs librdkafka >= 2.6.1; the tests build
 # 2.8.0 from source (internal/testenv/rdkafka) with these.
 want gcc gcc
@@ -40,6 +42,11 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The package starts its own server on :9090 under systemd; the tests run
+  # theirs on a free loopback port and need none.
+  if [[ " ${need_apt[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # The EC2 emulator (moto's server) for the AWS tests.

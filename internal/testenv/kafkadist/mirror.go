@@ -18,10 +18,10 @@ import (
 // Several listeners share one handler, request log and fault list. Listen on
 // loopback only (a qemu guest reaches the host's 127.0.0.1 as 10.0.2.2).
 type Mirror struct {
-	srv   *http.Server
-	files map[string]string // URL path -> file on disk
+	srv *http.Server
 
 	mu        sync.Mutex
+	files     map[string]string // URL path -> file on disk
 	listeners []net.Listener
 	requests  []string
 	faults    map[string][]fault // per path, served in order
@@ -81,6 +81,21 @@ func (m *Mirror) AddListener(addr string) (string, error) {
 	m.listeners = append(m.listeners, l)
 	go m.srv.Serve(l) // returns when Close closes the listener
 	return l.Addr().String(), nil
+}
+
+// AddFile serves the file at path (e.g. a jar, at its Maven Central path
+// under /maven2/) from now on, beside the dists.
+func (m *Mirror) AddFile(urlPath, file string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.files[urlPath] = file
+}
+
+// FileURL is the URL of urlPath on listener i.
+func (m *Mirror) FileURL(i int, urlPath string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return "http://" + m.listeners[i].Addr().String() + urlPath
 }
 
 // Port is the TCP port of listener i.
@@ -181,7 +196,9 @@ func (m *Mirror) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, fmt.Sprintf("injected failure %d", flt.status), flt.status)
 		return
 	}
+	m.mu.Lock()
 	name, ok := m.files[r.URL.Path]
+	m.mu.Unlock()
 	if faulty && ok {
 		broken = flt.kind.String()
 		if err := serveBroken(w, name, flt.kind); err != nil {
