@@ -50,6 +50,7 @@ func newApp() *cli.App {
 			topicsCommand(),
 			groupsCommand(),
 			topCommand(),
+			metricsCommand(),
 			produceCommand(),
 			consumeCommand(),
 			completionCommand(),
@@ -60,7 +61,7 @@ func newApp() *cli.App {
 		},
 	}
 	withBrokerCompletion(app.Commands, map[string]bool{"reprovision": true, "status": true, "logs": true, "ssh": true,
-		"env": true, "forget": true, "produce": true, "consume": true, "destroy": true, "start": true, "stop": true, "top": true})
+		"env": true, "forget": true, "produce": true, "consume": true, "destroy": true, "start": true, "stop": true, "top": true, "metrics": true})
 	return app
 }
 

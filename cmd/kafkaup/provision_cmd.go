@@ -36,6 +36,12 @@ func specFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "apt-lock-timeout", Value: provision.DefaultAPTLockTimeout, Usage: "how long to wait for another apt or dpkg run (unattended-upgrades) to release the dpkg lock, 0s..1h"},
 		&cli.BoolFlag{Name: "tls", Usage: "clients connect with TLS: kafkaup makes a CA and a certificate for the advertised host (kept in its state directory)"},
 		&cli.StringFlag{Name: "auth", Value: "none", Usage: "client login: none, or scram (SASL/SCRAM-SHA-512: kafkaup creates the user and keeps its password)"},
+		&cli.BoolFlag{Name: "metrics", Usage: "serve Prometheus metrics from the broker (the JMX exporter as a Java agent); --metrics=false turns them off"},
+		&cli.IntFlag{Name: "metrics-port", Value: provision.DefaultMetricsPort, Usage: "port of the metrics endpoint"},
+		&cli.StringFlag{Name: "metrics-agent-version", Value: provision.DefaultAgentVersion, Usage: "JMX exporter release (its sha256 is pinned in kafkaup)"},
+		&cli.StringFlag{Name: "metrics-agent-url", Usage: "download the agent jar from this mirror URL instead of Maven Central"},
+		&cli.StringFlag{Name: "metrics-agent-sha256", Usage: "expected sha256 of the agent jar, hex (default: kafkaup's pin for the version)"},
+		&cli.StringFlag{Name: "metrics-agent-jar", Usage: "upload this local agent jar over SSH instead of downloading it (air-gapped hosts)"},
 	}
 }
 
@@ -61,6 +67,18 @@ func overrides(c *cli.Context) state.Overrides {
 		v := c.Bool("tls")
 		o.TLS = &v
 	}
+	str("metrics-agent-version", &o.MetricsAgentVersion)
+	str("metrics-agent-url", &o.MetricsAgentURL)
+	str("metrics-agent-sha256", &o.MetricsAgentSHA256)
+	if c.IsSet("metrics") {
+		v := c.Bool("metrics")
+		o.Metrics = &v
+	}
+	if c.IsSet("metrics-port") {
+		v := c.Int("metrics-port")
+		o.MetricsPort = &v
+	}
+	o.MetricsAgentJar = c.String("metrics-agent-jar")
 	if c.IsSet("apt-lock-timeout") {
 		v := c.Duration("apt-lock-timeout")
 		o.APTLockTimeout = &v

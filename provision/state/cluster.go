@@ -49,6 +49,16 @@ type SharedSpec struct {
 	DataDir      string        `json:"data_dir"`
 	BrokerPort   int           `json:"broker_port"`
 	Security     security.Mode `json:"security"` // the CA, keystore and password live in SecretsDir, never here
+	Metrics      Metrics       `json:"metrics"`
+}
+
+// Metrics is the recorded --metrics setting (the JMX exporter agent).
+type Metrics struct {
+	Enabled      bool   `json:"enabled"`
+	Port         int    `json:"port,omitempty"`
+	AgentVersion string `json:"agent_version,omitempty"`
+	AgentURL     string `json:"agent_url,omitempty"`
+	AgentSHA256  string `json:"agent_sha256,omitempty"`
 }
 
 // Node is one broker of the cluster.

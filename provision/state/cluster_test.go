@@ -145,9 +145,11 @@ func TestNewerFormatRefused(t *testing.T) {
 func TestCodecRoundTrip(t *testing.T) {
 	rec := Cluster{Name: "dev",
 		Spec: SharedSpec{KafkaVersion: "4.0.1", KafkaURL: "https://mirror.example/kafka_2.13-4.0.1.tgz", KafkaSHA512: strings.Repeat("ab", 64),
-			Heap: "768m", Swap: "512M", DataDir: "/srv/kafka", BrokerPort: 19092, Security: security.Mode{TLS: true, SCRAM: true}},
+			Heap: "768m", Swap: "512M", DataDir: "/srv/kafka", BrokerPort: 19092, Security: security.Mode{TLS: true, SCRAM: true},
+			Metrics: Metrics{Enabled: true, Port: 19404, AgentVersion: "1.0.1", AgentURL: "http://m/jmx_prometheus_javaagent-1.0.1.jar", AgentSHA256: strings.Repeat("cd", 32)}},
 		Nodes: []Node{{ID: 3, AdvertisedHost: "k3.example.com"}}}
 	assertAllSet(t, "SharedSpec", reflect.ValueOf(rec.Spec))
+	assertAllSet(t, "Metrics", reflect.ValueOf(rec.Spec.Metrics))
 	spec, err := SpecFor(rec, 0)
 	if err != nil {
 		t.Fatal(err)

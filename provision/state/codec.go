@@ -35,6 +35,14 @@ func SpecFor(c Cluster, i int) (provision.Spec, error) {
 	}
 	s.Source = provision.Source{URL: sh.KafkaURL, SHA512: sh.KafkaSHA512}
 	s.Security.Mode = sh.Security
+	m := sh.Metrics
+	s.Metrics.Enabled, s.Metrics.AgentURL, s.Metrics.AgentSHA256 = m.Enabled, m.AgentURL, m.AgentSHA256
+	if m.Port != 0 {
+		s.Metrics.Port = m.Port
+	}
+	if m.AgentVersion != "" {
+		s.Metrics.AgentVersion = m.AgentVersion
+	}
 	if sh.Heap != "" {
 		heap, err := provision.ParseHeap(sh.Heap)
 		if err != nil {
@@ -62,7 +70,9 @@ func Remember(c *Cluster, i int, s provision.Spec) {
 		sha = s.Source.SHA512
 	}
 	c.Spec = SharedSpec{KafkaVersion: s.KafkaVersion, KafkaURL: s.Source.URL, KafkaSHA512: sha,
-		Heap: s.Heap(), Swap: sizeString(s.SwapBytes), DataDir: s.DataDir, BrokerPort: s.BrokerPort, Security: s.Security.Mode}
+		Heap: s.Heap(), Swap: sizeString(s.SwapBytes), DataDir: s.DataDir, BrokerPort: s.BrokerPort, Security: s.Security.Mode,
+		Metrics: Metrics{Enabled: s.Metrics.Enabled, Port: s.Metrics.Port, AgentVersion: s.Metrics.AgentVersion,
+			AgentURL: s.Metrics.AgentURL, AgentSHA256: s.Metrics.AgentSHA256}}
 	n := c.Node(i)
 	n.ID, n.AdvertisedHost = s.NodeID, s.AdvertisedHost
 }
@@ -91,9 +101,16 @@ type Overrides struct {
 	TLS            *bool
 	Auth           *string
 
+	Metrics             *bool
+	MetricsPort         *int
+	MetricsAgentVersion *string
+	MetricsAgentURL     *string
+	MetricsAgentSHA256  *string
+
 	// For this run only, never recorded.
-	KafkaTarball   string         // upload this .tgz (its digest is checked by the caller)
-	APTLockTimeout *time.Duration // wait this long for another apt run
+	KafkaTarball    string         // upload this .tgz (its digest is checked by the caller)
+	MetricsAgentJar string         // upload this agent jar instead of downloading it
+	APTLockTimeout  *time.Duration // wait this long for another apt run
 }
 
 // Apply lays the overrides over node i's recorded spec and checks the
@@ -155,6 +172,16 @@ func (o Overrides) Apply(c Cluster, i int, sshHost string) (provision.Spec, erro
 		}
 		s.Security.SCRAM = scram
 	}
+	if o.Metrics != nil {
+		s.Metrics.Enabled = *o.Metrics
+	}
+	if o.MetricsPort != nil {
+		s.Metrics.Port = *o.MetricsPort
+	}
+	set(&s.Metrics.AgentVersion, o.MetricsAgentVersion)
+	set(&s.Metrics.AgentURL, o.MetricsAgentURL)
+	set(&s.Metrics.AgentSHA256, o.MetricsAgentSHA256)
+	s.Metrics.LocalAgent = o.MetricsAgentJar
 	if i < len(c.Nodes) && o.KafkaVersion != nil && s.KafkaVersion != recorded.KafkaVersion {
 		if o.KafkaSHA512 == nil {
 			s.Source.SHA512 = ""

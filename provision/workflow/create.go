@@ -176,6 +176,10 @@ func checkCreate(o *CreateOptions, env Env) (state.Cluster, provision.Spec, erro
 	if err := checkLocalTarball(&spec); err != nil {
 		return rec, spec, err
 	}
+	if spec.Metrics.Enabled {
+		// The metrics endpoint is reachable from the allowed CIDRs only, like 9092.
+		o.Request.Ports = []int32{cloud.SSHPort, cloud.KafkaPort, int32(spec.Metrics.Port)}
+	}
 	if err := checkTopics(o.Topics); err != nil {
 		return rec, spec, err
 	}

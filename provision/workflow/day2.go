@@ -178,3 +178,30 @@ func Control(ctx context.Context, env Env, o ControlOptions) (time.Duration, err
 	}
 	return time.Since(start), err
 }
+
+// MetricsEndpoints are where Prometheus scrapes a cluster, and a ready
+// scrape_configs snippet.
+type MetricsEndpoints struct {
+	URLs         []string `json:"urls"`
+	ScrapeConfig string   `json:"scrape_config"`
+}
+
+// Metrics says where cluster name serves its metrics; it is an input error
+// when metrics are off.
+func Metrics(env Env, name string) (*MetricsEndpoints, error) {
+	b, err := Open(env, name, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !b.Spec.Metrics.Enabled {
+		return nil, provision.Inputf("%s does not serve metrics: turn them on with kafkaup reprovision %s --metrics", name, name)
+	}
+	out := &MetricsEndpoints{}
+	var hosts []string
+	for _, n := range b.Record.Nodes {
+		out.URLs = append(out.URLs, b.Spec.MetricsURL(n.AdvertisedHost))
+		hosts = append(hosts, n.AdvertisedHost)
+	}
+	out.ScrapeConfig = b.Spec.ScrapeConfig("kafkaup-"+name, hosts)
+	return out, nil
+}

@@ -25,15 +25,19 @@ import (
 	"github.com/kafkaup/kafkaup/test/e2e/harness"
 )
 
-// metricsEnv drives the engine directly (provision.Provision over a real
-// SSH connection) with a Spec: the --metrics flag belongs to the CLI.
+// metricsEnv drives the kafkaup binary as a user would: each Spec the test
+// wants becomes provision's flags (--metrics, --metrics-agent-url,
+// --metrics-agent-jar), and the JSON result is read back.
 type metricsEnv struct {
 	host   *nshost.Host
 	conn   *remote.Client
+	cli    *harness.CLI
 	mirror *kafkadist.Mirror
 	jar    string // the agent jar in the test cache
 	spec   provision.Spec
 }
+
+const metricsName = "metrics"
 
 func setupMetrics(t *testing.T) *metricsEnv {
 	if testing.Short() {
@@ -77,6 +81,15 @@ func setupMetrics(t *testing.T) *metricsEnv {
 	}
 	t.Cleanup(func() { e.conn.Close() })
 
+	dir := t.TempDir()
+	bin, err := harness.BuildCLI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.cli, err = harness.NewCLI(bin, dir, e.host.KeyPath); err != nil {
+		t.Fatal(err)
+	}
+
 	e.spec = provision.DefaultSpec()
 	e.spec.AdvertisedHost = e.host.Addr
 	e.spec.SwapBytes = 0 // no swap on an overlay
@@ -90,10 +103,26 @@ var agentMirrorPath = "/maven2/" + jmxagent.MavenPath(provision.DefaultAgentVers
 func (e *metricsEnv) provision(ctx context.Context, t *testing.T, s provision.Spec) *provision.Result {
 	t.Helper()
 	start := time.Now()
-	res, err := provision.Provision(ctx, e.conn, s, e.host.Addr, provision.Options{})
-	if err != nil {
-		t.Fatalf("provision: %v", err)
+	args := append([]string{"provision", "--host", e.host.Addr, "--name", metricsName, "--swap", "0",
+		"--kafka-url", s.Source.URL, "--json"}, e.cli.ConnArgs("root")...)
+	if s.Metrics.Enabled {
+		args = append(args, "--metrics")
+		if s.Metrics.AgentURL != "" {
+			args = append(args, "--metrics-agent-url", s.Metrics.AgentURL)
+		}
+		if s.Metrics.LocalAgent != "" {
+			args = append(args, "--metrics-agent-jar", s.Metrics.LocalAgent)
+		}
 	}
+	r := e.cli.Run(ctx, args...)
+	harness.MustSucceed(t, r)
+	var out struct {
+		Result *provision.Result `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil || out.Result == nil {
+		t.Fatalf("provision --json: %v\n%s", err, r.Stdout)
+	}
+	res := out.Result
 	var steps []string
 	for _, st := range res.Applied {
 		steps = append(steps, fmt.Sprintf("%s (%.1fs)", st.ID, st.Seconds))
@@ -329,8 +358,19 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 
-	t.Run("a real Prometheus scrapes it with the snippet", func(t *testing.T) {
-		prometheus(ctx, t, on.ScrapeConfig("kafkaup-e2e", []string{e.host.Addr}), func() {
+	t.Run("a real Prometheus scrapes it with the snippet kafkaup metrics prints", func(t *testing.T) {
+		r := e.cli.Run(ctx, "metrics", metricsName, "--json")
+		harness.MustSucceed(t, r)
+		var out struct {
+			Result struct {
+				URLs         []string `json:"urls"`
+				ScrapeConfig string   `json:"scrape_config"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil || len(out.Result.URLs) != 1 || out.Result.URLs[0] != metricsURL {
+			t.Fatalf("kafkaup metrics: %v\n%s", err, r.Stdout)
+		}
+		prometheus(ctx, t, out.Result.ScrapeConfig, func() {
 			_ = harness.KcatProduce(ctx, e.spec.Bootstrap(), "metrics", "p")
 		})
 	})
