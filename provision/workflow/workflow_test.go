@@ -65,6 +65,7 @@ func (e *fakeEngine) run(ctx context.Context, _ provision.Host, s provision.Spec
 // fakeCloud is one instance per name, with a public IP that changes on
 // every start (no Elastic IP).
 type fakeCloud struct {
+	lastReq   cloud.CreateRequest
 	instances map[string]*cloud.Broker
 	created   int
 	destroyed []string
@@ -79,6 +80,7 @@ func (c *fakeCloud) ip() string { c.nextIP++; return fmt.Sprintf("203.0.113.%d",
 func (c *fakeCloud) RegionName() string                                  { return "us-east-1" }
 func (c *fakeCloud) Validate(context.Context, cloud.CreateRequest) error { return nil }
 func (c *fakeCloud) Create(_ context.Context, req cloud.CreateRequest) (*cloud.Broker, error) {
+	c.lastReq = req
 	if b, ok := c.instances[req.Name]; ok {
 		return b, nil // found by tag: resumed
 	}
@@ -364,5 +366,43 @@ func TestLocalTarballChecked(t *testing.T) {
 	s.Source.SHA512 = ""
 	if err := checkLocalTarball(&s); err != nil || len(s.Source.SHA512) != 128 {
 		t.Errorf("no sidecar: %v %q", err, s.Source.SHA512)
+	}
+}
+
+// TestCreateMetricsPort: with --metrics the security group opens the
+// metrics port too (to the allowed CIDRs only), and kafkaup metrics names
+// the endpoint; without it, only 22 and 9092, and kafkaup metrics refuses.
+func TestCreateMetricsPort(t *testing.T) {
+	f := newFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if got := cloud.IngressPorts(f.cloud.lastReq); fmt.Sprint(got) != "[22 9092]" {
+		t.Errorf("ports without --metrics: %v", got)
+	}
+	var ie *provision.InputError
+	if _, err := Metrics(f.env, "demo"); !errors.As(err, &ie) || !strings.Contains(err.Error(), "--metrics") {
+		t.Errorf("metrics of a broker without them: %v", err)
+	}
+	on := true
+	o := createOptions()
+	o.Overrides.Metrics = &on
+	if _, err := Create(context.Background(), f.env, o); err != nil {
+		t.Fatal(err)
+	}
+	if got := cloud.IngressPorts(f.cloud.lastReq); fmt.Sprint(got) != "[22 9092 9404]" {
+		t.Errorf("ports with --metrics: %v", got)
+	}
+	// A rerun without the flag keeps the recorded setting, and the port.
+	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if got := cloud.IngressPorts(f.cloud.lastReq); fmt.Sprint(got) != "[22 9092 9404]" {
+		t.Errorf("ports on a rerun: %v", got)
+	}
+	m, err := Metrics(f.env, "demo")
+	if err != nil || len(m.URLs) != 1 || m.URLs[0] != "http://203.0.113.11:9404/metrics" || !strings.Contains(m.ScrapeConfig, "'203.0.113.11:9404'") {
+		t.Errorf("metrics endpoints: %+v %v", m, err)
 	}
 }
