@@ -85,12 +85,12 @@ func groups(ctx context.Context, t *testing.T, e *env, bootstrap string) {
 	})
 	t.Run("an active group is refused", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
-		defer cancel()
 		cmd := exec.CommandContext(cctx, "kcat", "-b", bootstrap, "-G", group, "-q", topic)
 		if err := cmd.Start(); err != nil {
+			cancel()
 			t.Fatal(err)
 		}
-		defer cmd.Wait()
+		defer func() { cancel(); cmd.Wait() }()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			r := run("groups", "describe", name, group)
