@@ -25,19 +25,10 @@ if [ -n "$LOCAL_AGENT" ]; then
     die "checksum mismatch for the uploaded $name: expected sha256 $SHA256, got $got. It is not the agent release you asked for; nothing was installed. Check --metrics-agent-jar/--metrics-agent-sha256 and rerun."
   fi
 else
-  failed=()
-  for u in "${URLS[@]}"; do
-    log "downloading $u"
-    rc=0
-    fetch "$u" "$jar" "$SHA256" || rc=$?
-    case "$rc" in
-      0) break ;;
-      2) die "checksum mismatch for $name from $u: expected sha256 $SHA256, got $last_error twice. The mirror serves a different file than the agent release kafkaup pins; nothing was installed. Check --metrics-agent-url/--metrics-agent-sha256 and rerun." ;;
-    esac
-    note "download from $u failed: $last_error"
-    failed+=("$u ($last_error)")
-  done
-  [ -f "$jar" ] || die "could not download $name: ${failed[*]}. Nothing was installed. Check that the host can reach the mirror (curl -I URL on the host), or pass --metrics-agent-url with another mirror, or --metrics-agent-jar to upload a local copy; then rerun the same command."
+  fetch_first "$jar" "$SHA256" "sha256 $SHA256" "$name" \
+    "The mirror serves a different file than the agent release kafkaup pins; nothing was installed. Check --metrics-agent-url/--metrics-agent-sha256 and rerun." \
+    "Nothing was installed. Check that the host can reach the mirror (curl -I URL on the host), or pass --metrics-agent-url with another mirror, or --metrics-agent-jar to upload a local copy; then rerun the same command." \
+    "${URLS[@]}"
 fi
 log "sha256 verified"
 

@@ -20,19 +20,10 @@ if [ -n "$LOCAL_TARBALL" ]; then
   tgz=$LOCAL_TARBALL
 else
   tgz="$work/$DIST_NAME.tgz"
-  failed=()
-  for u in "${URLS[@]}"; do
-    log "downloading $u"
-    rc=0
-    fetch "$u" "$tgz" "$EXPECTED_SHA512" || rc=$?
-    case "$rc" in
-      0) break ;;
-      2) die "checksum mismatch for $DIST_NAME.tgz from $u: expected $EXPECTED_SHA512, got $last_error twice. The mirror serves a different file than the release you asked for; nothing was installed. Check --kafka-url/--kafka-sha512 and rerun." ;;
-    esac
-    note "download from $u failed: $last_error"
-    failed+=("$u ($last_error)")
-  done
-  [ -f "$tgz" ] || die "could not download $DIST_NAME.tgz: ${failed[*]}. Nothing was installed. Check that the host can reach the mirror (curl -I URL on the host), or pass --kafka-url with another mirror, or --kafka-tarball to upload a local copy; then rerun the same command."
+  fetch_first "$tgz" "$EXPECTED_SHA512" "$EXPECTED_SHA512" "$DIST_NAME.tgz" \
+    "The mirror serves a different file than the release you asked for; nothing was installed. Check --kafka-url/--kafka-sha512 and rerun." \
+    "Nothing was installed. Check that the host can reach the mirror (curl -I URL on the host), or pass --kafka-url with another mirror, or --kafka-tarball to upload a local copy; then rerun the same command." \
+    "${URLS[@]}"
 fi
 
 # Downloads were verified as they arrived; an uploaded tarball is checked here.

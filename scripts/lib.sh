@@ -209,3 +209,24 @@ fetch() {
     delay=$((delay * 2 > 30 ? 30 : delay * 2))
   done
 }
+
+# fetch_first downloads WHAT to FILE from the first of URL... that serves
+# it (fetch: retries, backoff, the WANT digest checked), and dies with
+# advice when a mirror serves another file (MISMATCH_HINT) or none can be
+# reached (UNREACHABLE_HINT). EXPECTED is how the message names WANT.
+fetch_first() {
+  local out=$1 want=$2 expected=$3 what=$4 mismatch_hint=$5 unreachable_hint=$6 u rc failed=()
+  shift 6
+  for u in "$@"; do
+    log "downloading $u"
+    rc=0
+    fetch "$u" "$out" "$want" || rc=$?
+    case "$rc" in
+      0) return 0 ;;
+      2) die "checksum mismatch for $what from $u: expected $expected, got $last_error twice. $mismatch_hint" ;;
+    esac
+    note "download from $u failed: $last_error"
+    failed+=("$u ($last_error)")
+  done
+  die "could not download $what: ${failed[*]}. $unreachable_hint"
+}
