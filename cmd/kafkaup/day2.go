@@ -337,11 +337,11 @@ func forgetCommand() *cli.Command {
 		Usage:     "drop kafkaup's record of a broker set up with provision --host (the host is not touched)",
 		UsageText: "kafkaup forget NAME",
 		Action: func(c *cli.Context) error {
-			dir, err := state.Dir()
+			env, err := localEnv()
 			if err != nil {
 				return err
 			}
-			return workflow.Forget(workflow.Env{StateDir: dir, Store: state.Store{Dir: dir}}, c.Args().First())
+			return workflow.Forget(env, c.Args().First())
 		},
 	}
 }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/kafkaup/kafkaup/provision/state"
 	"github.com/kafkaup/kafkaup/provision/workflow"
 )
 
@@ -16,11 +15,11 @@ func metricsCommand() *cli.Command {
 		UsageText: "kafkaup metrics NAME [--json]",
 		Flags:     []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
-			dir, err := state.Dir()
+			env, err := localEnv()
 			if err != nil {
 				return err
 			}
-			m, err := workflow.Metrics(workflow.Env{StateDir: dir, Store: state.Store{Dir: dir}}, c.Args().First())
+			m, err := workflow.Metrics(env, c.Args().First())
 			if err != nil || c.Bool("json") {
 				return jsonOr(c, m, err)
 			}

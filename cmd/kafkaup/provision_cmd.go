@@ -48,43 +48,26 @@ func specFlags() []cli.Flag {
 // overrides reads the spec flags the user set; the rest keep the recorded
 // value (or the default).
 func overrides(c *cli.Context) state.Overrides {
-	var o state.Overrides
-	str := func(flag string, dst **string) {
-		if c.IsSet(flag) {
-			v := c.String(flag)
-			*dst = &v
-		}
+	o := state.Overrides{KafkaTarball: c.String("kafka-tarball"), MetricsAgentJar: c.String("metrics-agent-jar")}
+	for flag, dst := range map[string]**string{"advertised-host": &o.AdvertisedHost, "kafka-version": &o.KafkaVersion,
+		"kafka-url": &o.KafkaURL, "kafka-sha512": &o.KafkaSHA512, "heap": &o.Heap, "swap": &o.Swap, "data-dir": &o.DataDir,
+		"auth": &o.Auth, "metrics-agent-version": &o.MetricsAgentVersion, "metrics-agent-url": &o.MetricsAgentURL,
+		"metrics-agent-sha256": &o.MetricsAgentSHA256} {
+		setIfGiven(c, flag, dst, c.String)
 	}
-	str("advertised-host", &o.AdvertisedHost)
-	str("kafka-version", &o.KafkaVersion)
-	str("kafka-url", &o.KafkaURL)
-	str("kafka-sha512", &o.KafkaSHA512)
-	str("heap", &o.Heap)
-	str("swap", &o.Swap)
-	str("data-dir", &o.DataDir)
-	str("auth", &o.Auth)
-	if c.IsSet("tls") {
-		v := c.Bool("tls")
-		o.TLS = &v
-	}
-	str("metrics-agent-version", &o.MetricsAgentVersion)
-	str("metrics-agent-url", &o.MetricsAgentURL)
-	str("metrics-agent-sha256", &o.MetricsAgentSHA256)
-	if c.IsSet("metrics") {
-		v := c.Bool("metrics")
-		o.Metrics = &v
-	}
-	if c.IsSet("metrics-port") {
-		v := c.Int("metrics-port")
-		o.MetricsPort = &v
-	}
-	o.MetricsAgentJar = c.String("metrics-agent-jar")
-	if c.IsSet("apt-lock-timeout") {
-		v := c.Duration("apt-lock-timeout")
-		o.APTLockTimeout = &v
-	}
-	o.KafkaTarball = c.String("kafka-tarball")
+	setIfGiven(c, "tls", &o.TLS, c.Bool)
+	setIfGiven(c, "metrics", &o.Metrics, c.Bool)
+	setIfGiven(c, "metrics-port", &o.MetricsPort, c.Int)
+	setIfGiven(c, "apt-lock-timeout", &o.APTLockTimeout, c.Duration)
 	return o
+}
+
+// setIfGiven points *dst at the flag's value when the user set the flag.
+func setIfGiven[T any](c *cli.Context, flag string, dst **T, get func(string) T) {
+	if c.IsSet(flag) {
+		v := get(flag)
+		*dst = &v
+	}
 }
 
 // connFlags say how to reach a host over SSH.

@@ -85,6 +85,13 @@ func (s *session) env(c *cli.Context) (workflow.Env, error) {
 	}, nil
 }
 
+// localEnv is the Env of a command that only reads and writes this
+// machine's records (no SSH, no AWS, no debug log).
+func localEnv() (workflow.Env, error) {
+	dir, err := state.Dir()
+	return workflow.Env{StateDir: dir, Store: state.Store{Dir: dir}}, err
+}
+
 // withEnv runs fn with a session and the workflows' Env, and adds the
 // debug log's path to a failure.
 func withEnv(c *cli.Context, logName string, fn func(s *session, env workflow.Env) error) error {
