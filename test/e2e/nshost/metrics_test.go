@@ -500,7 +500,7 @@ func queryPrometheus(addr, query string) (rate, up float64, err error) {
 		s, _ := r.Data.Result[0].Value[1].(string)
 		return strconv.ParseFloat(s, 64)
 	}
-	if up, err = get(`up{job="kafkaup-e2e"}`); err != nil {
+	if up, err = get(`up{job="kafkaup-` + metricsName + `"}`); err != nil {
 		return 0, 0, err
 	}
 	rate, err = get(query)
