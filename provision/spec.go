@@ -366,14 +366,14 @@ func (s Spec) Validate() error {
 func (s Spec) clusterProblems() []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if s.ClusterID != "" && !kafkaIDRE.MatchString(s.ClusterID) {
-		bad("cluster id %q is not a KRaft cluster id (22 characters of URL-safe base64)", s.ClusterID)
-	}
 	if s.Rack != "" && !rackRE.MatchString(s.Rack) {
 		bad("rack %q must be 1 to 64 letters, digits, '.', '_' or '-'", s.Rack)
 	}
 	if !s.Clustered() {
-		return errs
+		return errs // a single broker's recorded cluster id came from its own meta.properties
+	}
+	if !kafkaIDRE.MatchString(s.ClusterID) {
+		bad("cluster id %q is not a KRaft cluster id (22 characters of URL-safe base64)", s.ClusterID)
 	}
 	if err := ValidateHost(s.InternalHost); err != nil {
 		bad("--internal-host of node %d: %v", s.NodeID, err)
@@ -396,9 +396,6 @@ func (s Spec) clusterProblems() []error {
 		bad("node %d is not one of the cluster's voters", s.NodeID)
 	} else if me.Host != s.InternalHost {
 		bad("node %d's internal address is %s but the voters list it at %s", s.NodeID, s.InternalHost, me.Host)
-	}
-	if s.ClusterID == "" {
-		bad("a cluster's nodes must share a cluster id, and none was given")
 	}
 	return errs
 }
