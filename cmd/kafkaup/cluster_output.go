@@ -53,6 +53,7 @@ func printCluster(c *cli.Context, out *workflow.Outcome, err error) error {
 }
 
 func printClusterResult(w io.Writer, co clusterOutput, spec provision.Spec, err error) {
+	var warnings []string
 	warned := map[string]bool{}
 	for _, n := range co.Nodes {
 		res, who := n.Result, fmt.Sprintf("node %d (%s)", n.ID, n.Host)
@@ -78,10 +79,13 @@ func printClusterResult(w io.Writer, co clusterOutput, spec provision.Spec, err 
 		}
 		for _, warn := range res.Warnings {
 			if !warned[warn] && !res.DryRun {
-				fmt.Fprintf(w, "warning: %s\n", warn)
+				warnings = append(warnings, warn)
 				warned[warn] = true
 			}
 		}
+	}
+	for _, warn := range warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
 	if err != nil || (len(co.Nodes) > 0 && co.Nodes[0].DryRun) {
 		return
