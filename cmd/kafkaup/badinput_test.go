@@ -128,6 +128,12 @@ func TestBadInput(t *testing.T) {
 		{"unknown --auth", p("--auth", "ldap"), "use none or scram", 0},
 		{"apt lock wait too long", p("--apt-lock-timeout", "2h"), "--apt-lock-timeout", 0},
 		{"destroy: bad name", []string{"destroy", "../etc"}, "broker name", 0},
+		{"cluster: internal hosts miscounted", p("--host", "127.0.0.2,127.0.0.3", "--internal-host", "10.0.0.1,10.0.0.2"), "--internal-host gives 2 addresses for 3 hosts", 0},
+		{"cluster: one advertised host for three", p("--host", "127.0.0.2", "--host", "127.0.0.3", "--advertised-host", "kafka.example.com"), "--advertised-host gives 1 addresses for 3 hosts", 0},
+		{"cluster: bad internal host", p("--host", "127.0.0.2,127.0.0.3", "--internal-host", "10.0.0.1,10.0.0.2,0.0.0.0"), "--internal-host", 0},
+		{"cluster: a host twice", p("--host", "127.0.0.2,127.0.0.1"), "given twice", 0},
+		{"internal host for a single broker", []string{"provision", "--host", "127.0.0.1", "--internal-host", "10.0.0.1"}, "for a cluster", 0},
+		{"topics: zero replicas", []string{"topics", "create", "dev", "t", "--replication-factor", "0"}, "--replication-factor", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -73,6 +73,15 @@ type Node struct {
 	AdvertisedHost string `json:"advertised_host"` // what clients are told
 	Systemd        bool   `json:"systemd"`
 
+	// A node of a cluster of several nodes: the address the other nodes
+	// reach it at (its controller and inter-broker listeners; stored in the
+	// quorum's metadata, so it must not change), and the directory id of
+	// its metadata log, chosen by kafkaup before the storage is formatted.
+	InternalHost string `json:"internal_host,omitempty"`
+	DirectoryID  string `json:"directory_id,omitempty"`
+	// Rack is the node's broker.rack (its availability zone), if any.
+	Rack string `json:"rack,omitempty"`
+
 	// The node's EC2 instance, for clusters made by `kafkaup create`.
 	InstanceID      string `json:"instance_id,omitempty"`
 	EIPAllocationID string `json:"eip_allocation_id,omitempty"`
@@ -91,6 +100,15 @@ func (c *Cluster) Node(i int) *Node {
 		c.Nodes = append(c.Nodes, Node{ID: len(c.Nodes) + 1})
 	}
 	return &c.Nodes[i]
+}
+
+// Internal is the address the other nodes reach this one at: the
+// recorded internal address, else the SSH address.
+func (n Node) Internal() string {
+	if n.InternalHost != "" {
+		return n.InternalHost
+	}
+	return n.Host
 }
 
 // FindNode returns the index of the node with Kafka node id id.

@@ -252,3 +252,43 @@ func TestOverrides(t *testing.T) {
 		t.Errorf("new cluster: %+v %v", s, err)
 	}
 }
+
+// TestCodecRoundTripCluster: a cluster's node fields (internal address,
+// directory id, rack) and its id go into every node's Spec and come back.
+func TestCodecRoundTripCluster(t *testing.T) {
+	rec := Cluster{Name: "trio", ClusterID: "MkU3OEVBNTcwNTJENDM2Qg",
+		Spec: SharedSpec{KafkaVersion: "4.0.0", Heap: "400m", Swap: "0", DataDir: "/var/lib/kafka/data", BrokerPort: 9092}}
+	for i, dir := range []string{"AAAAAAAAAAAAAAAAAAAAAQ", "BBBBBBBBBBBBBBBBBBBBBQ", "CCCCCCCCCCCCCCCCCCCCCQ"} {
+		n := rec.Node(i)
+		n.Host = "203.0.113." + string(rune('1'+i))
+		n.AdvertisedHost, n.InternalHost, n.DirectoryID, n.Rack = n.Host, "10.0.0."+string(rune('1'+i)), dir, "az-"+string(rune('a'+i))
+	}
+	back := Cluster{Name: "trio", Nodes: make([]Node, 3)}
+	for i := range rec.Nodes {
+		spec, err := SpecFor(rec, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := spec.Validate(); err != nil {
+			t.Fatalf("node %d's spec: %v", i+1, err)
+		}
+		if len(spec.Voters) != 3 || spec.Voters[2].Host != "10.0.0.3" || spec.InternalHost != rec.Nodes[i].InternalHost || spec.ClusterID != rec.ClusterID {
+			t.Errorf("node %d's spec: %+v", i+1, spec)
+		}
+		back.Nodes[i].Host = rec.Nodes[i].Host
+		Remember(&back, i, spec)
+	}
+	if !reflect.DeepEqual(back.Nodes, rec.Nodes) || back.ClusterID != rec.ClusterID {
+		t.Errorf("record → spec → record:\n got %+v %s\nwant %+v %s", back.Nodes, back.ClusterID, rec.Nodes, rec.ClusterID)
+	}
+	// No internal address recorded: the SSH address.
+	rec.Nodes[1].InternalHost = ""
+	if spec, _ := SpecFor(rec, 1); spec.InternalHost != "203.0.113.2" || spec.Voters[1].Host != "203.0.113.2" {
+		t.Errorf("default internal address: %s, voters %+v", spec.InternalHost, spec.Voters)
+	}
+	// One node: no voters, no internal address.
+	one := Cluster{Name: "one", Nodes: []Node{{ID: 1, Host: "h", AdvertisedHost: "h"}}}
+	if spec, _ := SpecFor(one, 0); spec.Clustered() || spec.InternalHost != "" || spec.Voters != nil {
+		t.Errorf("single broker's spec: %+v", spec)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
 	"github.com/kafkaup/kafkaup/provision/secrets"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
@@ -23,6 +24,14 @@ type Outcome struct {
 	Topics []string             // created by create --topics
 	// CreatePlan is what a create --dry-run would make (nothing was).
 	CreatePlan *CreatePlan
+
+	// Nodes is every node's run, in node order, for a cluster of several
+	// nodes (Spec and Result are then node 1's).
+	Nodes []NodeOutcome
+	// Verified is the cluster's check from this machine (several nodes).
+	Verified *kafkaclient.Verification
+	// Bootstrap is the cluster's bootstrap servers list.
+	Bootstrap string
 }
 
 // RunOptions are the choices every provisioning run shares.
@@ -34,15 +43,43 @@ type RunOptions struct {
 
 // ProvisionOptions is `kafkaup provision --host`.
 type ProvisionOptions struct {
-	Name      string // default: derived from the host
-	Target    Target
+	Name   string // default: derived from the (first) host
+	Target Target
+	// Nodes, when it has more than one entry, are the hosts of a cluster in
+	// node order (node ids 1..N), and Target is not used.
+	Nodes     []NodeTarget
 	Overrides state.Overrides
 	RunOptions
 }
 
-// Provision sets up a broker on an existing host. Unset settings take
-// their defaults (reprovision is the command that keeps the recorded ones).
+// NodeTarget is one host of a cluster.
+type NodeTarget struct {
+	Target
+	// InternalHost is the address the other nodes reach this one at, when
+	// it is not the SSH address (a private address). Empty: the recorded
+	// one, else the SSH address.
+	InternalHost string
+	// AdvertisedHost is what clients are told; empty: the SSH address.
+	AdvertisedHost string
+}
+
+// Provision sets up a broker on an existing host, or a cluster on several
+// (see ProvisionCluster). Unset settings take their defaults (reprovision
+// is the command that keeps the recorded ones).
 func Provision(ctx context.Context, env Env, o ProvisionOptions) (*Outcome, error) {
+	switch {
+	case len(o.Nodes) > 1:
+		return provisionCluster(ctx, env, o)
+	case len(o.Nodes) == 1:
+		n := o.Nodes[0]
+		if n.InternalHost != "" {
+			return nil, provision.Inputf("--internal-host is for a cluster of several hosts: a single broker keeps its controller on loopback")
+		}
+		if n.AdvertisedHost != "" {
+			o.Overrides.AdvertisedHost = &n.AdvertisedHost
+		}
+		o.Target = n.Target
+	}
 	name := o.Name
 	if name == "" {
 		name = state.NameForHost(o.Target.Host)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/cloud"
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
 
@@ -106,6 +107,9 @@ type Env struct {
 	CallerIP func(ctx context.Context) (string, error)
 	Engine   Engine
 	UI       UI
+	// VerifyCluster checks a cluster of several nodes from this machine
+	// once every node is up (provision.VerifyCluster when nil).
+	VerifyCluster func(ctx context.Context, specs []provision.Spec, opt provision.Options) (*kafkaclient.Verification, error)
 }
 
 func (e Env) engine() Engine {
@@ -113,6 +117,13 @@ func (e Env) engine() Engine {
 		return provision.Provision
 	}
 	return e.Engine
+}
+
+func (e Env) verifyCluster() func(context.Context, []provision.Spec, provision.Options) (*kafkaclient.Verification, error) {
+	if e.VerifyCluster == nil {
+		return provision.VerifyCluster
+	}
+	return e.VerifyCluster
 }
 
 // InterruptedError is a run stopped by the user (Ctrl-C) or a deadline:
