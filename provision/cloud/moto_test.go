@@ -946,4 +946,25 @@ func TestMotoConsoleHostKeysEmpty(t *testing.T) {
 	if err != nil || keys != nil {
 		t.Fatalf("keys %v, err %v", keys, err)
 	}
+	// A Xen-based instance type refuses Latest: the real client reads the
+	// buffered output instead, and asks without Latest from then on; the
+	// wait ends at its bound with no keys.
+	var latest, plain int
+	e.faults.add(fault{op: "GetConsoleOutput", match: func(in any) bool {
+		if aws.ToBool(in.(*ec2.GetConsoleOutputInput).Latest) {
+			latest++
+			return true
+		}
+		plain++
+		return false
+	}, forever: "UnsupportedOperation"})
+	var progress []time.Duration
+	keys, err = e.c.WaitConsoleHostKeys(e.ctx, b.InstanceID, ConsoleWait{Timeout: 20 * time.Second, Interval: 10 * time.Second,
+		Waiting: func(d time.Duration) { progress = append(progress, d) }})
+	if err != nil || keys != nil {
+		t.Fatalf("keys %v, err %v", keys, err)
+	}
+	if latest != 1 || plain != 3 || len(progress) != 2 {
+		t.Errorf("reads with Latest %d, without %d, progress %v", latest, plain, progress)
+	}
 }
