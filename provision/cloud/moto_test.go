@@ -968,3 +968,37 @@ func TestMotoConsoleHostKeysEmpty(t *testing.T) {
 		t.Errorf("reads with Latest %d, without %d, progress %v", latest, plain, progress)
 	}
 }
+
+// TestMotoDestroyPendingOrStopping: EC2 still shows an instance that was
+// pending or stopping when it was told to terminate in that state for a
+// while; the SDK's terminated waiter fails on both states, destroy keeps
+// waiting and finishes.
+func TestMotoDestroyPendingOrStopping(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.c.Create(e.ctx, e.request("busy")); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	states := []types.InstanceStateName{"pending", "pending", "stopping", "stopping", "shutting-down"}
+	e.faults.rewrite = func(op string, in, out any) {
+		d, ok := out.(*ec2.DescribeInstancesOutput)
+		if op != "DescribeInstances" || !ok || !byInstanceID(in) || len(states) == 0 {
+			return
+		}
+		for ri := range d.Reservations {
+			for ii := range d.Reservations[ri].Instances {
+				inst := &d.Reservations[ri].Instances[ii]
+				seen = append(seen, string(inst.State.Name)+"->"+string(states[0]))
+				inst.State = &types.InstanceState{Name: states[0]}
+			}
+		}
+		states = states[1:]
+	}
+	if _, err := e.c.Destroy(e.ctx, "busy", false); err != nil {
+		t.Fatalf("destroy: %v (states answered %v)", err, seen)
+	}
+	if len(states) != 0 {
+		t.Errorf("destroy returned before the instance was terminated (answers left %v, seen %v)", states, seen)
+	}
+	e.mustBeEmpty("after destroy")
+}
