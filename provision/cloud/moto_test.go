@@ -1002,3 +1002,40 @@ func TestMotoDestroyPendingOrStopping(t *testing.T) {
 	}
 	e.mustBeEmpty("after destroy")
 }
+
+// TestMotoAllow: kafkaup allow adds and revokes CIDRs on the broker's
+// security group, leaving the other rules alone, and lists what is
+// allowed; a malformed CIDR is a request error before any call.
+func TestMotoAllow(t *testing.T) {
+	e := newEnv(t)
+	b, err := e.c.Create(e.ctx, e.request("gate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.c.Allow(e.ctx, "gate", nil, []string{"192.0.2.0/24", "203.0.113.7/32"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[192.0.2.0/24 198.51.100.0/24 203.0.113.7/32]" {
+		t.Errorf("after allow: %v", got)
+	}
+	e.checkRules(b.SecurityGroupID, []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.7/32"})
+	if got, err = e.c.Allow(e.ctx, "gate", nil, nil, []string{"203.0.113.7/32"}); err != nil || fmt.Sprint(got) != "[192.0.2.0/24 198.51.100.0/24]" {
+		t.Errorf("after revoke: %v %v", got, err)
+	}
+	e.checkRules(b.SecurityGroupID, []string{"192.0.2.0/24", "198.51.100.0/24"})
+	if got, err = e.c.Allow(e.ctx, "gate", nil, nil, nil); err != nil || len(got) != 2 {
+		t.Errorf("list: %v %v", got, err)
+	}
+	var re *RequestError
+	if _, err := e.c.Allow(e.ctx, "gate", nil, []string{"192.0.2.1/24"}, nil); !errors.As(err, &re) || !strings.Contains(err.Error(), "192.0.2.0/24") {
+		t.Errorf("host bits: %v", err)
+	}
+	if _, err := e.c.Allow(e.ctx, "nope", nil, []string{"192.0.2.0/24"}, nil); err == nil || !strings.Contains(err.Error(), "no security group") {
+		t.Errorf("unknown broker: %v", err)
+	}
+	res, err := e.c.Find(e.ctx, "gate")
+	if err != nil || fmt.Sprint(res.PublicIPs()) != "["+b.PublicIP+"]" {
+		t.Errorf("public IPs of the broker: %v (instance %s), %v", res.PublicIPs(), b.PublicIP, err)
+	}
+}
