@@ -60,9 +60,9 @@ func Open(env Env, name string, nodeID int) (*Broker, error) {
 	return b, nil
 }
 
-// Dial connects to the broker's host.
+// Dial connects to the broker's host, checking its recorded host keys.
 func (b *Broker) Dial(ctx context.Context, env Env, o DialOptions) (Host, error) {
-	return env.Dial.Dial(ctx, b.Target(), o)
+	return dialNode(ctx, env, b.Record, b.Index, o)
 }
 
 // Kafka connects a Kafka client to the cluster with its security settings.
@@ -72,7 +72,8 @@ func (b *Broker) Kafka(ctx context.Context) (*kafkaclient.Client, error) {
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return kafkaclient.DialWith(dialCtx, b.Bootstrap(), b.Auth())
+	cl, err := kafkaclient.DialWith(dialCtx, b.Bootstrap(), b.Auth())
+	return cl, reachAdvice(b.Record, err)
 }
 
 // Status is the report of `kafkaup status`.
