@@ -35,6 +35,12 @@ type AllowOutcome struct {
 // ports, or takes some out, on its security group, and records the result
 // so a rerun of create keeps it. Given no CIDR, it lists what is allowed.
 func Allow(ctx context.Context, env Env, o AllowOptions) (*AllowOutcome, error) {
+	if o.Revoke && len(o.CIDRs) == 0 && !o.MyIP {
+		return nil, provision.Inputf("--revoke needs what to take out: CIDR blocks, or --my-ip")
+	}
+	if _, err := cloud.ParseCIDRs(o.CIDRs); err != nil {
+		return nil, input(err)
+	}
 	rec, err := loadExisting(env, o.Name)
 	if err != nil {
 		return nil, err

@@ -64,4 +64,3 @@ func TestAllow(t *testing.T) {
 		t.Errorf("allow on a provision --host cluster: %v", err)
 	}
 }
-

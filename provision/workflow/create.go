@@ -38,8 +38,9 @@ type CreateOptions struct {
 	OpenToWorld bool
 	Yes         bool // do not ask before creating AWS resources
 	// ConsoleTimeout bounds the wait for a new instance's console output to
-	// show its SSH host keys (0: cloud.DefaultConsoleTimeout); without them
-	// by then, the host key is trusted on first use.
+	// show its SSH host keys (cloud.DefaultConsoleTimeout is the CLI's
+	// default; 0 reads it once); without them by then, the host key is
+	// trusted on first use.
 	ConsoleTimeout time.Duration
 	Overrides      state.Overrides
 	RunOptions
@@ -136,11 +137,7 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 	}
 	env.UI.Printf("instance %s is %s at %s (%s)", inst.InstanceID, inst.State, inst.PublicIP, time.Since(start).Round(100*time.Millisecond))
 	o.Dial.RetryAuth = true
-	wait := o.ConsoleTimeout
-	if wait == 0 {
-		wait = cloud.DefaultConsoleTimeout
-	}
-	out, err := provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, wait, o.RunOptions)
+	out, err := provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, o.ConsoleTimeout, o.RunOptions)
 	if err != nil {
 		return out, err
 	}

@@ -85,7 +85,9 @@ func TestCreatePinsConsoleKeys(t *testing.T) {
 	hostKey, other := edKey(t), ecKey(t)
 	f.cloud.keys = []ssh.PublicKey{other, hostKey}
 	f.dial.hostKeys = map[string]ssh.PublicKey{"203.0.113.11": hostKey, "203.0.113.12": hostKey}
-	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+	o := createOptions()
+	o.ConsoleTimeout = cloud.DefaultConsoleTimeout
+	if _, err := Create(context.Background(), f.env, o); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.dial.trusted) > 0 || f.ui.said("trusting") {
