@@ -376,7 +376,7 @@ func unusableKey(k ssh.PublicKey, parseErr error) string {
 	if parseErr != nil {
 		return fmt.Sprintf("not an OpenSSH public key (%v)", parseErr)
 	}
-	return fmt.Sprintf("it is a %s key, and EC2 imports only RSA and ED25519 key pairs", k.Type())
+	return fmt.Sprintf("its type is %s, and EC2 imports only RSA and ED25519 key pairs", k.Type())
 }
 
 // checkLoginKey makes sure, before anything is made in AWS, that kafkaup
