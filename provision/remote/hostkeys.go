@@ -193,6 +193,14 @@ func (h *HostKeys) replacePins(hostname string) error {
 	return nil
 }
 
+// PinKeys makes keys the pin file's only keys for addr (host or
+// host:port), as console keys are pinned; the file is rewritten only when
+// that changes it.
+func PinKeys(pinFile, addr string, keys []ssh.PublicKey) error {
+	h := &HostKeys{PinFile: pinFile, Expected: keys}
+	return h.replacePins(addr)
+}
+
 // RemovePins deletes every line of kafkaup's pin file that names one of
 // addrs (host or host:port, as SSH dials them). A missing file is no
 // error. Other files (the user's ~/.ssh/known_hosts) are never edited.

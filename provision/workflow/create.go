@@ -298,6 +298,8 @@ func instanceHostKeys(ctx context.Context, env Env, cl Cloud, n state.Node, inst
 		return nil, ctx.Err()
 	case err != nil:
 		env.UI.Printf("could not read the console output of %s for its SSH host keys (%v); trusting the host key on first use", inst.InstanceID, err)
+	case len(keys) == 0 && wait == 0:
+		env.UI.Printf("the console output of %s shows no SSH host keys; checking the host key against kafkaup's known_hosts (trusting it on first use if it has none)", inst.InstanceID)
 	case len(keys) == 0:
 		env.UI.Printf("the console output of %s shows no SSH host keys after %s; trusting the host key on first use", inst.InstanceID, took)
 	default:

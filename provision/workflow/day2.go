@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/provision/remote"
 	"github.com/kafkaup/kafkaup/provision/secrets"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
@@ -63,6 +66,23 @@ func Open(env Env, name string, nodeID int) (*Broker, error) {
 // Dial connects to the broker's host, checking its recorded host keys.
 func (b *Broker) Dial(ctx context.Context, env Env, o DialOptions) (Host, error) {
 	return dialNode(ctx, env, b.Record, b.Index, o)
+}
+
+// PinHostKeys writes the node's recorded host keys (read from its
+// instance's console) into kafkaup's known_hosts under its address, in
+// place of older pins, for tools that read that file (OpenSSH for kafkaup
+// ssh). A node with no recorded keys keeps its pins as they are.
+func (b *Broker) PinHostKeys(stateDir string) error {
+	n := b.Node()
+	keys, err := n.PublicHostKeys()
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	port := n.Port
+	if port == 0 {
+		port = 22
+	}
+	return remote.PinKeys(state.KnownHostsFile(stateDir), net.JoinHostPort(n.Host, strconv.Itoa(port)), keys)
 }
 
 // Kafka connects a Kafka client to the cluster with its security settings.

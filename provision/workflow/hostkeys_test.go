@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -118,6 +119,15 @@ func TestCreatePinsConsoleKeys(t *testing.T) {
 	if last := f.dial.dials[len(f.dial.dials)-1]; len(last.ExpectedHostKeys) != 2 || !strings.Contains(last.ExpectedFrom, "record of demo") {
 		t.Errorf("day-2 dial: %d expected keys from %q", len(last.ExpectedHostKeys), last.ExpectedFrom)
 	}
+	// kafkaup ssh hands OpenSSH the pin file: the recorded keys are put
+	// back there first, in place of whatever it holds for the address.
+	os.WriteFile(state.KnownHostsFile(f.env.StateDir), []byte("203.0.113.11 "+authorized(edKey(t))+"\n"), 0o600)
+	if err := b.PinHostKeys(f.env.StateDir); err != nil {
+		t.Fatal(err)
+	}
+	if got := pinned(t, f, "203.0.113.11"); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("after PinHostKeys: %q", got)
+	}
 	// Start: a new address, the same instance and keys; no console read.
 	Stop(context.Background(), f.env, StopOptions{Name: "demo"})
 	f.cloud.keys = nil
@@ -162,7 +172,9 @@ func TestDestroyThenCreateOnSameAddress(t *testing.T) {
 	f.cloud.fixedIP = ip
 	first := edKey(t)
 	f.dial.hostKeys = map[string]ssh.PublicKey{ip: first}
-	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+	o := createOptions()
+	o.ConsoleTimeout = time.Minute
+	if _, err := Create(context.Background(), f.env, o); err != nil {
 		t.Fatal(err)
 	}
 	if got := pinned(t, f, ip); len(got) != 1 || len(f.dial.trusted) != 1 || !f.ui.said("trusting the host key on first use") {
@@ -175,7 +187,7 @@ func TestDestroyThenCreateOnSameAddress(t *testing.T) {
 		t.Fatalf("destroy left the pin: %v", got)
 	}
 	f.dial.hostKeys[ip] = edKey(t) // a new instance behind the same address
-	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+	if _, err := Create(context.Background(), f.env, o); err != nil {
 		t.Fatalf("create on the same address after destroy: %v", err)
 	}
 
@@ -186,7 +198,7 @@ func TestDestroyThenCreateOnSameAddress(t *testing.T) {
 	os.WriteFile(state.KnownHostsFile(f.env.StateDir), []byte(ip+" "+authorized(first)+"\n"), 0o600)
 	third := edKey(t)
 	f.dial.hostKeys[ip], f.cloud.keys = third, []ssh.PublicKey{third}
-	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+	if _, err := Create(context.Background(), f.env, o); err != nil {
 		t.Fatalf("create over a stale pin with console keys: %v", err)
 	}
 	if got := pinned(t, f, ip); len(got) != 1 || got[0] != authorized(third) {
