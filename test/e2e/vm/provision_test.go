@@ -133,6 +133,24 @@ func (e *env) holdLocks(t *testing.T, secs int, paths []string) string {
 	return pid
 }
 
+// waitForLog waits until the debug log of the run in progress (a log
+// other than before) says want; the run ending first fails the test.
+func (e *env) waitForLog(t *testing.T, before string, done chan harness.Result, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); {
+		select {
+		case r := <-done:
+			done <- r
+			t.Fatalf("the run ended before its log said %q:\n%s", want, r)
+		case <-time.After(500 * time.Millisecond):
+		}
+		if log, err := e.cli.LastLog(); err == nil && log != before && strings.Contains(log, want) {
+			return
+		}
+	}
+	t.Fatalf("the run's log never said %q", want)
+}
+
 // untouched fails the test if a refused run left anything kafkaup makes.
 func (e *env) untouched(t *testing.T) {
 	t.Helper()
@@ -185,12 +203,23 @@ func TestProvisionDebianVM(t *testing.T) {
 	})
 
 	var clusterID, pid string
-	t.Run("fresh VM, apt busy (dpkg locks 10s, apt-get update's lists lock 30s): provision waits for both, then real clients at the advertised address", func(t *testing.T) {
+	t.Run("fresh VM, apt busy (dpkg's locks, then apt-get update's lists lock): provision waits for both, then real clients at the advertised address", func(t *testing.T) {
 		// The lists lock alone used to fail apt-get update at once: the
 		// wait covered only dpkg's locks, which apt-get update does not take.
-		e.holdLocks(t, 10, dpkgLocks)
-		lists := e.holdLocks(t, 30, listsLock)
-		r := e.provision(ctx, e.vm.User, "--json")
+		// Each holder lets go once kafkaup says it waits for its lock (the
+		// lists lock 15s later), so the test does not race the run's start.
+		dpkg := e.holdLocks(t, 900, dpkgLocks)
+		lists := e.holdLocks(t, 900, listsLock)
+		defer e.sh(t, "sudo -n kill "+dpkg+" "+lists+" 2>/dev/null || true")
+		before, _ := e.cli.LastLog()
+		done := make(chan harness.Result, 1)
+		go func() { done <- e.provision(ctx, e.vm.User, "--json") }()
+		e.waitForLog(t, before, done, "waiting for the dpkg lock: /var/lib/dpkg/lock-frontend")
+		e.sh(t, "sudo -n kill "+dpkg)
+		e.waitForLog(t, before, done, "waiting for the apt lists lock: /var/lib/apt/lists/lock is held by another apt or dpkg (pid "+lists+": lock-holder")
+		time.Sleep(15 * time.Second)
+		e.sh(t, "sudo -n kill "+lists)
+		r := <-done
 		harness.MustSucceed(t, r)
 		t.Logf("full provision:\n%s", r.Stderr)
 		m := regexp.MustCompile(`ok +wait-apt .*  ([0-9.]+)s\n`).FindStringSubmatch(r.Stderr)
@@ -208,7 +237,7 @@ func TestProvisionDebianVM(t *testing.T) {
 			}
 		}
 		if waited, _ := strconv.Atoi(freed[1]); waited < 15 {
-			t.Errorf("waited only %ds for a lock held 30s", waited)
+			t.Errorf("waited only %ds, although the lists lock was held 15s after kafkaup began waiting for it", waited)
 		}
 		t.Logf("waited %ss for the apt and dpkg locks (step wait-apt: %ss)", freed[1], m[1])
 		var out struct {
