@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/kafkaup/kafkaup/provision"
@@ -78,11 +76,7 @@ func (b *Broker) PinHostKeys(stateDir string) error {
 	if err != nil || len(keys) == 0 {
 		return err
 	}
-	port := n.Port
-	if port == 0 {
-		port = 22
-	}
-	return remote.PinKeys(state.KnownHostsFile(stateDir), net.JoinHostPort(n.Host, strconv.Itoa(port)), keys)
+	return remote.PinKeys(state.KnownHostsFile(stateDir), sshAddr(n), keys)
 }
 
 // Kafka connects a Kafka client to the cluster with its security settings.

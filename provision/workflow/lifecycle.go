@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/kafkaup/kafkaup/provision"
@@ -165,11 +164,7 @@ func forgetLocally(env Env, rec state.Cluster, res *cloud.Resources) error {
 	var addrs []string
 	for _, n := range rec.Nodes {
 		if n.Host != "" {
-			port := n.Port
-			if port == 0 {
-				port = 22
-			}
-			addrs = append(addrs, net.JoinHostPort(n.Host, strconv.Itoa(port)))
+			addrs = append(addrs, sshAddr(n))
 		}
 	}
 	for _, ip := range res.PublicIPs() {

@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -199,6 +201,16 @@ func loadOrNew(env Env, name string) (state.Cluster, bool, error) {
 func target(c state.Cluster, i int) Target {
 	n := c.Nodes[i]
 	return Target{Host: n.Host, Port: n.Port, User: n.User, Identity: n.Identity}
+}
+
+// sshAddr is node n's SSH address, host:port, as host keys are pinned
+// under it.
+func sshAddr(n state.Node) string {
+	port := n.Port
+	if port == 0 {
+		port = 22
+	}
+	return net.JoinHostPort(n.Host, strconv.Itoa(port))
 }
 
 // dialNode connects to node i of c. The node's recorded host keys (read
