@@ -274,12 +274,16 @@ func provisionInstance(ctx context.Context, env Env, cl Cloud, rec *state.Cluste
 
 // instanceHostKeys are the SSH host keys of node n's instance: the recorded
 // ones while it is the same instance, else those the instance prints on
-// its console at first boot, waited for up to wait (0: one read). None
-// (the console has not shown them in time, or could not be read) means
-// the key is trusted on first use, which is said.
+// its console at first boot, waited for up to wait (0: one read) when the
+// instance is new to the record (one already provisioned without them is
+// read once). None (the console has not shown them in time, or could not
+// be read) means the key is trusted on first use, which is said.
 func instanceHostKeys(ctx context.Context, env Env, cl Cloud, n state.Node, inst *cloud.Broker, wait time.Duration) ([]ssh.PublicKey, error) {
-	if n.InstanceID == inst.InstanceID && len(n.HostKeys) > 0 {
-		return n.PublicHostKeys()
+	if n.InstanceID == inst.InstanceID {
+		if len(n.HostKeys) > 0 {
+			return n.PublicHostKeys()
+		}
+		wait = 0
 	}
 	if wait > 0 {
 		env.UI.Printf("reading the SSH host keys of %s from its console output (at most %s)", inst.InstanceID, wait)

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -179,6 +180,14 @@ func TestDestroyThenCreateOnSameAddress(t *testing.T) {
 	}
 	if got := pinned(t, f, ip); len(got) != 1 || len(f.dial.trusted) != 1 || !f.ui.said("trusting the host key on first use") {
 		t.Fatalf("first create: pinned %v, trusted %v", got, f.dial.trusted)
+	}
+	// A rerun on the same instance reads the console once, not for the
+	// whole wait again: it had its chance.
+	if _, err := Create(context.Background(), f.env, o); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(f.cloud.consoleWaits) != "[1m0s 0s]" {
+		t.Errorf("console waits %v", f.cloud.consoleWaits)
 	}
 	if _, err := Destroy(context.Background(), f.env, DestroyOptions{Name: "demo", Yes: true}); err != nil {
 		t.Fatal(err)
