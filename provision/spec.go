@@ -38,7 +38,8 @@ type Spec struct {
 	Service    string // systemd unit name
 
 	// APTLockTimeout is how long to wait for another apt or dpkg run
-	// (unattended-upgrades on a fresh host) to let go of the dpkg lock.
+	// (apt-daily, unattended-upgrades on a fresh host) to let go of the apt
+	// and dpkg locks, in all.
 	APTLockTimeout time.Duration
 
 	NodeID         int

@@ -33,6 +33,7 @@ func createCommand() *cli.Command {
 		&cli.StringFlag{Name: "user", Value: "ubuntu", Usage: "SSH user of the image"},
 		&cli.StringFlag{Name: "identity", Aliases: []string{"i"}, Usage: "private key matching --ssh-key (default: --ssh-key without .pub)"},
 		&cli.DurationFlag{Name: "connect-timeout", Value: 5 * time.Minute, Usage: "how long to wait for SSH on the new instance"},
+		&cli.DurationFlag{Name: "console-timeout", Value: cloud.DefaultConsoleTimeout, Usage: "how long to wait for the new instance's console output to show its SSH host keys (after that, the key is trusted on first use)"},
 		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask before creating AWS resources"},
 		skipVerifyFlag(),
 	}
@@ -60,7 +61,7 @@ func runCreate(c *cli.Context) error {
 			SubnetID: c.String("subnet"), AllowCIDRs: c.StringSlice("allow-cidr"), ElasticIP: c.Bool("elastic-ip"),
 			EIPAllocationID: c.String("eip-allocation"), RootSizeGB: c.Int("root-size")},
 		SSHKey: c.String("ssh-key"), Identity: c.String("identity"), User: c.String("user"), AddressKind: c.String("address"),
-		Topics: splitList(c.StringSlice("topics")), OpenToWorld: c.Bool("open-to-world"), Yes: c.Bool("yes"),
+		Topics: splitList(c.StringSlice("topics")), OpenToWorld: c.Bool("open-to-world"), Yes: c.Bool("yes"), ConsoleTimeout: c.Duration("console-timeout"),
 		Overrides: overrides(c), RunOptions: runOptions(c)}
 	return withEnv(c, "create-"+safeName(name), func(s *session, env workflow.Env) error {
 		out, err := workflow.Create(c.Context, env, o)

@@ -33,7 +33,7 @@ func specFlags() []cli.Flag {
 		&cli.StringFlag{Name: "heap", Value: "400m", Usage: "broker JVM heap (-Xmx and -Xms)"},
 		&cli.StringFlag{Name: "swap", Value: "2G", Usage: "swapfile size; 0 leaves swap alone"},
 		&cli.StringFlag{Name: "data-dir", Value: provision.DefaultSpec().DataDir, Usage: "where Kafka keeps its data (persistent; never /tmp)"},
-		&cli.DurationFlag{Name: "apt-lock-timeout", Value: provision.DefaultAPTLockTimeout, Usage: "how long to wait for another apt or dpkg run (unattended-upgrades) to release the dpkg lock, 0s..1h"},
+		&cli.DurationFlag{Name: "apt-lock-timeout", Value: provision.DefaultAPTLockTimeout, Usage: "how long to wait, in all, for other apt or dpkg runs (apt-daily, unattended-upgrades) to release the apt and dpkg locks, 0s..1h"},
 		&cli.BoolFlag{Name: "tls", Usage: "clients connect with TLS: kafkaup makes a CA and a certificate for the advertised host (kept in its state directory)"},
 		&cli.StringFlag{Name: "auth", Value: "none", Usage: "client login: none, or scram (SASL/SCRAM-SHA-512: kafkaup creates the user and keeps its password)"},
 		&cli.BoolFlag{Name: "metrics", Usage: "serve Prometheus metrics from the broker (the JMX exporter as a Java agent); --metrics=false turns them off"},

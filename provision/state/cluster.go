@@ -85,12 +85,22 @@ type Node struct {
 	// The node's EC2 instance, for clusters made by `kafkaup create`.
 	InstanceID      string `json:"instance_id,omitempty"`
 	EIPAllocationID string `json:"eip_allocation_id,omitempty"`
+	// HostKeys are the SSH host keys the instance printed on its console
+	// at first boot (authorized_keys format: "ssh-ed25519 AAAA..."). When
+	// set, they are the only keys accepted from the host: kafkaup checks
+	// every connection against them, never trusting on first use.
+	HostKeys []string `json:"host_keys,omitempty"`
 }
 
 // EC2 is the cloud side of a cluster made by `kafkaup create`.
 type EC2 struct {
 	Region      string `json:"region"`
 	AddressKind string `json:"address_kind,omitempty"` // ip or dns: which public address clients get
+	// AllowCIDRs are the addresses the security group lets reach the
+	// cluster: --allow-cidr, else the caller's /32 at create, as changed
+	// since by kafkaup allow. A rerun of create keeps them unless new ones
+	// are given.
+	AllowCIDRs []string `json:"allow_cidrs,omitempty"`
 }
 
 // Node returns node i (0-based) for reading and writing, adding empty nodes

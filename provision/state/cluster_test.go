@@ -292,3 +292,73 @@ func TestCodecRoundTripCluster(t *testing.T) {
 		t.Errorf("single broker's spec: %+v", spec)
 	}
 }
+
+// TestRecordKeepsEveryField: every field of a cluster, its nodes and its
+// EC2 part survives Save and Load (the fixture sets each to a non-zero
+// value, checked by reflection, so a new field is covered or this fails).
+func TestRecordKeepsEveryField(t *testing.T) {
+	st := Store{Dir: t.TempDir()}
+	node := Node{ID: 2, Host: "203.0.113.10", Port: 2222, User: "ubuntu", Identity: "/keys/dev",
+		AdvertisedHost: "kafka.example.com", Systemd: true, InstanceID: "i-0123456789abcdef0", EIPAllocationID: "eipalloc-1",
+		InternalHost: "10.0.0.2", DirectoryID: "BBBBBBBBBBBBBBBBBBBBBQ", Rack: "eu-west-1b",
+		HostKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMFFcXXktwI4lNqxGSmk4AwZVU9dEdETDC7b6oTFnxl0"}}
+	ec2 := EC2{Region: "eu-west-1", AddressKind: "ip", AllowCIDRs: []string{"203.0.113.7/32", "198.51.100.0/24"}}
+	assertAllSet(t, "Node", reflect.ValueOf(node))
+	assertAllSet(t, "EC2", reflect.ValueOf(ec2))
+	c := Cluster{Name: "dev", Spec: SharedSpec{Heap: "400m", BrokerPort: 9092}, Nodes: []Node{node}, ClusterID: "abc", EC2: &ec2}
+	if err := st.Save(c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Load("dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Nodes, c.Nodes) || !reflect.DeepEqual(*got.EC2, ec2) {
+		t.Errorf("after save and load:\n got %+v %+v\nwant %+v %+v", got.Nodes, *got.EC2, c.Nodes, ec2)
+	}
+	keys, err := got.Nodes[0].PublicHostKeys()
+	if err != nil || len(keys) != 1 || keys[0].Type() != "ssh-ed25519" {
+		t.Fatalf("host keys %v, %v", keys, err)
+	}
+	var back Node
+	back.SetHostKeys(keys)
+	if !reflect.DeepEqual(back.HostKeys, node.HostKeys) {
+		t.Errorf("SetHostKeys(PublicHostKeys()) = %q, want %q", back.HostKeys, node.HostKeys)
+	}
+	bad := Node{ID: 1, HostKeys: []string{"ssh-ed25519 AAAA!!"}}
+	if _, err := bad.PublicHostKeys(); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("damaged host key: %v", err)
+	}
+}
+
+// TestLoadRecordWithoutKeysOrCIDRs: a record written before host keys and
+// allowed CIDRs were kept loads with neither (kafkaup then reads the
+// console or pins on first use, and looks up the caller's IP, as before).
+func TestLoadRecordWithoutKeysOrCIDRs(t *testing.T) {
+	st := Store{Dir: t.TempDir()}
+	data, err := os.ReadFile(filepath.Join("testdata", "cluster-v2-no-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(st.Dir, "brokers"), 0o700)
+	os.WriteFile(filepath.Join(st.Dir, "brokers", "demo.json"), data, 0o600)
+	c, err := st.Load("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EC2 == nil || c.EC2.AllowCIDRs != nil || c.Nodes[0].HostKeys != nil || c.Nodes[0].InstanceID == "" {
+		t.Errorf("record: %+v %+v", c.EC2, c.Nodes)
+	}
+	if keys, err := c.Nodes[0].PublicHostKeys(); keys != nil || err != nil {
+		t.Errorf("no recorded keys: %v %v", keys, err)
+	}
+	// The release before clusters had neither: migrated records have none.
+	for _, f := range []string{"broker-v1-ec2.json"} {
+		data, _ := os.ReadFile(filepath.Join("testdata", f))
+		os.WriteFile(filepath.Join(st.Dir, "brokers", "v1.json"), data, 0o600)
+		c, err := st.Load("v1")
+		if err != nil || c.EC2.AllowCIDRs != nil || c.Nodes[0].HostKeys != nil {
+			t.Errorf("migrated %s: %+v %+v %v", f, c.EC2, c.Nodes, err)
+		}
+	}
+}

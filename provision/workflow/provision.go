@@ -168,14 +168,14 @@ func Reprovision(ctx context.Context, env Env, o ReprovisionOptions) (*Outcome, 
 		return nil, fmt.Errorf("the instance of %s is %s: run kafkaup start %s", rec.Name, inst.State, rec.Name)
 	}
 	o.Dial.RetryAuth = true
-	return provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, o.RunOptions)
+	return provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, 0, o.RunOptions)
 }
 
 // provisionNode connects to node i, runs the engine there and keeps the
 // record: saved once the host answers and before any change, so a run that
 // fails midway is resumed by name, and again with what the run learned.
 func provisionNode(ctx context.Context, env Env, rec *state.Cluster, i int, spec provision.Spec, o RunOptions) (*Outcome, error) {
-	host, err := env.Dial.Dial(ctx, target(*rec, i), o.Dial)
+	host, err := dialNode(ctx, env, *rec, i, o.Dial)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +209,7 @@ func provisionNode(ctx context.Context, env Env, rec *state.Cluster, i int, spec
 		}
 	}
 	if err != nil {
-		return out, interrupted(ctx, nodeHost, res, err)
+		return out, reachAdvice(*rec, interrupted(ctx, nodeHost, res, err))
 	}
 	if !o.DryRun {
 		if out.Client, err = sec.WriteClientFiles(rec.Bootstrap()); err != nil {
