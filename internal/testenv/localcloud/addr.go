@@ -255,11 +255,25 @@ func (c *Cloud) allowed(ctx context.Context, id string, port int, src net.IP) (b
 	if err != nil {
 		return false, fmt.Sprintf("describe the instance: %v", err)
 	}
+	// A launch with network interfaces names the groups there (moto then
+	// leaves the instance's own list empty).
 	var groups []string
+	seen := map[string]bool{}
+	add := func(id string) {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			groups = append(groups, id)
+		}
+	}
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {
 			for _, g := range in.SecurityGroups {
-				groups = append(groups, aws.ToString(g.GroupId))
+				add(aws.ToString(g.GroupId))
+			}
+			for _, ni := range in.NetworkInterfaces {
+				for _, g := range ni.Groups {
+					add(aws.ToString(g.GroupId))
+				}
 			}
 		}
 	}

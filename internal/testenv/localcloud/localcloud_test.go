@@ -102,10 +102,15 @@ func (f *fixture) allow(t *testing.T, port int32) {
 	}
 }
 
-// run launches one instance with userData and returns its id.
+// run launches one instance with userData and returns its id. Its
+// security group is given on its network interface, as kafkaup does.
 func (f *fixture) run(ctx context.Context, t *testing.T, userData string) string {
 	t.Helper()
-	out, err := f.ec2.RunInstances(ctx, f.runInput(userData))
+	in := f.runInput(userData)
+	in.SecurityGroupIds = nil
+	in.NetworkInterfaces = []ec2types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0),
+		Groups: []string{f.sg}, AssociatePublicIpAddress: aws.Bool(true), DeleteOnTermination: aws.Bool(true)}}
+	out, err := f.ec2.RunInstances(ctx, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +445,11 @@ func TestElasticIPAndCapacity(t *testing.T) {
 		t.Fatalf("Elastic IP %q is not on loopback", addr)
 	}
 
-	id := f.run(ctx, t, "")
+	out, err := f.ec2.RunInstances(ctx, f.runInput("")) // groups given as SecurityGroupIds
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(out.Instances[0].InstanceId)
 	if _, err := f.ec2.RunInstances(ctx, f.runInput("")); apiCode(err) != "InsufficientInstanceCapacity" {
 		t.Errorf("a second instance with MaxRunning 1: %v, want InsufficientInstanceCapacity", err)
 	}
