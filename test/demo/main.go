@@ -73,7 +73,7 @@ func run() error {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return err
 	}
-	env := append(os.Environ(), "HOME="+home, "KAFKAUP_HOME="+filepath.Join(dir, "kafkaup"), "SSH_AUTH_SOCK=")
+	env := append(os.Environ(), "HOME="+home, "KAFKAUP_HOME="+filepath.Join(dir, "kafkaup-home"), "SSH_AUTH_SOCK=")
 	env = append(env, lc.Env()...)
 	// What AWS has and the local cloud has not: the caller-IP lookup on the
 	// internet (tests dial only loopback), DNS for the public names,
