@@ -70,10 +70,10 @@ func TestParseConsoleHostKeys(t *testing.T) {
 }
 
 // The local VM writes the same block as cloud-init (see
-// internal/testenv/vm/image/customize.sh); its serial log is used when the
+// internal/testenv/vm/image/plain.sh, for the plain image; the cloud image runs cloud-init itself); its serial log is used when the
 // VM image is cached.
 func TestParseConsoleHostKeysVMFixture(t *testing.T) {
-	const customize = "../../internal/testenv/vm/image/customize.sh"
+	const customize = "../../internal/testenv/vm/image/plain.sh"
 	data, err := os.ReadFile(customize)
 	if err != nil {
 		t.Skipf("no VM image script: %v", err)
