@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -191,6 +192,18 @@ func keyTypeIndex(line string) int {
 // read without it, from the buffered output EC2 posts some minutes after
 // boot, and this Cloud does not ask for Latest again.
 func (c *Cloud) ConsoleHostKeys(ctx context.Context, instanceID string) ([]ssh.PublicKey, error) {
+	keys, _, err := c.readConsole(ctx, instanceID)
+	return keys, err
+}
+
+// cloudInitFinished matches the line cloud-init prints on the console when
+// its last stage ends ("Cloud-init v. 24.1 finished at ...").
+var cloudInitFinished = regexp.MustCompile(`Cloud-init v\. \S+ finished at `)
+
+// readConsole is ConsoleHostKeys that also tells whether cloud-init has
+// finished without printing the keys (the image does not print them, so
+// waiting longer is pointless).
+func (c *Cloud) readConsole(ctx context.Context, instanceID string) ([]ssh.PublicKey, bool, error) {
 	in := &ec2.GetConsoleOutputInput{InstanceId: aws.String(instanceID)}
 	if !c.consoleNoLatest.Load() {
 		in.Latest = aws.Bool(true)
@@ -203,20 +216,20 @@ func (c *Cloud) ConsoleHostKeys(ctx context.Context, instanceID string) ([]ssh.P
 		out, err = c.EC2.GetConsoleOutput(ctx, in)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the console output of %s: %w", instanceID, advise(err))
+		return nil, false, fmt.Errorf("read the console output of %s: %w", instanceID, advise(err))
 	}
 	if aws.ToString(out.Output) == "" {
-		return nil, nil
+		return nil, false, nil
 	}
 	text, err := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
 	if err != nil {
-		return nil, fmt.Errorf("decode the console output of %s: %w", instanceID, err)
+		return nil, false, fmt.Errorf("decode the console output of %s: %w", instanceID, err)
 	}
 	keys, err := ParseConsoleHostKeys(string(text))
 	if err != nil {
-		return nil, fmt.Errorf("console output of %s: %w", instanceID, err)
+		return nil, false, fmt.Errorf("console output of %s: %w", instanceID, err)
 	}
-	return keys, nil
+	return keys, len(keys) == 0 && cloudInitFinished.Match(text), nil
 }
 
 // latestRefused tells an answer to GetConsoleOutput with Latest that means
@@ -247,7 +260,8 @@ type ConsoleWait struct {
 
 // WaitConsoleHostKeys reads the console output of instanceID until it shows
 // the SSH host keys, for at most w.Timeout, and returns them; nil, nil when
-// they did not appear in time. An instance launched a moment ago may not be
+// they did not appear in time, or cloud-init finished without printing them
+// (an image that does not). An instance launched a moment ago may not be
 // visible yet (InvalidInstanceID.NotFound): that is waited out too. Any
 // other error ends the wait.
 func (c *Cloud) WaitConsoleHostKeys(ctx context.Context, instanceID string, w ConsoleWait) ([]ssh.PublicKey, error) {
@@ -257,13 +271,16 @@ func (c *Cloud) WaitConsoleHostKeys(ctx context.Context, instanceID string, w Co
 	}
 	start := c.clock()
 	for {
-		keys, err := c.ConsoleHostKeys(ctx, instanceID)
+		keys, finished, err := c.readConsole(ctx, instanceID)
 		switch {
 		case err != nil && !hasCode(err, "InvalidInstanceID.NotFound"):
 			return nil, err
 		case len(keys) > 0:
 			c.logf("instance %s: %d SSH host keys in the console output after %s", instanceID, len(keys), c.clock().Sub(start).Round(time.Second))
 			return keys, nil
+		case finished:
+			c.logf("instance %s: cloud-init finished without printing SSH host keys on the console", instanceID)
+			return nil, nil
 		}
 		waited := c.clock().Sub(start)
 		if waited+interval > w.Timeout {

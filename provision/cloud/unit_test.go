@@ -218,6 +218,15 @@ func TestWaitConsoleHostKeys(t *testing.T) {
 			t.Errorf("reads %d over %s, want 4 over the 30s allowed", s.reads, total)
 		}
 	})
+	t.Run("cloud-init finished without printing them: no more waiting", func(t *testing.T) {
+		done := boot + "[   41.5] cloud-init[901]: Cloud-init v. 24.1.3 finished at Tue, 01 Dec 2026 10:01:02 +0000. Datasource DataSourceEc2Local.  Up 41.40 seconds\r\n"
+		s := &consoleScript{t: t, outputs: []string{boot, done}}
+		c, _ := fakeClockCloud(&fakeEC2{consoleOutput: s.read})
+		keys, err := c.WaitConsoleHostKeys(ctx, "i-1", ConsoleWait{Timeout: 4 * time.Minute})
+		if err != nil || keys != nil || s.reads != 2 {
+			t.Errorf("keys %v, %v after %d reads", keys, err, s.reads)
+		}
+	})
 	t.Run("no permission: at once, not retried without Latest", func(t *testing.T) {
 		s := &consoleScript{t: t, fail: "UnauthorizedOperation"}
 		c, _ := fakeClockCloud(&fakeEC2{consoleOutput: s.read})
