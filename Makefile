@@ -28,9 +28,10 @@ unit:
 e2e: test-deps
 	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
 
-# The test harness's own VM self-test (boot, reboot, forwarding, console).
+# The test harness's own VM self-tests (boot, reboot, forwarding, console;
+# the local cloud's VM instances), one package at a time: one VM at once.
 test-harness: test-deps
-	KAFKAUP_VM_SELFTEST=1 $(GO) test -v -timeout $(TEST_TIMEOUT) ./internal/testenv/...
+	KAFKAUP_VM_SELFTEST=1 $(GO) test -p 1 -v -timeout $(TEST_TIMEOUT) ./internal/testenv/...
 
 bench: test-deps
 	$(GO) run ./test/bench

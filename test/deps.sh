@@ -16,6 +16,10 @@ want shellcheck shellcheck
 want ip iproute2
 want unshare util-linux
 want curl curl
+# The local cloud's namespace-host backend makes its default user "ubuntu"
+# with sudo and reads #cloud-config user-data with python3-yaml.
+want sudo sudo
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need_apt+=(python3-yaml) # the hosts' python, not a pyenv
 want java openjdk-17-jdk-headless
 want mvn maven
 # A real Prometheus scrapes the broker's --metrics endpoint (on loopback).

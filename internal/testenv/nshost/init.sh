@@ -16,7 +16,11 @@
 # Parameters come in the environment, not on the command line, so that PID 1
 # shows up in `ps ax` as "bash nshost-init" and no `pgrep -f kafka` inside
 # ever matches it:
-#   NSHOST_STATE    state dir on this machine (holds upper/, work/, root/)
+#   NSHOST_STATE    state dir on this machine (holds root/, the mount point)
+#   NSHOST_UPPER    the overlay's upper directory (every write inside)
+#   NSHOST_WORK     the overlay's work directory
+#   NSHOST_RESTART  "1" when the upper directory is a disk used before: keep
+#                   the host's own SSH host keys (an EC2 stop and start)
 #   NSHOST_HIDE     directory to hide inside (the parent of all state dirs:
 #                   keeps the overlay's own layers, which would loop, and
 #                   other hosts out of sight)
@@ -28,7 +32,9 @@ set -euo pipefail
 
 state=$NSHOST_STATE hide=$NSHOST_HIDE hostname=$NSHOST_HOSTNAME
 addr=$NSHOST_ADDR pubkey=$NSHOST_PUBKEY rsakey=$NSHOST_RSA_KEY
+upper=$NSHOST_UPPER work=$NSHOST_WORK restart=${NSHOST_RESTART:-}
 unset NSHOST_STATE NSHOST_HIDE NSHOST_HOSTNAME NSHOST_ADDR NSHOST_PUBKEY NSHOST_RSA_KEY
+unset NSHOST_UPPER NSHOST_WORK NSHOST_RESTART
 root=$state/root
 
 say() { echo "nshost-init $(date +%T.%N): $*"; }
@@ -37,8 +43,8 @@ say "setting up $hostname"
 # --- The root filesystem: an overlay over this machine's root. ----------------
 # Only the root filesystem itself is the lower layer (overlayfs does not look
 # into submounts), so /proc, /sys, /dev, /run and /tmp are mounted fresh below.
-# Every write inside lands in $state/upper.
-mount -t overlay nshost -o "lowerdir=/,upperdir=$state/upper,workdir=$state/work" "$root"
+# Every write inside lands in $upper.
+mount -t overlay nshost -o "lowerdir=/,upperdir=$upper,workdir=$work" "$root"
 
 # --- Kernel filesystems. ------------------------------------------------------
 # A proc of our own PID namespace: ps, pgrep and kill see only our processes.
@@ -91,7 +97,9 @@ say "mounts done"
 # ECDSA keys are minted per host below; an RSA-3072 key takes ~1 s of CPU to
 # generate, so the RSA key is one that Start generated once and cached
 # (copied here, before the cache dir may vanish behind pivot_root).
-rm -f "$root"/etc/ssh/ssh_host_*
+if [ -z "$restart" ]; then
+  rm -f "$root"/etc/ssh/ssh_host_*
+fi
 install -m 600 "$rsakey" "$root/etc/ssh/ssh_host_rsa_key"
 install -m 644 "$rsakey.pub" "$root/etc/ssh/ssh_host_rsa_key.pub"
 # --- Switch root. --------------------------------------------------------------

@@ -66,6 +66,13 @@ type Options struct {
 	// Name becomes the host's hostname (and is added to its /etc/hosts with
 	// Addr). Default: the network namespace's name, kafkaup-nsN.
 	Name string
+	// Disk is a directory under BaseDir that holds the host's writes (the
+	// overlay's upper and work directories) instead of its slot: created
+	// when missing and kept by Close, so a host started again with it
+	// finds its files, users and SSH host keys as it left them (an EC2 stop
+	// and start; processes do not survive, there is no init system to
+	// start them again). The caller removes it.
+	Disk string
 }
 
 // Host is a running namespace host. Close it when done.
@@ -85,6 +92,7 @@ type Host struct {
 	Started  time.Duration // how long Start took
 
 	slot    int
+	disk    string   // Options.Disk, or "" for the slot's own layers
 	lock    *os.File // the slot's flock
 	cmd     *exec.Cmd
 	initPID int           // PID 1 of the host, as seen from this machine
@@ -122,6 +130,14 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	}
 	h.KeyPath = keyPath
 	h.Hostname = opts.Name
+	if opts.Disk != "" {
+		if rel, err := filepath.Rel(BaseDir, opts.Disk); err != nil || strings.HasPrefix(rel, "..") || rel == "." {
+			h.Close()
+			return nil, fmt.Errorf("nshost: Disk %s must be below %s (hidden inside the hosts)", opts.Disk, BaseDir)
+		}
+		h.disk = opts.Disk
+		h.UpperDir = filepath.Join(opts.Disk, "upper")
+	}
 	if h.Hostname == "" {
 		h.Hostname = h.NetNS
 	}
@@ -219,6 +235,39 @@ func waitGone(pid int, limit time.Duration) bool {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
+// Shutdown stops the host the way an orderly power-off does: every process
+// but the host's PID 1 and its sshd (whose exit ends the host) gets SIGTERM
+// and up to timeout to exit (a broker's controlled shutdown), then Close
+// kills what is left. With Options.Disk the host's files stay for a new
+// Start.
+func (h *Host) Shutdown(timeout time.Duration) error {
+	nsPath := filepath.Join("/run/netns", h.NetNS)
+	var ns syscall.Stat_t
+	if h.initPID != 0 && syscall.Stat(nsPath, &ns) == nil {
+		others := func() []int {
+			var out []int
+			for _, pid := range netnsPIDs(ns) {
+				if pid == h.initPID || h.cmd != nil && h.cmd.Process != nil && pid == h.cmd.Process.Pid {
+					continue
+				}
+				if ppid, comm := parentAndName(pid); ppid == h.initPID && comm == "sshd" {
+					continue
+				}
+				out = append(out, pid)
+			}
+			return out
+		}
+		for _, pid := range others() {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+		deadline := time.Now().Add(timeout)
+		for len(others()) > 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return h.Close()
+}
+
 // Close kills everything in the host (SIGKILL to its PID 1 takes the whole
 // PID namespace, and with it the mount namespace and overlay), then deletes
 // the veth pair, the network namespace and the state directory. It is safe
@@ -264,8 +313,15 @@ func (h *Host) close() error {
 // start sets up the network, launches init.sh and waits for an SSH login.
 func (h *Host) start(ctx context.Context, pubKey, rsaHostKey string) error {
 	dir := slotDir(h.slot)
-	for _, d := range []string{"upper", "work", "root"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+	layers := dir
+	if h.disk != "" {
+		layers = h.disk
+	}
+	// A disk that was used before: the host starts again with what it wrote.
+	_, err := os.Stat(filepath.Join(layers, "upper", "root"))
+	restart := err == nil
+	for _, d := range []string{filepath.Join(layers, "upper"), filepath.Join(layers, "work"), filepath.Join(dir, "root")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
@@ -276,11 +332,16 @@ func (h *Host) start(ctx context.Context, pubKey, rsaHostKey string) error {
 	// A fresh, empty /root instead of this machine's (its dotfiles, caches
 	// and tool chains): an opaque directory in the upper layer hides the
 	// lower one in O(1). init.sh adds Debian's stock dotfiles.
-	if err := os.Mkdir(filepath.Join(dir, "upper", "root"), 0o700); err != nil {
-		return err
-	}
-	if err := syscall.Setxattr(filepath.Join(dir, "upper", "root"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
-		return fmt.Errorf("make /root opaque: %w", err)
+	restartFlag := ""
+	if restart {
+		restartFlag = "1"
+	} else {
+		if err := os.Mkdir(filepath.Join(layers, "upper", "root"), 0o700); err != nil {
+			return err
+		}
+		if err := syscall.Setxattr(filepath.Join(layers, "upper", "root"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+			return fmt.Errorf("make /root opaque: %w", err)
+		}
 	}
 	// PID 1 runs init.sh from the state dir (see init.sh for why the
 	// parameters travel in the environment).
@@ -301,6 +362,9 @@ func (h *Host) start(ctx context.Context, pubKey, rsaHostKey string) error {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"LANG=C.UTF-8",
 		"NSHOST_STATE=" + dir,
+		"NSHOST_UPPER=" + filepath.Join(layers, "upper"),
+		"NSHOST_WORK=" + filepath.Join(layers, "work"),
+		"NSHOST_RESTART=" + restartFlag,
 		"NSHOST_HIDE=" + BaseDir,
 		"NSHOST_HOSTNAME=" + h.Hostname,
 		"NSHOST_ADDR=" + h.Addr,
@@ -538,6 +602,25 @@ func netnsPIDs(ns syscall.Stat_t) []int {
 		}
 	}
 	return pids
+}
+
+// parentAndName reads a process's parent PID and command name.
+func parentAndName(pid int) (int, string) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, ""
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return 0, ""
+	}
+	f := strings.Fields(s[end+1:])
+	if len(f) < 2 {
+		return 0, ""
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid, s[open+1 : end]
 }
 
 // childPID returns the single child of pid (unshare --fork's child).

@@ -30,29 +30,70 @@ import (
 	"github.com/kafkaup/kafkaup/internal/testenv/testssh"
 )
 
-// customizeScript turns the minbase chroot into a bootable cloud-like host.
-//
-//go:embed image/customize.sh
-var customizeScript []byte
+// The customize hooks: customize.sh makes any flavor bootable, then the
+// flavor's own script finishes it (see each script's header).
+var (
+	//go:embed image/customize.sh
+	customizeScript []byte
+	//go:embed image/plain.sh
+	plainScript []byte
+	//go:embed image/cloud.sh
+	cloudScript []byte
+)
 
-// The inputs of the image. Everything here, plus customizeScript, goes into
+// Flavor is what kind of host an image boots into.
+type Flavor string
+
+const (
+	// Plain is a host booted in advance: users "debian" (passwordless
+	// sudo) and "nosudo" log in with the image's key, a unit prints the
+	// SSH host keys to the console, the apt timers are masked.
+	Plain Flavor = "plain"
+	// Cloud is a cloud image: cloud-init (NoCloud seed) makes the user
+	// "ubuntu" with the instance's key, the host keys and runs user-data;
+	// unattended-upgrades and the apt timers are on. No login is baked in:
+	// boot it with Options.Seed (see package localcloud).
+	Cloud Flavor = "cloud"
+)
+
+// The inputs of the image. Everything here, plus the scripts, goes into
 // the cache key, so changing any of it builds a new image.
 const (
 	// imageRecipe names the shape of the build steps in this file; bump it
 	// when they change in a way the inputs below do not capture.
-	imageRecipe = "kafkaup-vm-image/1"
+	imageRecipe = "kafkaup-vm-image/2"
 	suite       = "bookworm"
 	diskSize    = "8G" // sparse; room for a 2 GB swapfile, a JDK and Kafka
 	diskLabel   = "kafkaup-root"
 )
 
-// packages is what a lean Debian cloud instance has, minus cloud-init; no
-// Java or Kafka: installing those is the product's job.
-var packages = []string{
+// basePackages is what a lean Debian cloud instance has, minus cloud-init;
+// no Java or Kafka: installing those is the product's job.
+var basePackages = []string{
 	"systemd", "systemd-sysv", "udev", "dbus", "libpam-systemd",
 	"openssh-server", "sudo", "ca-certificates", "netbase", "iproute2",
 	"linux-image-amd64", "initramfs-tools", "zstd",
 	"curl", "procps", "util-linux",
+}
+
+// cloudPackages are added for the Cloud flavor: what a real cloud image
+// runs at first boot and in the background.
+var cloudPackages = []string{"cloud-init", "unattended-upgrades", "e2fsprogs"}
+
+// packages is the package list of a flavor.
+func packages(f Flavor) []string {
+	if f == Cloud {
+		return append(append([]string{}, basePackages...), cloudPackages...)
+	}
+	return basePackages
+}
+
+// flavorScript is the flavor's own customize hook.
+func flavorScript(f Flavor) []byte {
+	if f == Cloud {
+		return cloudScript
+	}
+	return plainScript
 }
 
 // mirrors are the apt sources used for the build (the guest gets the same
@@ -76,11 +117,12 @@ var dpkgOpts = []string{
 // Image is a built base image. Its files are shared by every VM and must
 // not be written to: Boot puts a qcow2 overlay on top.
 type Image struct {
+	Flavor  Flavor
 	Dir     string // testenv.CacheDir()/vm/<hash>
 	Disk    string // raw ext4 filesystem image of the root (the guest's /dev/vda)
 	Kernel  string // vmlinuz taken from the image's /boot
 	Initrd  string // initrd.img taken from the image's /boot
-	KeyPath string // private key authorized for the users debian and nosudo
+	KeyPath string // Plain: private key authorized for the users debian and nosudo; Cloud: empty
 }
 
 // Files inside an image directory.
@@ -93,39 +135,53 @@ const (
 	buildLogFile = "build.log"
 )
 
-// manifest is the text the cache key is computed from.
-func manifest() string {
+// manifest is the text the cache key of a flavor is computed from.
+func manifest(f Flavor) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "recipe %s\nsuite %s\ndisk %s label %s\n", imageRecipe, suite, diskSize, diskLabel)
-	fmt.Fprintf(&b, "packages %s\n", strings.Join(packages, ","))
+	fmt.Fprintf(&b, "recipe %s\nflavor %s\nsuite %s\ndisk %s label %s\n", imageRecipe, f, suite, diskSize, diskLabel)
+	fmt.Fprintf(&b, "packages %s\n", strings.Join(packages(f), ","))
 	for _, m := range mirrors {
 		fmt.Fprintf(&b, "mirror %s\n", m)
 	}
 	for _, o := range dpkgOpts {
 		fmt.Fprintf(&b, "dpkgopt %s\n", o)
 	}
-	sum := sha256.Sum256(customizeScript)
-	fmt.Fprintf(&b, "customize.sh sha256 %s\n", hex.EncodeToString(sum[:]))
+	for _, s := range []struct {
+		name   string
+		script []byte
+	}{{"customize.sh", customizeScript}, {string(f) + ".sh", flavorScript(f)}} {
+		sum := sha256.Sum256(s.script)
+		fmt.Fprintf(&b, "%s sha256 %s\n", s.name, hex.EncodeToString(sum[:]))
+	}
 	return b.String()
 }
 
 // imageHash is the cache key: a short hash of the manifest.
-func imageHash() string {
-	sum := sha256.Sum256([]byte(manifest()))
+func imageHash(f Flavor) string {
+	sum := sha256.Sum256([]byte(manifest(f)))
 	return hex.EncodeToString(sum[:])[:16]
 }
 
 func vmCacheDir() string { return filepath.Join(testenv.CacheDir(), "vm") }
 
-// BuildImage builds (or returns the cached) base image under
+// BuildImage builds (or returns the cached) Plain image.
+func BuildImage(ctx context.Context) (*Image, error) { return Build(ctx, Plain) }
+
+// BuildCloudImage builds (or returns the cached) Cloud image.
+func BuildCloudImage(ctx context.Context) (*Image, error) { return Build(ctx, Cloud) }
+
+// Build builds (or returns the cached) base image of a flavor under
 // testenv.CacheDir()/vm/<content-hash>/. Test processes may call it
 // concurrently: one builds under an flock in a temporary directory and
 // renames it into place; the others wait for the lock and find it built.
-func BuildImage(ctx context.Context) (*Image, error) {
+func Build(ctx context.Context, f Flavor) (*Image, error) {
+	if f != Plain && f != Cloud {
+		return nil, fmt.Errorf("build vm image: unknown flavor %q", f)
+	}
 	root := vmCacheDir()
-	hash := imageHash()
+	hash := imageHash(f)
 	dir := filepath.Join(root, hash)
-	if img, ok := loadImage(dir); ok {
+	if img, ok := loadImage(dir, f); ok {
 		return img, nil
 	}
 	if err := checkBuildTools(); err != nil {
@@ -137,7 +193,7 @@ func BuildImage(ctx context.Context) (*Image, error) {
 		return nil, fmt.Errorf("build vm image %s: %w", hash, err)
 	}
 	defer lock.Unlock()
-	if img, ok := loadImage(dir); ok { // another process built it meanwhile
+	if img, ok := loadImage(dir, f); ok { // another process built it meanwhile
 		return img, nil
 	}
 	// Holding the lock, any leftover tmp-* directory is from a build that
@@ -155,8 +211,8 @@ func BuildImage(ctx context.Context) (*Image, error) {
 		return nil, fmt.Errorf("build vm image %s: %w", hash, err)
 	}
 	start := time.Now()
-	log.Printf("vm: building base image %s in %s (mmdebstrap, ~80 s)", hash, tmp)
-	if err := buildImage(ctx, tmp); err != nil {
+	log.Printf("vm: building %s base image %s in %s (mmdebstrap, ~80 s)", f, hash, tmp)
+	if err := buildImage(ctx, tmp, f); err != nil {
 		if rmErr := removeBuildDir(tmp); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
@@ -166,7 +222,7 @@ func BuildImage(ctx context.Context) (*Image, error) {
 		return nil, fmt.Errorf("build vm image %s: move into place: %w", hash, err)
 	}
 	log.Printf("vm: built base image %s in %s", dir, time.Since(start).Round(time.Second))
-	img, ok := loadImage(dir)
+	img, ok := loadImage(dir, f)
 	if !ok {
 		return nil, fmt.Errorf("build vm image %s: files missing after build", hash)
 	}
@@ -175,15 +231,20 @@ func BuildImage(ctx context.Context) (*Image, error) {
 
 // loadImage returns the image in dir when it is complete. Only whole builds
 // are ever renamed into place, so existence of the files is enough.
-func loadImage(dir string) (*Image, bool) {
+func loadImage(dir string, f Flavor) (*Image, bool) {
 	img := &Image{
-		Dir:     dir,
-		Disk:    filepath.Join(dir, diskFile),
-		Kernel:  filepath.Join(dir, kernelFile),
-		Initrd:  filepath.Join(dir, initrdFile),
-		KeyPath: filepath.Join(dir, "id_ed25519"),
+		Flavor: f,
+		Dir:    dir,
+		Disk:   filepath.Join(dir, diskFile),
+		Kernel: filepath.Join(dir, kernelFile),
+		Initrd: filepath.Join(dir, initrdFile),
 	}
-	for _, f := range []string{img.Disk, img.Kernel, img.Initrd, img.KeyPath, img.KeyPath + ".pub"} {
+	files := []string{img.Disk, img.Kernel, img.Initrd}
+	if f == Plain {
+		img.KeyPath = filepath.Join(dir, "id_ed25519")
+		files = append(files, img.KeyPath, img.KeyPath+".pub")
+	}
+	for _, f := range files {
 		if _, err := os.Stat(f); err != nil {
 			return nil, false
 		}
@@ -220,36 +281,40 @@ func lookTool(name string) (string, error) {
 
 // buildImage runs the build steps inside dir, an empty directory that is
 // renamed to the final image directory on success.
-func buildImage(ctx context.Context, dir string) error {
+func buildImage(ctx context.Context, dir string, f Flavor) error {
 	logf, err := os.Create(filepath.Join(dir, buildLogFile))
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
 
-	// The key is generated per image and lives beside it.
-	keyPath, err := testssh.EnsureKey(dir)
-	if err != nil {
-		return fmt.Errorf("test key: %w", err)
+	common := filepath.Join(dir, "customize.sh")
+	own := filepath.Join(dir, string(f)+".sh")
+	for path, data := range map[string][]byte{common: customizeScript, own: flavorScript(f), filepath.Join(dir, manifestFile): []byte(manifest(f))} {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			return err
+		}
 	}
-	script := filepath.Join(dir, "customize.sh")
-	if err := os.WriteFile(script, customizeScript, 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, manifestFile), []byte(manifest()), 0o644); err != nil {
-		return err
+	// Hooks run under sh with the root directory as $1.
+	ownHook := "sh " + shellQuote(own) + ` "$1"`
+	if f == Plain {
+		// The key is generated per image and lives beside it.
+		keyPath, err := testssh.EnsureKey(dir)
+		if err != nil {
+			return fmt.Errorf("test key: %w", err)
+		}
+		ownHook += " " + shellQuote(keyPath+".pub")
 	}
 
 	rootfs := filepath.Join(dir, "rootfs")
 	args := []string{
 		"--variant=minbase",
-		"--include=" + strings.Join(packages, ","),
+		"--include=" + strings.Join(packages(f), ","),
 	}
 	for _, o := range dpkgOpts {
 		args = append(args, "--dpkgopt="+o)
 	}
-	// Hooks run under sh with the root directory as $1.
-	args = append(args, "--customize-hook=sh "+shellQuote(script)+` "$1" `+shellQuote(keyPath+".pub"))
+	args = append(args, "--customize-hook=sh "+shellQuote(common)+` "$1"`, "--customize-hook="+ownHook)
 	args = append(args, suite, rootfs)
 	args = append(args, mirrors...)
 	if err := runLogged(ctx, logf, "mmdebstrap", args...); err != nil {

@@ -41,6 +41,23 @@ type Options struct {
 	ExtraForwards []int  // extra guest TCP ports forwarded at Addr with the same port number
 	Aliases       int    // how many more free 127.0.0.N to forward the same ports from (VM.Aliases)
 
+	// Overlay is the qcow2 overlay (the guest's disk) to boot from, owned
+	// by the caller: created over the image when missing, kept by Close,
+	// so a VM shut down and booted again with it keeps its disk (an EC2
+	// stop and start). Empty: a throwaway overlay that Close removes.
+	Overlay string
+	// DiskGB is the guest disk's size when the overlay is created (at
+	// least the image's 8 GB; cloud-init's resizefs grows the root to it).
+	DiskGB int
+	// Seed is a directory given to the guest as a read-only FAT disk
+	// labelled "cidata": cloud-init's NoCloud seed (meta-data, user-data,
+	// vendor-data).
+	Seed string
+	// NoWait returns as soon as qemu runs (its port forwards bound)
+	// instead of waiting for an SSH login: a cloud image has no login
+	// until cloud-init made one from the instance's key.
+	NoWait bool
+
 	// Logf receives progress and timings (boot, reboot). log.Printf when nil;
 	// tests usually pass t.Logf.
 	Logf func(format string, args ...any)
@@ -61,7 +78,7 @@ type VM struct {
 	LastRebootTime time.Duration // reboot command to SSH back, for the last Reboot
 
 	logf      func(format string, args ...any)
-	dir       string // per-VM scratch: overlay, serial log, qemu log
+	dir       string // per-VM scratch: overlay (unless Options.Overlay), serial log, qemu log, monitor socket
 	cmd       *exec.Cmd
 	exited    chan struct{} // closed when qemu has exited
 	waitErr   error         // qemu's exit status, valid after exited is closed
@@ -86,6 +103,9 @@ func Boot(ctx context.Context, img *Image, opts Options) (*VM, error) {
 	}
 	if opts.Logf == nil {
 		opts.Logf = log.Printf
+	}
+	if !opts.NoWait && img.KeyPath == "" {
+		return nil, fmt.Errorf("boot vm %s: the %s image has no baked-in login to wait for: boot it with NoWait and a Seed", opts.Name, img.Flavor)
 	}
 	ports := append([]int{22, 9092}, opts.ExtraForwards...)
 
@@ -167,10 +187,12 @@ func start(ctx context.Context, img *Image, opts Options, addrs []string, locks 
 		return nil, err
 	}
 
-	overlay := filepath.Join(dir, "overlay.qcow2")
-	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2",
-		"-F", "raw", "-b", img.Disk, overlay).CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("create overlay: %w: %s", err, out))
+	overlay := opts.Overlay
+	if overlay == "" {
+		overlay = filepath.Join(dir, "overlay.qcow2")
+	}
+	if err := createOverlay(ctx, img, overlay, opts.DiskGB); err != nil {
+		return fail(err)
 	}
 
 	var fwd strings.Builder
@@ -193,6 +215,12 @@ func start(ctx context.Context, img *Image, opts Options, addrs []string, locks 
 		"-netdev", "user,id=net0" + fwd.String(),
 		"-device", "virtio-net-pci,netdev=net0",
 		"-device", "virtio-rng-pci", // entropy for sshd and key generation at boot
+		"-qmp", "unix:" + qemuEscape(v.qmpPath()) + ",server=on,wait=off",
+	}
+	if opts.Seed != "" {
+		// qemu's vvfat driver presents the directory as a FAT disk; cloud-init
+		// finds it by its label.
+		args = append(args, "-drive", "driver=vvfat,dir="+qemuEscape(opts.Seed)+",label=cidata,if=virtio,readonly=on")
 	}
 	qlog, err := os.Create(v.qemuLogPath())
 	if err != nil {
@@ -213,6 +241,18 @@ func start(ctx context.Context, img *Image, opts Options, addrs []string, locks 
 	}()
 	opts.Logf("vm %s: qemu pid %d started, forwarding %v ports %v, dir %s", v.Name, v.cmd.Process.Pid, addrs, ports, dir)
 
+	if opts.NoWait {
+		// qemu answers on its monitor only once the machine, its disks
+		// and its port forwards are set up.
+		if err := v.waitMonitor(ctx); err != nil {
+			if strings.Contains(v.qemuLog(), "host forwarding rule") {
+				err = fmt.Errorf("%w: %s", errForwardBusy, strings.TrimSpace(v.qemuLog()))
+			}
+			return fail(err)
+		}
+		v.BootTime = time.Since(begin)
+		return v, nil
+	}
 	if err := v.waitSSH(ctx, bootTimeout, nil); err != nil {
 		if strings.Contains(v.qemuLog(), "host forwarding rule") {
 			err = fmt.Errorf("%w: %s", errForwardBusy, strings.TrimSpace(v.qemuLog()))
@@ -413,7 +453,78 @@ func HostKeys(console string) []string {
 	return keys
 }
 
+// createOverlay makes overlay a qcow2 over the image's disk of diskGB
+// (at least the image's size), unless it exists: then it is the disk of a
+// VM that ran before and is booted as it is.
+func createOverlay(ctx context.Context, img *Image, overlay string, diskGB int) error {
+	if _, err := os.Stat(overlay); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	args := []string{"create", "-q", "-f", "qcow2", "-F", "raw", "-b", img.Disk, overlay}
+	if st, err := os.Stat(img.Disk); err == nil && int64(diskGB)<<30 > st.Size() {
+		args = append(args, strconv.Itoa(diskGB)+"G")
+	}
+	if out, err := exec.CommandContext(ctx, "qemu-img", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("create overlay: %w: %s", err, out)
+	}
+	return nil
+}
+
+// waitMonitor waits until qemu answers query-status on its monitor.
+func (v *VM) waitMonitor(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	q, err := dialQMP(ctx, v.qmpPath(), v.exited)
+	if err != nil {
+		return fmt.Errorf("%w; qemu log: %s", err, strings.TrimSpace(v.qemuLog()))
+	}
+	defer q.Close()
+	if _, err := q.execute(ctx, "query-status"); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Shutdown presses the guest's ACPI power button (as EC2's stop does) and
+// waits up to timeout for it to power off, then kills qemu if it has not.
+// Either way the VM is closed afterwards; clean says whether the guest
+// shut down by itself. With Options.Overlay the disk stays for a new Boot.
+func (v *VM) Shutdown(ctx context.Context, timeout time.Duration) (clean bool, err error) {
+	begin := time.Now()
+	select {
+	case <-v.exited:
+		return false, v.Close()
+	default:
+	}
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	q, err := dialQMP(qctx, v.qmpPath(), v.exited)
+	if err == nil {
+		_, err = q.execute(qctx, "system_powerdown")
+		q.Close()
+	}
+	cancel()
+	if err != nil {
+		v.logf("vm %s: ACPI power button failed (%v): powering off", v.Name, err)
+		return false, v.Close()
+	}
+	select {
+	case <-v.exited:
+		clean = true
+		v.logf("vm %s: shut down after the power button in %s", v.Name, time.Since(begin).Round(100*time.Millisecond))
+	case <-time.After(timeout):
+		v.logf("vm %s: still up %s after the power button: powering off", v.Name, timeout)
+	case <-ctx.Done():
+	}
+	return clean, v.Close()
+}
+
+// Exited is closed once qemu has exited (the guest powered off, or Close).
+func (v *VM) Exited() <-chan struct{} { return v.exited }
+
 func (v *VM) serialPath() string  { return filepath.Join(v.dir, "console.log") }
+func (v *VM) qmpPath() string     { return filepath.Join(v.dir, "qmp.sock") }
 func (v *VM) qemuLogPath() string { return filepath.Join(v.dir, "qemu.log") }
 
 func (v *VM) qemuLog() string {
@@ -496,4 +607,26 @@ func safeName(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// ReserveLoopback picks a free 127.0.0.N (N>=2) not in avoid whose ports
+// can all be bound, and holds it, against VMs and other callers in every
+// test process on this machine, until release is called (or the process
+// ends). The local cloud takes its public addresses here.
+func ReserveLoopback(ports []int, avoid map[string]bool) (addr string, release func(), err error) {
+	addr, lock, err := reserveAddr("", ports, avoid)
+	if err != nil {
+		return "", nil, err
+	}
+	return addr, lock.Unlock, nil
+}
+
+// ReserveLoopbackAt holds addr like ReserveLoopback, failing when another
+// holds it or one of the ports is taken.
+func ReserveLoopbackAt(addr string, ports []int) (release func(), err error) {
+	_, lock, err := reserveAddr(addr, ports, nil)
+	if err != nil {
+		return nil, err
+	}
+	return lock.Unlock, nil
 }

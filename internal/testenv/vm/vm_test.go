@@ -38,45 +38,60 @@ func TestUnescapeMount(t *testing.T) {
 	}
 }
 
-// TestBuildImage checks the cached image's files. Run it from two
+// TestBuildImage checks the cached images' files. Run it from two
 // processes at once on an empty cache to exercise the build lock.
 func TestBuildImage(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the VM image (minutes when not cached)")
+		t.Skip("builds the VM images (minutes when not cached)")
 	}
 	if _, err := exec.LookPath("mmdebstrap"); err != nil || os.Geteuid() != 0 {
 		t.Skip("needs root and mmdebstrap")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	start := time.Now()
-	img, err := BuildImage(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if imageHash(Plain) == imageHash(Cloud) {
+		t.Fatal("the flavors share a cache key")
 	}
-	t.Logf("BuildImage took %s: %+v", time.Since(start).Round(100*time.Millisecond), *img)
-	if filepath.Base(img.Dir) != imageHash() {
-		t.Errorf("image dir %s is not named by the content hash %s", img.Dir, imageHash())
-	}
-	if fi, err := os.Stat(img.Disk); err != nil || fi.Size() != 8<<30 {
-		t.Errorf("disk %s: %v, want 8 GiB sparse", img.Disk, err)
-	}
-	if stale, _ := filepath.Glob(filepath.Join(filepath.Dir(img.Dir), "tmp-*")); len(stale) > 0 {
-		t.Errorf("temporary build dirs left: %v", stale)
-	}
-	pkgs, err := os.ReadFile(filepath.Join(img.Dir, packagesFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range append([]string{"systemd", "openssh-server", "linux-image-amd64"}, packages...) {
-		if !strings.Contains("\n"+string(pkgs), "\n"+p+" ") {
-			t.Errorf("package %s missing from the image", p)
-		}
-	}
-	for _, p := range []string{"openjdk-17-jre-headless", "default-jre-headless", "cloud-init"} {
-		if strings.Contains("\n"+string(pkgs), "\n"+p+" ") {
-			t.Errorf("package %s must not be in the image", p)
-		}
+	for _, f := range []Flavor{Plain, Cloud} {
+		t.Run(string(f), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+			defer cancel()
+			start := time.Now()
+			img, err := Build(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("Build(%s) took %s: %+v", f, time.Since(start).Round(100*time.Millisecond), *img)
+			if filepath.Base(img.Dir) != imageHash(f) {
+				t.Errorf("image dir %s is not named by the content hash %s", img.Dir, imageHash(f))
+			}
+			if fi, err := os.Stat(img.Disk); err != nil || fi.Size() != 8<<30 {
+				t.Errorf("disk %s: %v, want 8 GiB sparse", img.Disk, err)
+			}
+			if (img.KeyPath != "") != (f == Plain) {
+				t.Errorf("KeyPath %q: only the plain image has a baked-in login", img.KeyPath)
+			}
+			if stale, _ := filepath.Glob(filepath.Join(filepath.Dir(img.Dir), "tmp-*")); len(stale) > 0 {
+				t.Errorf("temporary build dirs left: %v", stale)
+			}
+			pkgs, err := os.ReadFile(filepath.Join(img.Dir, packagesFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			has := func(p string) bool { return strings.Contains("\n"+string(pkgs), "\n"+p+" ") }
+			for _, p := range append([]string{"systemd", "openssh-server", "linux-image-amd64"}, packages(f)...) {
+				if !has(p) {
+					t.Errorf("package %s missing from the image", p)
+				}
+			}
+			absent := []string{"openjdk-17-jre-headless", "default-jre-headless"}
+			if f == Plain {
+				absent = append(absent, "cloud-init", "unattended-upgrades")
+			}
+			for _, p := range absent {
+				if has(p) {
+					t.Errorf("package %s must not be in the %s image", p, f)
+				}
+			}
+		})
 	}
 }
 
@@ -323,4 +338,117 @@ func readLine(t *testing.T, addr string) string {
 	}
 	t.Fatalf("read from %s: %v", addr, last)
 	return ""
+}
+
+// TestCloudVM boots the Cloud image the way the local cloud does: a
+// NoCloud seed with the instance's key and user-data, no wait for SSH;
+// then shuts it down with the power button and boots its disk again.
+func TestCloudVM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a qemu VM (minutes)")
+	}
+	if os.Getenv("KAFKAUP_VM_SELFTEST") == "" {
+		t.Skip("harness self-test: run with KAFKAUP_VM_SELFTEST=1 (make test-harness)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mmdebstrap root mode and forwarding port 22")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	img, err := BuildCloudImage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	key, err := testssh.EnsureKey(filepath.Join(dir, "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := filepath.Join(dir, "seed")
+	if err := os.MkdirAll(seed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"meta-data": "instance-id: i-0123456789abcdef0\nlocal-hostname: ip-172-31-9-9\npublic-keys:\n  - " + strings.TrimSpace(string(pub)) + "\n",
+		"user-data": "#cloud-config\nruncmd:\n  - [sh, -c, 'echo ran > /var/tmp/user-data-ran']\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(seed, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	overlay := filepath.Join(dir, "disk.qcow2")
+	opts := Options{Name: "cloud-selftest", Overlay: overlay, DiskGB: 12, Seed: seed, NoWait: true, MemoryMB: 1024, Logf: t.Logf}
+	begin := time.Now()
+	v, err := Boot(ctx, img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	t.Logf("qemu ready in %s", time.Since(begin).Round(100*time.Millisecond))
+	target := testssh.Target{Addr: v.Addr, User: "ubuntu", KeyPath: key}
+	if err := testssh.WaitLogin(ctx, target); err != nil {
+		log, _ := v.SerialLog()
+		t.Fatalf("%v\nconsole:\n%s", err, log)
+	}
+	t.Logf("boot to SSH login as ubuntu: %s", time.Since(begin).Round(100*time.Millisecond))
+	run := func(cmd string) string {
+		t.Helper()
+		out, err := testssh.Run(ctx, target, cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	status := run("cloud-init status --wait --long || true")
+	t.Logf("cloud-init after %s: %s", time.Since(begin).Round(100*time.Millisecond), status)
+	if !strings.Contains(status, "status: done") {
+		t.Errorf("cloud-init did not finish cleanly; its warnings:\n%s", run("sudo -n grep -E 'WARNING|ERROR|Traceback' /var/log/cloud-init.log | tail -40 || true"))
+	}
+	if got := run("cat /var/tmp/user-data-ran || sudo -n tail -20 /var/log/cloud-init-output.log"); got != "ran" {
+		t.Errorf("user-data: %q", got)
+	}
+	if got := run("hostname"); got != "ip-172-31-9-9" {
+		t.Errorf("hostname %q", got)
+	}
+	run("sudo -n true")
+	if got := run("df -BG --output=size / | tail -1"); got != "12G" && got != "11G" {
+		t.Errorf("root size %q, want the 12 GB disk", got)
+	}
+	console, _ := v.SerialLog()
+	keys := HostKeys(console)
+	live := hostKey(t, v.Addr)
+	if !containsKey(keys, live) {
+		t.Fatalf("sshd's host key %q is not in the console block %q", live, keys)
+	}
+	t.Logf("console: %d bytes, host keys %d", len(console), len(keys))
+
+	clean, err := v.Shutdown(ctx, 3*time.Minute)
+	if err != nil || !clean {
+		t.Fatalf("shutdown: clean=%v, %v", clean, err)
+	}
+	if _, err := os.Stat(overlay); err != nil {
+		t.Fatalf("overlay gone after shutdown: %v", err)
+	}
+	begin = time.Now()
+	v2, err := Boot(ctx, img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Close()
+	target.Addr = v2.Addr
+	if err := testssh.WaitLogin(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second boot to SSH: %s", time.Since(begin).Round(100*time.Millisecond))
+	if again := hostKey(t, v2.Addr); again != live {
+		t.Errorf("host key changed across stop and start: %q -> %q", live, again)
+	}
+	if got := run("cat /var/tmp/user-data-ran"); got != "ran" {
+		t.Errorf("disk not kept: %q", got)
+	}
 }

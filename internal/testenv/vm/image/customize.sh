@@ -1,16 +1,15 @@
 #!/bin/sh
-# customize.sh ROOTFS AUTHORIZED_KEYS
+# customize.sh ROOTFS
 #
-# mmdebstrap --customize-hook for the kafkaup test VM image. It runs on the
+# mmdebstrap --customize-hook for every kafkaup test VM image, run first; the
+# flavor's own hook (plain.sh or cloud.sh) runs after it. It runs on the
 # build host under sh (not bash: no brace expansion), after all packages are
-# installed, with ROOTFS the image's root directory. It turns the minbase
-# chroot into something that boots like a fresh Debian cloud instance:
-# DHCP networking, sshd with first-boot host keys printed to the console in
-# cloud-init's format, a sudo user "debian" and a plain user "nosudo".
+# installed, with ROOTFS the image's root directory. It makes the minbase
+# chroot bootable under qemu: a small initrd, DHCP networking, fstab and the
+# apt sources of a Debian cloud image.
 # Its bytes are part of the image's cache key: any change rebuilds the image.
 set -eu
 root="$1"
-keys="$2"
 
 # --- identity and name resolution ------------------------------------------
 echo kafkaup-test >"$root/etc/hostname"
@@ -69,67 +68,4 @@ SOURCES
 # Docs are excluded (dpkg path-exclude, kept in /etc/dpkg/dpkg.cfg.d), but
 # update-alternatives in e.g. openjdk's postinst needs the man directories.
 for n in 1 2 3 4 5 6 7 8; do mkdir -p "$root/usr/share/man/man$n"; done
-# No background apt runs fighting the product for the dpkg lock mid-test.
-chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer
-
-# --- users -------------------------------------------------------------------
-chroot "$root" useradd --create-home --shell /bin/bash --groups adm,sudo debian
-chroot "$root" useradd --create-home --shell /bin/bash nosudo
-# "*": no password login, but not "locked" (sshd refuses locked accounts).
-chroot "$root" usermod -p '*' debian
-chroot "$root" usermod -p '*' nosudo
-printf 'debian ALL=(ALL) NOPASSWD:ALL\n' >"$root/etc/sudoers.d/90-debian"
-chmod 0440 "$root/etc/sudoers.d/90-debian"
-for u in debian nosudo; do
-	install -d -m 0700 "$root/home/$u/.ssh"
-	install -m 0600 "$keys" "$root/home/$u/.ssh/authorized_keys"
-	chroot "$root" chown -R "$u:$u" "/home/$u/.ssh"
-done
-
-# --- sshd: host keys are made on first boot, never baked in -----------------
-# Like cloud images, every instance gets its own keys on first boot. Only
-# ed25519 and ecdsa: RSA-3072 generation costs ~15 s under TCG emulation.
-rm -f "$root"/etc/ssh/ssh_host_*
-cat >"$root/etc/ssh/sshd_config.d/10-kafkaup-hostkeys.conf" <<'SSHD'
-HostKey /etc/ssh/ssh_host_ed25519_key
-HostKey /etc/ssh/ssh_host_ecdsa_key
-SSHD
-cat >"$root/usr/local/sbin/kafkaup-ssh-hostkeys" <<'KEYS'
-#!/bin/sh
-# Create missing SSH host keys, then print them to the console the way
-# cloud-init does, so tests can read them from the serial log.
-set -eu
-for t in ecdsa ed25519; do
-	f="/etc/ssh/ssh_host_${t}_key"
-	[ -f "$f" ] || ssh-keygen -q -t "$t" -N '' -C "root@$(hostname)" -f "$f"
-done
-fps=""
-keys=""
-for t in ecdsa ed25519; do
-	f="/etc/ssh/ssh_host_${t}_key.pub"
-	fps="${fps}ec2: $(ssh-keygen -l -f "$f")
-"
-	keys="${keys}$(cat "$f")
-"
-done
-# One write, so systemd's own console lines cannot split the block.
-printf 'ec2: #############################################################\nec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n%sec2: -----END SSH HOST KEY FINGERPRINTS-----\nec2: #############################################################\n-----BEGIN SSH HOST KEY KEYS-----\n%s-----END SSH HOST KEY KEYS-----\n' \
-	"$fps" "$keys" >/dev/console
-KEYS
-chmod 0755 "$root/usr/local/sbin/kafkaup-ssh-hostkeys"
-cat >"$root/etc/systemd/system/kafkaup-ssh-hostkeys.service" <<'UNIT'
-[Unit]
-Description=Generate SSH host keys and print them to the console
-Before=ssh.service
-ConditionPathExists=/usr/bin/ssh-keygen
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/local/sbin/kafkaup-ssh-hostkeys
-
-[Install]
-WantedBy=ssh.service multi-user.target
-UNIT
-chroot "$root" systemctl enable kafkaup-ssh-hostkeys.service
 
