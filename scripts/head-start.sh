@@ -107,8 +107,14 @@ download() {
   return 1
 }
 
-# Both run as jobs of their own, so that errexit holds inside each.
-download &
+# Both run as jobs of their own, so that errexit holds inside each. No URL:
+# the tarball is uploaded over SSH (--kafka-tarball).
+if [ "${#URLS[@]}" -gt 0 ]; then
+  download &
+else
+  record download.result skipped
+  true &
+fi
 download_pid=$!
 install_java &
 java_rc=0

@@ -38,7 +38,7 @@ func runHeadStart(t *testing.T, in HeadStart) {
 	if _, err := exec.LookPath("java"); err != nil {
 		t.Skip("needs a Java 17+ on this machine, or the head start would run apt")
 	}
-	script, err := Render(in)
+	script, err := RenderCompact(in) // as the user-data carries it
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,3 +265,27 @@ func TestWaitHeadStart(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestRenderCompact: the head start without comments is the same program
+// (shellcheck finds nothing new) and much smaller; heredocs are refused.
+func TestRenderCompact(t *testing.T) {
+	in := HeadStart{Dir: "/d", DistName: "k", URLs: []string{"https://x/k.tgz"}, DownloadRetries: 1, JavaPackages: []string{"j"}, APTLockTimeout: 1}
+	full, _ := Render(in)
+	compact, err := RenderCompact(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(compact), "#!/usr/bin/env bash\n") || len(compact) > len(full)*3/4 {
+		t.Errorf("compact: %d bytes of %d, starts %q", len(compact), len(full), compact[:30])
+	}
+	if _, err := exec.LookPath("shellcheck"); err == nil {
+		cmd := exec.Command("shellcheck", "-s", "bash", "-S", "warning", "-")
+		cmd.Stdin = strings.NewReader(string(compact))
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("shellcheck:\n%s", msg)
+		}
+	}
+	if !heredocRE.MatchString("cat <<'EOF'\n") || !heredocRE.MatchString("x <<-EOF") || heredocRE.MatchString(`read -r a <<<"$b"`) {
+		t.Error("heredocRE")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"embed"
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +54,31 @@ func Render(s Script) ([]byte, error) {
 	b.Write(stripShebang(body))
 	return b.Bytes(), nil
 }
+
+// RenderCompact is Render without the full-line comments, for a script
+// that travels in EC2 user-data (16 KB at most). The comments stay in the
+// source; a script with a heredoc, whose lines a comment-looking line may
+// belong to, is refused.
+func RenderCompact(s Script) ([]byte, error) {
+	full, err := Render(s)
+	if err != nil {
+		return nil, err
+	}
+	if heredocRE.Match(full) {
+		return nil, fmt.Errorf("script %s has a heredoc: it cannot be rendered without comments safely", s.ScriptName())
+	}
+	var b bytes.Buffer
+	for i, line := range bytes.SplitAfter(full, []byte("\n")) {
+		if t := bytes.TrimSpace(line); i > 0 && bytes.HasPrefix(t, []byte("#")) {
+			continue
+		}
+		b.Write(line)
+	}
+	return b.Bytes(), nil
+}
+
+// heredocRE finds a heredoc (<<WORD, <<-'WORD'), not a here-string (<<<).
+var heredocRE = regexp.MustCompile(`(^|[^<])<<-?\s*['"]?[A-Za-z_]`)
 
 // readOnly scripts change nothing on the host, so they take no lock (a
 // `logs -f` may run for hours next to anything else).
