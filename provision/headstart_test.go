@@ -1,8 +1,11 @@
 package provision
 
 import (
+	"context"
+	"io"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,4 +159,105 @@ func TestParseFactsHeadStart(t *testing.T) {
 	if err != nil || old.HeadStart.State != "none" || old.HeadStart.Ran() {
 		t.Errorf("a host without a head start: %+v, %v", old.HeadStart, err)
 	}
+}
+
+// scriptedHost answers observe with the next of its reports (the last one
+// repeats), fetch-checksum with a sha512 file and the kafka step with its
+// download report, and records every script it was given.
+type scriptedHost struct {
+	mu       sync.Mutex
+	observes []string
+	ran      []string
+	scripts  map[string]string
+}
+
+func (h *scriptedHost) RunScript(_ context.Context, name string, script []byte) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ran = append(h.ran, name)
+	if h.scripts == nil {
+		h.scripts = map[string]string{}
+	}
+	h.scripts[name] = string(script)
+	switch name {
+	case "observe":
+		out := h.observes[0]
+		if len(h.observes) > 1 {
+			h.observes = h.observes[1:]
+		}
+		return []byte(out), nil
+	case "fetch-checksum":
+		return []byte("kafka_2.13-4.0.0.tgz: " + strings.Repeat("AB", 64) + "\n"), nil
+	case "kafka":
+		return []byte("download_source=head-start\ndownload_bytes=120000000\ndownload_seconds=0.900\n"), nil
+	}
+	return nil, nil
+}
+
+func (h *scriptedHost) Upload(context.Context, io.Reader, string, uint32) error { return nil }
+
+const freshReport = "login_user=ubuntu\nlogin_home=/home/ubuntu\nos_id=ubuntu\nos_version=24.04\napt=1\nsystemd=1\ncurl=1\n" +
+	"swap_fs=ext2/ext3\nfree_swap_dir=20000000000\nfree_install_dir=20000000000\nservice_active=0\n"
+
+// TestProvisionWaitsForTheHeadStartThenPlansAgain: the first plan waits
+// for the running head start (beside dirs and swap); the second, made
+// from what it left, installs no Java and installs Kafka from its
+// download, checked against the release's sha512.
+func TestProvisionWaitsForTheHeadStartThenPlansAgain(t *testing.T) {
+	running := freshReport + "java_major=0\nmeta=0\nkafka_user=0\ndirs_ok=0\nswap_active=0\nnow=1700000030.000\n" +
+		"head_start=running\nhs.launched=1700000000.000\nhs.started=1700000001.000\nhs.java.start=1700000001.100\nhs.download.start=1700000001.100\n"
+	done := freshReport + "java_major=17\nmeta=0\nkafka_user=1\ndirs_ok=1\nswap_active=1\nswap_file_size=2147483648\nswap_fstab=1\nnow=1700000090.000\n" +
+		"head_start=done\nhs.launched=1700000000.000\nhs.started=1700000001.000\nhs.java.package=openjdk-17-jre-headless\nhs.java.result=ok\n" +
+		"hs.apt_update.start=1700000002.000\nhs.apt_update.end=1700000012.000\nhs.java.start=1700000001.100\nhs.java.end=1700000050.000\n" +
+		"hs.download.start=1700000001.100\nhs.download.end=1700000041.100\nhs.download.bytes=120000000\nhs.download.result=ok\nhs.download.url=https://m/kafka_2.13-4.0.0.tgz\n" +
+		"hs.result=ok\nhs.finished=1700000050.100\nhead_start_tarball=" + HeadStartDir + "/kafka/kafka_2.13-4.0.0.tgz\n"
+	after := strings.Replace(done, "meta=0", "meta=1\ncluster_id=c1\nnode_id=1\nkafka_current=4.0.0", 1)
+	after = strings.Replace(after, "service_active=0", "service_active=1\nservice_enabled=1\nbroker_pid=99", 1)
+
+	h := &scriptedHost{observes: []string{running, running}}
+	dry, err := Provision(context.Background(), h, testSpec(), "host", Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plannedIDs(dry.Plan); got != "head-start dirs swap" {
+		t.Errorf("dry run plans %q", got)
+	}
+
+	h = &scriptedHost{observes: []string{running, done, after}}
+	res, err := Provision(context.Background(), h, testSpec(), "host", Options{SkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plannedIDs(res.Plan); got != "head-start dirs swap kafka config format service" {
+		t.Errorf("plans %q", got)
+	}
+	ran := strings.Join(h.ran, " ")
+	wait := strings.Index(ran, "head-start")
+	if !strings.HasPrefix(ran, "observe ") || wait < 0 || strings.Count(ran, "observe") != 3 ||
+		!strings.HasSuffix(ran, "observe fetch-checksum kafka config format service observe") {
+		t.Errorf("ran %s", ran)
+	}
+	if strings.Contains(ran, "packages") || strings.Contains(ran, "wait-apt") {
+		t.Errorf("installed Java again after the head start did: %s", ran)
+	}
+	kafka := h.scripts["kafka"]
+	for _, want := range []string{"readonly HEAD_START_TARBALL='" + HeadStartDir + "/kafka/kafka_2.13-4.0.0.tgz'", "readonly EXPECTED_SHA512='" + strings.Repeat("ab", 64) + "'"} {
+		if !strings.Contains(kafka, want) {
+			t.Errorf("kafka script lacks %s", want)
+		}
+	}
+	if d := res.Applied[len(res.Applied)-4].Download; d == nil || d.Source != "head-start" || d.Bytes != 120000000 {
+		t.Errorf("kafka step's download: %+v", d)
+	}
+	if len(res.Observed) != 3 || res.FactsAfter.HeadStart.State != "done" {
+		t.Errorf("%d observations, head start after: %s", len(res.Observed), res.FactsAfter.HeadStart.State)
+	}
+}
+
+func plannedIDs(p []PlannedStep) string {
+	var ids []string
+	for _, s := range p {
+		ids = append(ids, s.ID)
+	}
+	return strings.Join(ids, " ")
 }
