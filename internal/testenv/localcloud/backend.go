@@ -131,8 +131,11 @@ func (b VMs) Boot(ctx context.Context, spec LaunchSpec) (Machine, error) {
 	if mem < 512 {
 		mem = 1024
 	}
+	// The VM's own forwards live in 127.0.1.N, apart from the public
+	// addresses (127.0.0.N): an address an instance gave up never leads to
+	// its VM past the relay.
 	v, err := vm.Boot(ctx, b.Image, vm.Options{
-		Name: spec.InstanceID, MemoryMB: mem, NoWait: true,
+		Name: spec.InstanceID, MemoryMB: mem, NoWait: true, AddrNet: backendNet,
 		Overlay: filepath.Join(spec.Dir, "disk.qcow2"), DiskGB: spec.DiskGB, Seed: seed,
 		Logf: spec.Logf,
 	})
@@ -145,6 +148,9 @@ func (b VMs) Boot(ctx context.Context, spec LaunchSpec) (Machine, error) {
 func (b VMs) Remove(spec LaunchSpec) error {
 	return os.RemoveAll(filepath.Join(spec.Dir, "disk.qcow2"))
 }
+
+// backendNet is the /24 the VMs' forwards are taken from.
+const backendNet = "127.0.1"
 
 type vmMachine struct{ v *vm.VM }
 

@@ -36,7 +36,8 @@ const (
 // Options for Boot.
 type Options struct {
 	Name          string // for logs and the qemu process name
-	Addr          string // host loopback address to forward from, e.g. "127.0.0.2"; empty: pick a free 127.0.0.N (N>=2)
+	Addr          string // host loopback address to forward from, e.g. "127.0.0.2"; empty: pick a free one in AddrNet
+	AddrNet       string // the /24 to pick Addr and Aliases from: "127.0.0" (default, N>=2) or e.g. "127.0.1"
 	MemoryMB      int    // default 2048
 	ExtraForwards []int  // extra guest TCP ports forwarded at Addr with the same port number
 	Aliases       int    // how many more free 127.0.0.N to forward the same ports from (VM.Aliases)
@@ -125,7 +126,7 @@ func Boot(ctx context.Context, img *Image, opts Options) (*VM, error) {
 			if i == 0 {
 				fixed = opts.Addr
 			}
-			addr, lock, err := reserveAddr(fixed, ports, tried)
+			addr, lock, err := reserveAddr(fixed, opts.AddrNet, ports, tried)
 			if err != nil {
 				release()
 				return nil, fmt.Errorf("boot vm %s: %w", opts.Name, err)
@@ -534,9 +535,12 @@ func (v *VM) qemuLog() string {
 
 // reserveAddr picks the loopback address to forward from and holds a lock
 // file for it, so concurrent test processes never pick the same one. A
-// fixed address must be free; otherwise the first free 127.0.0.N (N>=2)
-// not in skip is taken.
-func reserveAddr(fixed string, ports []int, skip map[string]bool) (string, *fileLock, error) {
+// fixed address must be free; otherwise the first free NET.N (N>=2; NET
+// "127.0.0" when empty) not in skip is taken.
+func reserveAddr(fixed, network string, ports []int, skip map[string]bool) (string, *fileLock, error) {
+	if network == "" {
+		network = "127.0.0"
+	}
 	try := func(addr string) (*fileLock, error) {
 		lock, err := tryLockFile(filepath.Join(vmCacheDir(), "addr", addr+".lock"))
 		if err != nil || lock == nil {
@@ -563,7 +567,7 @@ func reserveAddr(fixed string, ports []int, skip map[string]bool) (string, *file
 	}
 	var last error
 	for n := 2; n < 255; n++ {
-		addr := fmt.Sprintf("127.0.0.%d", n)
+		addr := fmt.Sprintf("%s.%d", network, n)
 		if skip[addr] {
 			continue
 		}
@@ -579,7 +583,7 @@ func reserveAddr(fixed string, ports []int, skip map[string]bool) (string, *file
 			return addr, lock, nil
 		}
 	}
-	return "", nil, fmt.Errorf("no free address in 127.0.0.2-254 for ports %v (last: %v)", ports, last)
+	return "", nil, fmt.Errorf("no free address in %s.2-254 for ports %v (last: %v)", network, ports, last)
 }
 
 // portsFree checks that every port can be bound on addr. (A host sshd on
@@ -614,7 +618,7 @@ func safeName(s string) string {
 // test process on this machine, until release is called (or the process
 // ends). The local cloud takes its public addresses here.
 func ReserveLoopback(ports []int, avoid map[string]bool) (addr string, release func(), err error) {
-	addr, lock, err := reserveAddr("", ports, avoid)
+	addr, lock, err := reserveAddr("", "", ports, avoid)
 	if err != nil {
 		return "", nil, err
 	}
@@ -624,7 +628,7 @@ func ReserveLoopback(ports []int, avoid map[string]bool) (addr string, release f
 // ReserveLoopbackAt holds addr like ReserveLoopback, failing when another
 // holds it or one of the ports is taken.
 func ReserveLoopbackAt(addr string, ports []int) (release func(), err error) {
-	_, lock, err := reserveAddr(addr, ports, nil)
+	_, lock, err := reserveAddr(addr, "", ports, nil)
 	if err != nil {
 		return nil, err
 	}
