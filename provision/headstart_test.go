@@ -92,8 +92,11 @@ func TestPlanHeadStart(t *testing.T) {
 			}
 			if st := stepByID(steps, "kafka"); st.ID != "" {
 				fk := st.Script.(scripts.FetchKafka)
-				if got := fk.HeadStartTarball != ""; got != c.staged {
+				if got := strings.Contains(st.Title, "from the head start's download"); got != c.staged {
 					t.Errorf("kafka step uses the staged tarball: %v, want %v", got, c.staged)
+				}
+				if ran := c.facts.HeadStart.Ran(); (fk.HeadStartTarball == HeadStartTarball(testSpec())) != ran {
+					t.Errorf("kafka step's staging path %q (head start ran: %v)", fk.HeadStartTarball, ran)
 				}
 				if st.Resolve == nil {
 					t.Error("the kafka step must get the release's sha512 to check the staged tarball against")

@@ -189,9 +189,13 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 			st.Uploads = []Upload{{RemotePath: fetch.LocalTarball, LocalPath: s.Source.LocalTarball, Mode: 0o600}}
 			st.Title = fmt.Sprintf("upload and install Kafka %s (sha512 verified)", s.KafkaVersion)
 		} else {
+			if f.HeadStart.Ran() {
+				// What the head start left in its staging dir goes once the
+				// step is done; a whole download is used first if its
+				// sha512 is the release's.
+				fetch.HeadStartTarball = HeadStartTarball(s)
+			}
 			if f.HeadStart.Tarball != "" {
-				// Used only if its sha512 is the release's; else fetched again.
-				fetch.HeadStartTarball = f.HeadStart.Tarball
 				st.Title = fmt.Sprintf("install Kafka %s from the head start's download (sha512 verified first)", s.KafkaVersion)
 				st.Reason += "; the head start downloaded it at boot"
 			} else if why := f.HeadStart.failure("download"); why != "" {

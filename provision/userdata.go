@@ -33,6 +33,10 @@ const (
 	HeadStartStall   = 180
 )
 
+// HeadStartTarball is where the head start stages the tarball it
+// downloads (with .part and .err beside it while it works).
+func HeadStartTarball(s Spec) string { return HeadStartDir + "/kafka/" + s.DistName() + ".tgz" }
+
 // MaxUserData is EC2's limit on user-data, before base64.
 const MaxUserData = 16 << 10
 

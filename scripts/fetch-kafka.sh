@@ -7,8 +7,9 @@
 # release's .sha512 file that kafkaup fetched through fetch-checksum.sh and
 # read with provision.ParseSHA512File before this script runs),
 # LOCAL_TARBALL (staged upload or empty), HEAD_START_TARBALL (what the
-# head start downloaded at boot, or empty: used only when its sha512 is
-# EXPECTED_SHA512, else removed and downloaded again), DOWNLOAD_RETRIES
+# head start staged its download at boot, or empty: used only when its
+# sha512 is EXPECTED_SHA512, else downloaded again; its leftovers (a
+# cut-off .part, curl's .err) are removed once this is done), DOWNLOAD_RETRIES
 # (per URL, with exponential backoff), STATE_DIR. Prints download_source,
 # download_bytes and download_seconds for create's timeline.
 
@@ -73,4 +74,5 @@ mv "$work/unpack/$DIST_NAME" "$dest"
 ln -sfn "$DIST_NAME" "$INSTALL_DIR/.current.tmp"
 mv -Tf "$INSTALL_DIR/.current.tmp" "$INSTALL_DIR/current"
 if [ -n "$LOCAL_TARBALL" ]; then rm -f "$LOCAL_TARBALL"; fi
+if [ -n "$HEAD_START_TARBALL" ]; then rm -f "$HEAD_START_TARBALL" "$HEAD_START_TARBALL.part" "$HEAD_START_TARBALL.err"; fi
 log "installed $dest and pointed $INSTALL_DIR/current at it"

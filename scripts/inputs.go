@@ -49,9 +49,9 @@ type FetchKafka struct {
 	LocalTarball    string   `sh:"LOCAL_TARBALL"`
 	DownloadRetries int      `sh:"DOWNLOAD_RETRIES"`
 	StateDir        string   `sh:"STATE_DIR"`
-	// HeadStartTarball is the tarball the head start downloaded at boot:
-	// used only when its sha512 is ExpectedSHA512, else removed and
-	// downloaded again.
+	// HeadStartTarball is where the head start staged its download at
+	// boot: used only when its sha512 is ExpectedSHA512, else downloaded
+	// again; what it left there is removed either way.
 	HeadStartTarball string `sh:"HEAD_START_TARBALL"`
 }
 
