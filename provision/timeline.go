@@ -166,7 +166,11 @@ func (t *Timeline) AddRun(r *Result) {
 		t.Add("ssh", name, detail, a.Started, a.Started.Add(a.Duration))
 	}
 	t.Add("client", "first produce and consume from here", "", r.VerifyStarted, r.VerifyDone)
-	t.AddHeadStart(r.FactsAfter)
+	last := r.FactsAfter
+	if last.HostNow.IsZero() { // the run stopped before its last observation
+		last = r.Facts
+	}
+	t.AddHeadStart(last)
 }
 
 // AddHeadStart adds the head start's own phases from its record, its
@@ -189,6 +193,9 @@ func (t *Timeline) AddHeadStart(f Facts) {
 			return v
 		}
 		return t.lastOf(hs, at)
+	}
+	if !t.Start.IsZero() && at("launched").Before(t.Start) {
+		return // a head start from before this run (a create that resumed)
 	}
 	t.Add("host", "head start: from its launch at boot to its end", "state "+hs.State, at("launched"), end("finished"))
 	if h := hs.Record["apt_wait.holder"]; h != "" {
