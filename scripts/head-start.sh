@@ -76,6 +76,7 @@ rerun_upgrades() {
   uses_systemd || return 0
   systemctl cat apt-daily-upgrade.service >/dev/null 2>&1 || return 0
   began=$(systemctl show -p ExecMainStartTimestamp --value apt-daily-upgrade.service 2>/dev/null) || return 0
+  case "$began" in '' | n/a) return 0 ;; esac # it never ran
   began=$(date -d "$began" +%s 2>/dev/null) || return 0
   if [ "$began" -ge "${since%.*}" ]; then
     log "unattended-upgrades ran at $began while Java was being installed: starting it again"
