@@ -208,3 +208,24 @@ func TestHeadStartScriptFollowsTheSpec(t *testing.T) {
 }
 
 func equalStrings(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b, "\n") }
+
+// TestPresignedSourceNeedsDigest: a copy of the release in one's own S3
+// bucket (a presigned URL) is a source, checked against the digest given.
+func TestPresignedSourceNeedsDigest(t *testing.T) {
+	s := testSpec()
+	s.Source.URL = "https://b.s3.eu-west-1.amazonaws.com/kafka_2.13-4.0.0.tgz?X-Amz-Expires=3600&X-Amz-Signature=ab"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "pass --kafka-sha512") {
+		t.Errorf("presigned URL without a digest: %v", err)
+	}
+	s.Source.SHA512 = strings.Repeat("d", 128)
+	if err := s.Validate(); err != nil {
+		t.Errorf("presigned URL with a digest: %v", err)
+	}
+	if hs := HeadStartScript(s); hs.URLs[0] != s.Source.URL || hs.ExpectedSHA512 != s.Source.SHA512 {
+		t.Errorf("head start %+v", hs)
+	}
+	s.Source.URL = "https://b.s3.amazonaws.com/kafka.zip?sig=1"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), ".tgz") {
+		t.Errorf("not a .tgz: %v", err)
+	}
+}
