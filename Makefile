@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # End-to-end tests boot VMs under software emulation: give them time.
 TEST_TIMEOUT ?= 60m
 
-.PHONY: build test test-deps unit e2e test-harness bench demo clean
+.PHONY: build test test-deps unit e2e test-harness bench bench-headstart demo clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/kafkaup
@@ -33,8 +33,15 @@ e2e: test-deps
 test-harness: test-deps
 	KAFKAUP_VM_SELFTEST=1 $(GO) test -p 1 -v -timeout $(TEST_TIMEOUT) ./internal/testenv/...
 
+# Provisioning against the manual sequence, then create with and without
+# the head start (bench-headstart alone; BENCH_FLAGS=-rate 0.4 models a
+# mirror throttled to a few Mbit/s).
 bench: test-deps
 	$(GO) run ./test/bench
+	$(GO) run ./test/bench/headstart $(BENCH_FLAGS)
+
+bench-headstart: test-deps
+	$(GO) run ./test/bench/headstart $(BENCH_FLAGS)
 
 demo: test-deps
 	$(GO) run ./test/demo

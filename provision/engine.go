@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,23 +36,50 @@ type StepResult struct {
 	ID       string        `json:"id"`
 	Title    string        `json:"title"`
 	Reason   string        `json:"reason"`
+	Started  time.Time     `json:"-"`
 	Duration time.Duration `json:"-"`
 	Seconds  float64       `json:"seconds"`
 	Error    string        `json:"error,omitempty"`
+	// Download is what the step's script reported of the tarball it got.
+	Download *Transfer `json:"download,omitempty"`
+}
+
+// Transfer is how a step got the Kafka tarball (fetch-kafka.sh reports
+// it): Source is download, head-start (verified and used) or upload.
+type Transfer struct {
+	Source  string  `json:"source"`
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+}
+
+// transferFrom reads fetch-kafka.sh's download_* lines, if any.
+func transferFrom(out []byte) *Transfer {
+	kv, err := parseKV(out)
+	if err != nil || kv["download_source"] == "" {
+		return nil
+	}
+	t := &Transfer{Source: kv["download_source"]}
+	t.Bytes, _ = strconv.ParseInt(kv["download_bytes"], 10, 64)
+	t.Seconds, _ = strconv.ParseFloat(kv["download_seconds"], 64)
+	return t
 }
 
 // Observe gathers the host's facts in one remote call.
 func Observe(ctx context.Context, h Host, s Spec) (Facts, error) {
 	script, err := scripts.Render(scripts.Observe{InstallDir: s.InstallDir, DataDir: s.DataDir, LogDir: s.LogDir,
-		ConfigDir: s.ConfigDir, StateDir: s.StateDir, SwapFile: s.SwapFile, Service: s.Service, ManagedFiles: ManagedPaths(s)})
+		ConfigDir: s.ConfigDir, StateDir: s.StateDir, SwapFile: s.SwapFile, Service: s.Service, ManagedFiles: ManagedPaths(s),
+		HeadStartDir: HeadStartDir, DistName: s.DistName()})
 	if err != nil {
 		return Facts{}, err
 	}
+	began := time.Now()
 	out, err := h.RunScript(ctx, "observe", script)
 	if err != nil {
 		return Facts{}, fmt.Errorf("observe the host: %w", err)
 	}
-	return ParseFacts(out)
+	f, err := ParseFacts(out)
+	f.ObservedAt = began.Add(time.Since(began) / 2)
+	return f, err
 }
 
 // Apply runs the steps in order (adjacent steps of one Group together) and
@@ -90,12 +118,13 @@ func applyStep(ctx context.Context, h Host, s Step, p Progress) (StepResult, err
 	if p != nil {
 		p.StepStarted(s)
 	}
-	err := runStep(ctx, h, s)
+	out, err := runStep(ctx, h, s)
 	took := time.Since(start)
 	if p != nil {
 		p.StepDone(s, took, err)
 	}
-	r := StepResult{ID: s.ID, Title: s.Title, Reason: s.Reason, Duration: took, Seconds: took.Round(time.Millisecond).Seconds()}
+	r := StepResult{ID: s.ID, Title: s.Title, Reason: s.Reason, Started: start, Duration: took,
+		Seconds: took.Round(time.Millisecond).Seconds(), Download: transferFrom(out)}
 	if err != nil {
 		r.Error = err.Error()
 		return r, fmt.Errorf("step %s (%s): %w", s.ID, s.Title, err)
@@ -103,11 +132,12 @@ func applyStep(ctx context.Context, h Host, s Step, p Progress) (StepResult, err
 	return r, nil
 }
 
-func runStep(ctx context.Context, h Host, s Step) error {
+// runStep runs one step and returns its script's output.
+func runStep(ctx context.Context, h Host, s Step) ([]byte, error) {
 	if s.Resolve != nil {
 		in, err := s.Resolve(ctx, h)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s.Script = in
 	}
@@ -116,21 +146,30 @@ func runStep(ctx context.Context, h Host, s Step) error {
 		if u.LocalPath != "" {
 			f, err := os.Open(u.LocalPath)
 			if err != nil {
-				return fmt.Errorf("open %s: %w", u.LocalPath, err)
+				return nil, fmt.Errorf("open %s: %w", u.LocalPath, err)
 			}
 			defer f.Close()
 			data = f
 		}
 		if err := h.Upload(ctx, data, u.RemotePath, u.Mode); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	script, err := scripts.Render(s.Script)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = h.RunScript(ctx, s.ID, script)
-	return err
+	return h.RunScript(ctx, s.ID, script)
+}
+
+// replans tells whether a step asks for a new plan once it has run.
+func replans(steps []Step) bool {
+	for _, st := range steps {
+		if st.Replan {
+			return true
+		}
+	}
+	return false
 }
 
 // ensureSCRAMUser gives the broker the SCRAM-SHA-512 user of auth, through
@@ -238,7 +277,27 @@ type Result struct {
 	Warnings   []string                  `json:"warnings,omitempty"`
 	Facts      Facts                     `json:"-"`
 	FactsAfter Facts                     `json:"-"`
+	// Observed is when each observation ran (one per plan, and one after);
+	// VerifyStarted and VerifyDone bracket the produce and consume from
+	// this machine. Create's timeline is made of them.
+	Observed                  []Span    `json:"-"`
+	VerifyStarted, VerifyDone time.Time `json:"-"`
 }
+
+// Span is a stretch of time on this machine's clock.
+type Span struct{ Start, End time.Time }
+
+// observe is Observe, remembering when it ran.
+func (r *Result) observe(ctx context.Context, h Host, s Spec) (Facts, error) {
+	start := time.Now()
+	f, err := Observe(ctx, h, s)
+	r.Observed = append(r.Observed, Span{start, time.Now()})
+	return f, err
+}
+
+// maxRounds bounds how often Provision plans again (after the wait for
+// the head start): one wait, then the plan that finishes the work.
+const maxRounds = 3
 
 // PlannedStep is a step as shown by --dry-run and --json.
 type PlannedStep struct {
@@ -257,41 +316,58 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 	if err := s.Validate(); err != nil {
 		return res, err
 	}
-	facts, err := Observe(ctx, h, s)
+	facts, err := res.observe(ctx, h, s)
 	if err != nil {
 		return res, err
 	}
 	res.Facts, res.Systemd = facts, facts.Systemd
-	steps, err := Plan(s, facts, NewClusterID()) // the new id is used only when s has none and the data dir is fresh
-	if err != nil {
-		return res, err
-	}
-	for _, st := range steps {
-		res.Plan = append(res.Plan, PlannedStep{ID: st.ID, Title: st.Title, Reason: st.Reason})
-	}
 	if !facts.Systemd {
 		res.Warnings = append(res.Warnings, "this host does not run systemd: the broker runs as a daemon started by kafka-server-start.sh -daemon and will not come back by itself after a reboot (rerun kafkaup provision then)")
 	}
-	if opt.DryRun {
-		res.ClusterID = facts.ClusterID
-		return res, nil
-	}
-	if opt.BeforeApply != nil {
-		release, err := opt.BeforeApply(steps)
+	// Observe, plan, apply; again after a step that leaves the facts stale
+	// (the wait for the head start), so nothing it did is done twice.
+	// The new cluster id is used only when s has none and the data dir is fresh.
+	clusterID, changed := NewClusterID(), false
+	for round := 1; ; round++ {
+		steps, err := Plan(s, facts, clusterID)
 		if err != nil {
 			return res, err
 		}
-		if release != nil {
-			defer release()
+		for _, st := range steps {
+			res.Plan = append(res.Plan, PlannedStep{ID: st.ID, Title: st.Title, Reason: st.Reason})
+		}
+		if opt.DryRun {
+			res.ClusterID = facts.ClusterID
+			return res, nil
+		}
+		if opt.BeforeApply != nil {
+			release, err := opt.BeforeApply(steps)
+			if err != nil {
+				return res, err
+			}
+			if release != nil {
+				defer release()
+			}
+		}
+		applied, err := Apply(ctx, h, steps, opt.Progress)
+		res.Applied = append(res.Applied, applied...)
+		if err != nil {
+			return res, err
+		}
+		changed = changed || len(steps) > 0
+		if !replans(steps) {
+			break
+		}
+		if round == maxRounds {
+			return res, fmt.Errorf("the plan for %s still waits after %d rounds; rerun the same command", hostName, round)
+		}
+		if facts, err = res.observe(ctx, h, s); err != nil {
+			return res, err
 		}
 	}
-	res.Applied, err = Apply(ctx, h, steps, opt.Progress)
-	if err != nil {
-		return res, err
-	}
 	after := facts
-	if len(steps) > 0 {
-		if after, err = Observe(ctx, h, s); err != nil {
+	if changed {
+		if after, err = res.observe(ctx, h, s); err != nil {
 			return res, err
 		}
 	}
@@ -319,7 +395,9 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 	if timeout == 0 {
 		timeout = 2 * time.Minute
 	}
+	res.VerifyStarted = time.Now()
 	res.Verified, err = kafkaclient.VerifyWith(ctx, s.Bootstrap(), timeout, opt.Auth)
+	res.VerifyDone = time.Now()
 	var authErr *kafkaclient.AuthError
 	if errors.As(err, &authErr) && s.Security.SCRAM && !opt.NewPassword {
 		// The broker has the user with another password (set outside
@@ -328,6 +406,7 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 			return res, err
 		}
 		res.Verified, err = kafkaclient.VerifyWith(ctx, s.Bootstrap(), timeout, opt.Auth)
+		res.VerifyDone = time.Now()
 	}
 	if err != nil {
 		return res, fmt.Errorf("verify from this machine: %w", err)

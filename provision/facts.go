@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Facts is what Observe learned about the host in one remote call.
@@ -45,6 +46,25 @@ type Facts struct {
 	ServiceActive  bool
 	BrokerPID      int
 	RestartPending bool
+
+	// HeadStart is what the head start begun at boot did (create's
+	// user-data), if there was one.
+	HeadStart HeadStart
+	// HostNow is the host's clock as the report was made; ObservedAt is
+	// this machine's at the middle of the call (Observe sets it). Their
+	// difference maps the host's timestamps (the head start's) onto this
+	// machine's clock.
+	HostNow    time.Time
+	ObservedAt time.Time
+}
+
+// HostClockOffset is how far the host's clock is ahead of this machine's
+// (zero when unknown).
+func (f Facts) HostClockOffset() time.Duration {
+	if f.HostNow.IsZero() || f.ObservedAt.IsZero() {
+		return 0
+	}
+	return f.HostNow.Sub(f.ObservedAt)
 }
 
 // ParseFacts reads observe.sh's key=value output.
@@ -54,11 +74,19 @@ func ParseFacts(out []byte) (Facts, error) {
 	if err != nil {
 		return f, err
 	}
+	f.HeadStart = HeadStart{State: kv["head_start"], Tarball: kv["head_start_tarball"], Record: map[string]string{}}
 	for k, v := range kv {
 		if path, isFile := strings.CutPrefix(k, "file:"); isFile {
 			f.FileSHA256[path] = v
 		}
+		if event, isHS := strings.CutPrefix(k, "hs."); isHS {
+			f.HeadStart.Record[event] = v
+		}
 	}
+	if f.HeadStart.State == "" {
+		f.HeadStart.State = "none"
+	}
+	f.HostNow, _ = epochTime(kv["now"])
 	for _, required := range []string{"os_id", "apt", "systemd", "java_major", "meta", "service_active"} {
 		if _, ok := kv[required]; !ok {
 			return f, fmt.Errorf("observe: the host's report lacks %q (output: %q)", required, truncate(string(out), 400))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kafkaup/kafkaup/scripts"
 	"github.com/kafkaup/kafkaup/templates"
@@ -21,6 +22,11 @@ type Step struct {
 	Group   string
 	Uploads []Upload
 	Script  scripts.Script
+
+	// Replan says the facts are stale once this step has run: Provision
+	// observes and plans again before going on. The wait for the head
+	// start has it: what the head start finished is not to be done twice.
+	Replan bool
 
 	// Resolve, when set, completes Script with a value that only the host
 	// can give: Apply calls it first, when the step runs, and runs the
@@ -161,6 +167,9 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.HeadStart.State == "running" {
+		return headStartWait(s, f), nil
+	}
 	var steps []Step
 
 	needKafka, kafkaWhy := kafkaNeeded(s, f)
@@ -185,8 +194,22 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 			fetch.URLs = nil
 			st.Uploads = []Upload{{RemotePath: fetch.LocalTarball, LocalPath: s.Source.LocalTarball, Mode: 0o600}}
 			st.Title = fmt.Sprintf("upload and install Kafka %s (sha512 verified)", s.KafkaVersion)
-		} else if fetch.ExpectedSHA512 == "" {
-			st.Resolve = withFetchedSHA512(fetch, s.SHA512URLs())
+		} else {
+			if f.HeadStart.Ran() {
+				// What the head start left in its staging dir goes once the
+				// step is done; a whole download is used first if its
+				// sha512 is the release's.
+				fetch.HeadStartTarball = HeadStartTarball(s)
+			}
+			if f.HeadStart.Tarball != "" {
+				st.Title = fmt.Sprintf("install Kafka %s from the head start's download (sha512 verified first)", s.KafkaVersion)
+				st.Reason += "; the head start downloaded it at boot"
+			} else if why := f.HeadStart.failure("download"); why != "" {
+				st.Reason += "; the head start's download " + why + ", so kafkaup downloads it"
+			}
+			if fetch.ExpectedSHA512 == "" {
+				st.Resolve = withFetchedSHA512(fetch, s.SHA512URLs())
+			}
 		}
 		if !wantCurl { // with curl still to install, the download (and the checksum's) waits for it
 			st.Group = "download"
@@ -199,16 +222,7 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 	}
 	// The user, directories and swap need neither Java nor Kafka: they run
 	// while the packages install.
-	if !f.KafkaUser || !f.DirsOK {
-		steps = append(steps, Step{ID: "dirs", Title: "create the kafka user and its directories", Reason: "missing", Group: "download",
-			Script: scripts.SetupDirs{DataDir: s.DataDir, LogDir: s.LogDir, ConfigDir: s.ConfigDir, StateDir: s.StateDir}})
-	}
-	if s.SwapBytes > 0 {
-		if why := swapNeeded(s, f); why != "" {
-			steps = append(steps, Step{ID: "swap", Title: fmt.Sprintf("swapfile %s of %s with one fstab entry", s.SwapFile, FormatSize(s.SwapBytes)),
-				Reason: why, Group: "download", Script: scripts.Swap{File: s.SwapFile, Bytes: s.SwapBytes}})
-		}
-	}
+	steps = append(steps, hostSteps(s, f, "download")...)
 	var changed []ManagedFile
 	for _, m := range desired.Files {
 		if f.FileSHA256[m.Path] != m.SHA256() {
@@ -312,6 +326,41 @@ func sameCluster(s Spec, f Facts) error {
 	return nil
 }
 
+// headStartWait is the plan while the head start begun at boot still runs:
+// wait for it (bounded, saying what it does) rather than race it for the
+// apt lock and the download, and meanwhile do what needs neither Java nor
+// Kafka. Its Replan has Provision plan again with what the head start
+// left: the plan that follows does itself whatever it did not finish.
+func headStartWait(s Spec, f Facts) []Step {
+	why := "it is still installing Java and downloading Kafka"
+	if t, ok := f.HeadStart.Time("started"); ok && !f.HostNow.IsZero() {
+		why = fmt.Sprintf("it began %s ago and is still running", f.HostNow.Sub(t).Round(time.Second))
+	}
+	steps := []Step{{ID: "head-start", Group: "head-start", Replan: true, Reason: why,
+		Title: "wait for the head start begun at boot (Java install, Kafka download), then plan again",
+		Script: scripts.WaitHeadStart{Dir: HeadStartDir, Unit: HeadStartUnit, DistName: s.DistName(),
+			Timeout: HeadStartTimeout, StallTimeout: HeadStartStall}}}
+	return append(steps, hostSteps(s, f, "head-start")...)
+}
+
+// hostSteps are the kafka user, its directories and the swapfile, where
+// missing: they need neither Java nor Kafka, so they run in group beside
+// the package install, the download or the wait for the head start.
+func hostSteps(s Spec, f Facts, group string) []Step {
+	var steps []Step
+	if !f.KafkaUser || !f.DirsOK {
+		steps = append(steps, Step{ID: "dirs", Title: "create the kafka user and its directories", Reason: "missing", Group: group,
+			Script: scripts.SetupDirs{DataDir: s.DataDir, LogDir: s.LogDir, ConfigDir: s.ConfigDir, StateDir: s.StateDir}})
+	}
+	if s.SwapBytes > 0 {
+		if why := swapNeeded(s, f); why != "" {
+			steps = append(steps, Step{ID: "swap", Title: fmt.Sprintf("swapfile %s of %s with one fstab entry", s.SwapFile, FormatSize(s.SwapBytes)),
+				Reason: why, Group: group, Script: scripts.Swap{File: s.SwapFile, Bytes: s.SwapBytes}})
+		}
+	}
+	return steps
+}
+
 // packagesStep installs Java and curl where they are wanted, and finishes
 // packages dpkg left half set up; it is not needed when there is neither.
 func packagesStep(s Spec, f Facts, wantJava, wantCurl bool) (Step, bool) {
@@ -330,6 +379,9 @@ func packagesStep(s Spec, f Facts, wantJava, wantCurl bool) (Step, bool) {
 		st.Reason = fmt.Sprintf("Java %d is too old for Kafka 4", f.JavaMajor)
 	case wantJava:
 		st.Reason = "no Java 17+ on the host"
+		if why := f.HeadStart.failure("java"); why != "" {
+			st.Reason += "; the head start's Java install " + why + ", so kafkaup installs it"
+		}
 	case wantCurl:
 		st.Reason = "curl is missing"
 	case f.DpkgPending:

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -320,11 +321,18 @@ func (s Spec) Validate() error {
 	if s.Source.URL != "" && s.Source.LocalTarball != "" {
 		bad("--kafka-url and --kafka-tarball both given: choose one source")
 	}
-	if s.Source.URL != "" && !strings.HasPrefix(s.Source.URL, "https://") && !strings.HasPrefix(s.Source.URL, "http://") {
-		bad("--kafka-url %q must be an http:// or https:// URL", s.Source.URL)
-	}
-	if s.Source.URL != "" && !strings.HasSuffix(s.Source.URL, ".tgz") {
-		bad("--kafka-url %q must point at the .tgz file", s.Source.URL)
+	if s.Source.URL != "" {
+		u, err := url.Parse(s.Source.URL)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			bad("--kafka-url %q must be an http:// or https:// URL", s.Source.URL)
+		case !strings.HasSuffix(u.Path, ".tgz"):
+			bad("--kafka-url %q must point at the .tgz file", s.Source.URL)
+		case u.RawQuery != "" && s.Source.SHA512 == "":
+			// A presigned URL (a copy in your own S3 bucket): URL.sha512 is
+			// not beside it, so the digest comes from Apache through you.
+			bad("--kafka-url %q has a query string (a presigned URL?): no checksum file can be fetched beside it, so pass --kafka-sha512 with the digest from Apache's .sha512 file", s.Source.URL)
+		}
 	}
 	if s.Source.SHA512 != "" && !sha512RE.MatchString(s.Source.SHA512) {
 		bad("--kafka-sha512 must be 128 hex digits (the digest from the release's .sha512 file)")

@@ -10,6 +10,8 @@ type Observe struct {
 	SwapFile     string   `sh:"SWAP_FILE"`
 	Service      string   `sh:"SERVICE"`
 	ManagedFiles []string `sh:"MANAGED_FILES"`
+	HeadStartDir string   `sh:"HEAD_START_DIR"`
+	DistName     string   `sh:"DIST_NAME"`
 }
 
 func (Observe) ScriptName() string { return "observe.sh" }
@@ -47,9 +49,51 @@ type FetchKafka struct {
 	LocalTarball    string   `sh:"LOCAL_TARBALL"`
 	DownloadRetries int      `sh:"DOWNLOAD_RETRIES"`
 	StateDir        string   `sh:"STATE_DIR"`
+	// HeadStartTarball is where the head start staged its download at
+	// boot: used only when its sha512 is ExpectedSHA512, else downloaded
+	// again; what it left there is removed either way.
+	HeadStartTarball string `sh:"HEAD_START_TARBALL"`
 }
 
 func (FetchKafka) ScriptName() string { return "fetch-kafka.sh" }
+
+// HeadStart installs Java and downloads the Kafka tarball into
+// HEAD_START_DIR at an instance's first boot (head-start.sh). An empty
+// ExpectedSHA512 downloads unchecked: the SSH run verifies it then.
+type HeadStart struct {
+	Dir             string   `sh:"HEAD_START_DIR"`
+	DistName        string   `sh:"DIST_NAME"`
+	URLs            []string `sh:"URLS"`
+	ExpectedSHA512  string   `sh:"EXPECTED_SHA512"`
+	DownloadRetries int      `sh:"DOWNLOAD_RETRIES"`
+	JavaPackages    []string `sh:"JAVA_PACKAGES"`
+	APTLockTimeout  int      `sh:"APT_LOCK_TIMEOUT"`
+}
+
+func (HeadStart) ScriptName() string { return "head-start.sh" }
+
+// HeadStartLaunch is the boothook that starts the rendered head start once
+// per instance, detached (head-start-launch.sh). It is rendered without
+// lib.sh: Script carries it already.
+type HeadStartLaunch struct {
+	Dir    string `sh:"HEAD_START_DIR"`
+	Script string `sh:"HEAD_START_SCRIPT"`
+	Unit   string `sh:"UNIT"`
+}
+
+func (HeadStartLaunch) ScriptName() string { return "head-start-launch.sh" }
+
+// WaitHeadStart waits while the head start runs, saying what it does, and
+// stops it when it stalls or overruns (wait-head-start.sh).
+type WaitHeadStart struct {
+	Dir          string `sh:"HEAD_START_DIR"`
+	Unit         string `sh:"UNIT"`
+	DistName     string `sh:"DIST_NAME"`
+	Timeout      int    `sh:"TIMEOUT"`
+	StallTimeout int    `sh:"STALL_TIMEOUT"`
+}
+
+func (WaitHeadStart) ScriptName() string { return "wait-head-start.sh" }
 
 // FetchChecksum prints the text of one checksum file fetched from the host,
 // with the same retries and backoff as the tarball (fetch-checksum.sh).

@@ -53,13 +53,7 @@ pkgs=()
 log "apt-get update"
 apt_or_die update
 if [ "$WANT_JAVA" = 1 ]; then
-  java_pkg=
-  for p in "${JAVA_PACKAGES[@]}"; do
-    if [ -n "$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}')" ]; then
-      java_pkg=$p
-      break
-    fi
-  done
+  java_pkg=$(pick_java_package "${JAVA_PACKAGES[@]}")
   [ -n "$java_pkg" ] || die "none of ${JAVA_PACKAGES[*]} is available from this host's apt sources; Kafka 4 needs Java 17 or newer. Install one yourself and rerun."
   pkgs+=("$java_pkg")
 fi

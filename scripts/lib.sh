@@ -40,6 +40,39 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # uses_systemd tells whether systemd is PID 1.
 uses_systemd() { [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; }
 
+# java_major prints the major version of the java on PATH, 0 when none.
+# The JDK's release file tells it without starting a JVM (slow on small
+# instances); java -version is the fallback.
+java_major() {
+  local v='' release major=0
+  if have java; then
+    release=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")/release
+    if [ -r "$release" ]; then
+      v=$(sed -n 's/^JAVA_VERSION="\(.*\)"$/\1/p' "$release")
+    fi
+    if [ -z "$v" ]; then
+      v=$(java -version 2>&1 | awk -F'"' '/version/ && !seen {print $2; seen=1}') || v=
+    fi
+    case "$v" in
+      1.*) major=$(echo "$v" | cut -d. -f2) ;;
+      ?*) major=${v%%[.+-]*} ;;
+    esac
+  fi
+  echo "${major:-0}"
+}
+
+# pick_java_package prints the first of the given packages that the apt
+# sources offer (after apt-get update), or nothing.
+pick_java_package() {
+  local p
+  for p in "$@"; do
+    if [ -n "$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}')" ]; then
+      echo "$p"
+      return 0
+    fi
+  done
+}
+
 # apt_get runs apt-get non-interactively. dpkg's own locks are waited for
 # by apt (DPkg::Lock::Timeout, for what is left of this script's
 # APT_LOCK_TIMEOUT); apt's other locks are not, so callers wait for every
@@ -290,4 +323,34 @@ fetch_first() {
     failed+=("$u ($last_error)")
   done
   die "could not download $what: ${failed[*]}. $unreachable_hint"
+}
+
+# epoch_now prints the time in seconds since the epoch, with milliseconds.
+epoch_now() { date +%s.%3N; }
+
+# head_start_state tells what became of the head start whose directory is
+# DIR (see head-start.sh): none (never launched), running, done, failed,
+# or interrupted (its process is gone before it finished: a reboot, or
+# kafkaup stopped it). A launch less than a minute old whose process has
+# not written its pid yet counts as running.
+head_start_state() {
+  local st=$1/status boot pid launched
+  if [ ! -f "$st" ]; then echo none; return 0; fi
+  if grep -q '^finished=' "$st"; then
+    if grep -qx 'result=ok' "$st"; then echo 'done'; else echo failed; fi
+    return 0
+  fi
+  boot=$(sed -n 's/^boot_id=//p' "$st" | tail -n 1)
+  pid=$(sed -n 's/^pid=//p' "$st" | tail -n 1)
+  launched=$(sed -n 's/^launched=//p' "$st" | tail -n 1)
+  launched=${launched:-0}
+  if [ "$boot" != "$(cat /proc/sys/kernel/random/boot_id)" ] || grep -q '^stopped_by_kafkaup=' "$st"; then
+    echo interrupted
+  elif [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q head-start; then
+    echo running
+  elif [ -z "$pid" ] && [ "$(($(date +%s) - ${launched%.*}))" -lt 60 ]; then
+    echo running
+  else
+    echo interrupted
+  fi
 }

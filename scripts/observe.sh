@@ -29,24 +29,7 @@ fact cloud_init "$(have cloud-init && echo 1 || echo 0)"
 fact curl "$(have curl && echo 1 || echo 0)"
 fact mem_total "$(awk '/^MemTotal:/ {printf "%.0f", $2 * 1024}' /proc/meminfo)"
 
-# The JDK's release file tells the version without starting a JVM (slow on
-# small instances); java -version is the fallback.
-java_major=0
-if have java; then
-  v=''
-  release=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")/release
-  if [ -r "$release" ]; then
-    v=$(sed -n 's/^JAVA_VERSION="\(.*\)"$/\1/p' "$release")
-  fi
-  if [ -z "$v" ]; then
-    v=$(java -version 2>&1 | awk -F'"' '/version/ && !seen {print $2; seen=1}') || v=
-  fi
-  case "$v" in
-    1.*) java_major=$(echo "$v" | cut -d. -f2) ;;
-    ?*) java_major=${v%%[.+-]*} ;;
-  esac
-fi
-fact java_major "${java_major:-0}"
+fact java_major "$(java_major)"
 
 current=$(installed_version "$INSTALL_DIR")
 fact kafka_current "$current"
@@ -108,3 +91,14 @@ if [ -f "$marker" ]; then
   fi
 fi
 fact restart_pending "$pending"
+
+# The head start begun at boot by create's user-data (head-start.sh): its
+# state, everything it recorded (hs.KEY=VALUE), and its staged tarball.
+fact now "$(epoch_now)"
+fact head_start "$(head_start_state "$HEAD_START_DIR")"
+if [ -f "$HEAD_START_DIR/status" ]; then
+  sed 's/^/hs./' "$HEAD_START_DIR/status"
+fi
+if [ -f "$HEAD_START_DIR/kafka/$DIST_NAME.tgz" ]; then
+  fact head_start_tarball "$HEAD_START_DIR/kafka/$DIST_NAME.tgz"
+fi

@@ -34,6 +34,8 @@ func createCommand() *cli.Command {
 		&cli.StringFlag{Name: "identity", Aliases: []string{"i"}, Usage: "private key matching --ssh-key (default: --ssh-key without .pub)"},
 		&cli.DurationFlag{Name: "connect-timeout", Value: 5 * time.Minute, Usage: "how long to wait for SSH on the new instance"},
 		&cli.DurationFlag{Name: "console-timeout", Value: cloud.DefaultConsoleTimeout, Usage: "how long to wait for the new instance's console output to show its SSH host keys (after that, the key is trusted on first use)"},
+		&cli.BoolFlag{Name: "no-head-start", Usage: "do not begin the Java install and the Kafka download at first boot (user-data); do all the work over SSH"},
+		&cli.StringFlag{Name: "user-data", Usage: "your own cloud-init user-data file (#cloud-config, a script, or MIME multipart), merged with kafkaup's head start", TakesFile: true},
 		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask before creating AWS resources"},
 		skipVerifyFlag(),
 	}
@@ -62,6 +64,7 @@ func runCreate(c *cli.Context) error {
 			EIPAllocationID: c.String("eip-allocation"), RootSizeGB: c.Int("root-size")},
 		SSHKey: c.String("ssh-key"), Identity: c.String("identity"), User: c.String("user"), AddressKind: c.String("address"),
 		Topics: splitList(c.StringSlice("topics")), OpenToWorld: c.Bool("open-to-world"), Yes: c.Bool("yes"), ConsoleTimeout: c.Duration("console-timeout"),
+		NoHeadStart: c.Bool("no-head-start"), UserDataFile: c.String("user-data"),
 		Overrides: overrides(c), RunOptions: runOptions(c)}
 	return withEnv(c, "create-"+safeName(name), func(s *session, env workflow.Env) error {
 		out, err := workflow.Create(c.Context, env, o)
@@ -74,6 +77,16 @@ func runCreate(c *cli.Context) error {
 		}
 		if len(out.Topics) > 0 {
 			fmt.Fprintf(c.App.Writer, "Created topics: %s\n", strings.Join(out.Topics, ", "))
+		}
+		if !c.Bool("json") && out.Timeline != nil {
+			head := fmt.Sprintf("%.1fs in all", out.Timeline.Total)
+			if p, ok := out.Timeline.Find("first produce"); ok {
+				head = fmt.Sprintf("first produce at %.1fs, %s", p.End(), head)
+			}
+			fmt.Fprintf(c.App.Writer, "\nWhere the time went (%s):\n", head)
+			for _, l := range out.Timeline.Lines() {
+				fmt.Fprintln(c.App.Writer, "  "+l)
+			}
 		}
 		if !c.Bool("json") {
 			fmt.Fprintf(c.App.Writer, "\nLog in: kafkaup ssh %s    Status: kafkaup status %s    Delete everything: kafkaup destroy %s\n", out.Name, out.Name, out.Name)
@@ -95,6 +108,9 @@ func printCreatePlan(c *cli.Context, p *workflow.CreatePlan) {
 		p.Name, p.Region, p.InstanceType, p.RootSizeGB, p.SecurityGroup, strings.Join(p.AllowCIDRs, ", "), strings.Join(ports, " and "), p.KeyPair)
 	if p.ElasticIP {
 		fmt.Fprint(c.App.Writer, ", an Elastic IP")
+	}
+	if p.HeadStart {
+		fmt.Fprint(c.App.Writer, ", with a head start at first boot (Java and the Kafka download begin before SSH answers)")
 	}
 	fmt.Fprintln(c.App.Writer, "; then provision Kafka", p.KafkaVersion, "on it. Nothing was created.")
 }

@@ -18,7 +18,8 @@ import (
 // (the password itself never appears).
 type provisionOutput struct {
 	*provision.Result
-	Client *secrets.ClientFiles `json:"client,omitempty"`
+	Client   *secrets.ClientFiles `json:"client,omitempty"`
+	Timeline *provision.Timeline  `json:"timeline,omitempty"` // create's
 }
 
 // specFlags are the flags that describe the broker; create and reprovision
@@ -204,7 +205,7 @@ func printProvision(c *cli.Context, out *workflow.Outcome, err error) error {
 	if out == nil || out.Result == nil {
 		return err
 	}
-	po := provisionOutput{Result: out.Result, Client: out.Client}
+	po := provisionOutput{Result: out.Result, Client: out.Client, Timeline: out.Timeline}
 	if c.Bool("json") {
 		if jerr := writeJSON(c.App.Writer, po, err); jerr != nil {
 			return jerr

@@ -100,6 +100,7 @@ func (cr *creation) run(ctx context.Context) (*Broker, string, error) {
 
 	step = "run instance " + rn
 	var id string
+	var launched time.Time
 	if len(live) == 1 {
 		id = live[0].ID
 		c.logf("instance %s: found %s (%s)", rn, id, live[0].State)
@@ -111,6 +112,7 @@ func (cr *creation) run(ctx context.Context) (*Broker, string, error) {
 		if err != nil {
 			return nil, step, err
 		}
+		launched = time.Now()
 	}
 
 	step = "wait for instance " + id + " to run"
@@ -118,6 +120,7 @@ func (cr *creation) run(ctx context.Context) (*Broker, string, error) {
 	if err != nil {
 		return nil, step, err
 	}
+	running := time.Now()
 	cr.warnDrift(inst)
 
 	var eip *types.Address
@@ -138,6 +141,9 @@ func (cr *creation) run(ctx context.Context) (*Broker, string, error) {
 		b.setEIP(*eip)
 	}
 	b.PrivateKeyPEM = cr.privateKey
+	if !launched.IsZero() {
+		b.Launched, b.Running = launched, running
+	}
 	return &b, "", nil
 }
 

@@ -3,6 +3,7 @@ package cloud
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -54,6 +55,7 @@ func (cr *creation) runInstance(ctx context.Context, keyName, sgID string) (stri
 				DeleteOnTermination: aws.Bool(true),
 			},
 		}},
+		UserData: userData(p.req.UserData),
 		TagSpecifications: append(append(
 			tagSpec(types.ResourceTypeInstance, name),
 			tagSpec(types.ResourceTypeVolume, name)...),
@@ -76,6 +78,14 @@ func (cr *creation) runInstance(ctx context.Context, keyName, sgID string) (stri
 	cr.made.Instances = append(cr.made.Instances, Instance{ID: id, State: "launched"})
 	c.logf("instance %s: launched %s (%s, %s, %s)", ResourceName(name), id, p.req.InstanceType, p.ami, p.zone)
 	return id, nil
+}
+
+// userData is the RunInstances field: base64, or nil for none.
+func userData(b []byte) *string {
+	if len(b) == 0 {
+		return nil
+	}
+	return aws.String(base64.StdEncoding.EncodeToString(b))
 }
 
 // warnDrift logs where an existing instance differs from the request:

@@ -6,6 +6,7 @@ package cloud
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -414,6 +415,40 @@ func TestMotoCreateReadBackDestroy(t *testing.T) {
 	again, err := e.c.Destroy(e.ctx, "demo", false)
 	if err != nil || !again.Empty() {
 		t.Fatalf("second destroy: %v, %v", again.Lines(), err)
+	}
+}
+
+// TestMotoUserData: the request's user-data is the instance's, and the
+// create's launch times are reported; a second create finds the instance
+// (it keeps its user-data) and reports none.
+func TestMotoUserData(t *testing.T) {
+	e := newEnv(t)
+	req := e.request("ud")
+	req.UserData = []byte("#cloud-boothook\n#!/bin/sh\necho 'hi'\n")
+	before := time.Now()
+	b, err := e.c.Create(e.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Launched.Before(before) || b.Running.Before(b.Launched) {
+		t.Errorf("launched %v, running %v (create began %v)", b.Launched, b.Running, before)
+	}
+	out, err := e.raw.DescribeInstanceAttribute(e.ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: aws.String(b.InstanceID), Attribute: types.InstanceAttributeNameUserData})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := base64.StdEncoding.DecodeString(aws.ToString(out.UserData.Value))
+	if string(got) != string(req.UserData) {
+		t.Errorf("user-data %q, want %q", got, req.UserData)
+	}
+	again, err := e.c.Create(e.ctx, req)
+	if err != nil || again.InstanceID != b.InstanceID || !again.Launched.IsZero() {
+		t.Errorf("second create: %+v, %v", again, err)
+	}
+	req.UserData = make([]byte, 16<<10+1)
+	var re *RequestError
+	if err := ValidateLocal("", req); !errors.As(err, &re) {
+		t.Errorf("17 KB of user-data: %v", err)
 	}
 }
 

@@ -27,6 +27,10 @@ type Broker struct {
 	EIPAllocationID string // the Elastic IP associated with the instance, if any
 	EIPOwned        bool   // kafkaup allocated it (Destroy releases it); false: the user's
 	LaunchTime      time.Time
+	// Launched and Running are this machine's clock when this Create's
+	// RunInstances returned and when it saw the instance running (zero
+	// when it found an instance from an earlier run): create's timeline.
+	Launched, Running time.Time
 	// PrivateKeyPEM is the OpenSSH private key of a key pair Create made
 	// in this call (CreateRequest.SSHPublicKey was nil). Store it 0600.
 	PrivateKeyPEM []byte

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
 
@@ -54,6 +55,11 @@ type CreateRequest struct {
 	EIPAllocationID string
 	// RootSizeGB is the root volume's size (gp3, encrypted); default 16.
 	RootSizeGB int
+	// UserData is given to the instance at launch (cloud-init reads it at
+	// first boot), as it is: at most provision.MaxUserData bytes before
+	// base64. An instance found from an earlier run keeps the user-data it
+	// had.
+	UserData []byte
 }
 
 // plan is a validated request with everything looked up.
@@ -139,6 +145,9 @@ func (p *plan) checkLocal() error {
 	}
 	if r.RootSizeGB < 8 || r.RootSizeGB > 16384 {
 		return requestErrorf("root volume size %d GB is out of range: use 8 to 16384", r.RootSizeGB)
+	}
+	if len(r.UserData) > provision.MaxUserData {
+		return requestErrorf("the user-data is %d bytes; EC2 takes at most %d", len(r.UserData), provision.MaxUserData)
 	}
 	if r.AMI != "" && r.AMIParameter != "" {
 		return &RequestError{Err: errors.New("give either an AMI id (--ami) or an SSM parameter that holds one (--ami-parameter), not both")}

@@ -42,7 +42,13 @@ type CreateOptions struct {
 	// default; 0 reads it once); without them by then, the host key is
 	// trusted on first use.
 	ConsoleTimeout time.Duration
-	Overrides      state.Overrides
+	// NoHeadStart launches the instance without the head start in its
+	// user-data (provision.UserData): the SSH run does all the work.
+	NoHeadStart bool
+	// UserDataFile is the user's own user-data, merged with the head
+	// start's (or given alone with NoHeadStart).
+	UserDataFile string
+	Overrides    state.Overrides
 	RunOptions
 }
 
@@ -58,6 +64,8 @@ type CreatePlan struct {
 	Ports         []int32  `json:"ports"`
 	ElasticIP     bool     `json:"elastic_ip"`
 	KafkaVersion  string   `json:"kafka_version"`
+	HeadStart     bool     `json:"head_start"`
+	UserDataBytes int      `json:"user_data_bytes"`
 }
 
 // Create launches an instance and provisions a broker on it. A rerun
@@ -96,7 +104,7 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 			InstanceType: o.Request.InstanceType, RootSizeGB: o.Request.RootSizeGB,
 			SecurityGroup: cloud.ResourceName(o.Name), KeyPair: cloud.ResourceName(o.Name),
 			AllowCIDRs: o.Request.AllowCIDRs, Ports: cloud.IngressPorts(o.Request), ElasticIP: o.Request.ElasticIP,
-			KafkaVersion: spec.KafkaVersion}}, nil
+			KafkaVersion: spec.KafkaVersion, HeadStart: !o.NoHeadStart, UserDataBytes: len(o.Request.UserData)}}, nil
 	}
 	if !o.Yes {
 		eip := ""
@@ -121,6 +129,7 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 	env.UI.Printf("creating AWS resources for %s", o.Name)
 	start := time.Now()
 	inst, err := cl.Create(ctx, o.Request)
+	created := time.Now()
 	var ce *cloud.CreateError
 	if errors.As(err, &ce) && len(ce.PrivateKeyPEM) > 0 {
 		if kerr := storeGeneratedKey(env, &rec, ce.PrivateKeyPEM); kerr != nil {
@@ -138,16 +147,41 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 	env.UI.Printf("instance %s is %s at %s (%s)", inst.InstanceID, inst.State, inst.PublicIP, time.Since(start).Round(100*time.Millisecond))
 	o.Dial.RetryAuth = true
 	out, err := provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, o.ConsoleTimeout, o.RunOptions)
+	if out != nil {
+		out.Timeline = createTimeline(start, created, inst, out)
+	}
 	if err != nil {
 		return out, err
 	}
 	if len(o.Topics) > 0 {
+		began := time.Now()
 		if err := createTopics(ctx, env, rec, o.Topics); err != nil {
 			return out, fmt.Errorf("the broker runs, but creating --topics failed: %w (rerun kafkaup create %s, or use kafkaup topics create)", err, o.Name)
 		}
 		out.Topics = o.Topics
+		out.Timeline.Add("client", "create --topics", strings.Join(o.Topics, ", "), began, time.Now())
 	}
 	return out, nil
+}
+
+// createTimeline says where a create's time went: the AWS calls and the
+// instance's start, the wait for SSH, each step of the provisioning run,
+// the head start's own work on the host beside them, and the first
+// produce.
+func createTimeline(start, created time.Time, inst *cloud.Broker, out *Outcome) *provision.Timeline {
+	tl := &provision.Timeline{Start: start}
+	if !inst.Launched.IsZero() {
+		tl.Add("aws", "API calls: key pair, security group, launch", "", start, inst.Launched)
+		tl.Add("aws", "instance pending -> running", inst.InstanceID, inst.Launched, inst.Running)
+		tl.Add("aws", "API calls: address, read back", "", inst.Running, created)
+	} else {
+		tl.Add("aws", "API calls (the instance was there already)", inst.InstanceID, start, created)
+	}
+	tl.Add("aws", "read the host keys from the console output", out.console.Detail, out.console.Start, out.console.End)
+	tl.Add("ssh", "SSH ready: sshd up and the key accepted", "", out.connect.Start, out.connect.End)
+	tl.AddRun(out.Result)
+	tl.Sort()
+	return tl
 }
 
 // checkCreate checks everything about a create that needs no AWS call, and
@@ -189,6 +223,9 @@ func checkCreate(o *CreateOptions, env Env) (state.Cluster, provision.Spec, erro
 	if err := checkTopics(o.Topics); err != nil {
 		return rec, spec, err
 	}
+	if err := userData(o, spec); err != nil {
+		return rec, spec, err
+	}
 	o.Request.Name = o.Name
 	if o.Request.SSHPublicKey, o.Identity, err = sshKey(env.UI, o.SSHKey, o.Identity); err != nil {
 		return rec, spec, err
@@ -203,6 +240,24 @@ func checkCreate(o *CreateOptions, env Env) (state.Cluster, provision.Spec, erro
 		return rec, spec, validationError(err)
 	}
 	return rec, spec, nil
+}
+
+// userData makes the instance's user-data: the head start (unless
+// --no-head-start) and the user's own --user-data, merged.
+func userData(o *CreateOptions, spec provision.Spec) error {
+	var own []byte
+	if o.UserDataFile != "" {
+		var err error
+		if own, err = os.ReadFile(o.UserDataFile); err != nil {
+			return provision.Inputf("--user-data: %v", err)
+		}
+	}
+	ud, err := provision.UserData(spec, !o.NoHeadStart, own)
+	if err != nil {
+		return err
+	}
+	o.Request.UserData = ud
+	return nil
 }
 
 // validationError classifies what cloud validation found: a mistake in the
@@ -253,7 +308,9 @@ func provisionInstance(ctx context.Context, env Env, cl Cloud, rec *state.Cluste
 		return nil, fmt.Errorf("instance %s has no public IP: its subnet does not assign one. Use --elastic-ip, or a public subnet (--subnet)", inst.InstanceID)
 	}
 	n := rec.Node(i)
+	console := timed{Start: time.Now()}
 	keys, err := instanceHostKeys(ctx, env, cl, *n, inst, consoleWait)
+	console.End, console.Detail = time.Now(), fmt.Sprintf("%d keys", len(keys))
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +326,17 @@ func provisionInstance(ctx context.Context, env Env, cl Cloud, rec *state.Cluste
 		}
 	}
 	state.Remember(rec, i, spec)
-	return provisionNode(ctx, env, rec, i, spec, o)
+	out, err := provisionNode(ctx, env, rec, i, spec, o)
+	if out != nil {
+		out.console = console
+	}
+	return out, err
+}
+
+// timed is a stretch of the run, for the timeline.
+type timed struct {
+	Start, End time.Time
+	Detail     string
 }
 
 // instanceHostKeys are the SSH host keys of node n's instance: the recorded

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/kafkaclient"
@@ -32,6 +33,10 @@ type Outcome struct {
 	Verified *kafkaclient.Verification
 	// Bootstrap is the cluster's bootstrap servers list.
 	Bootstrap string
+	// Timeline is where a create's time went.
+	Timeline *provision.Timeline
+
+	connect, console timed // the SSH connection and the console read
 }
 
 // RunOptions are the choices every provisioning run shares.
@@ -175,10 +180,12 @@ func Reprovision(ctx context.Context, env Env, o ReprovisionOptions) (*Outcome, 
 // record: saved once the host answers and before any change, so a run that
 // fails midway is resumed by name, and again with what the run learned.
 func provisionNode(ctx context.Context, env Env, rec *state.Cluster, i int, spec provision.Spec, o RunOptions) (*Outcome, error) {
+	connect := timed{Start: time.Now()}
 	host, err := dialNode(ctx, env, *rec, i, o.Dial)
 	if err != nil {
 		return nil, err
 	}
+	connect.End = time.Now()
 	defer host.Close()
 	if !o.DryRun {
 		if err := env.Store.Save(*rec); err != nil {
@@ -201,7 +208,7 @@ func provisionNode(ctx context.Context, env Env, rec *state.Cluster, i int, spec
 		DryRun: o.DryRun, SkipVerify: o.SkipVerify, Progress: env.UI,
 		Auth: sec.Auth(), NewPassword: sec.NewPassword,
 	})
-	out := &Outcome{Name: rec.Name, Spec: spec, Result: res}
+	out := &Outcome{Name: rec.Name, Spec: spec, Result: res, connect: connect}
 	if res != nil && res.ClusterID != "" && !o.DryRun {
 		rec.ClusterID, rec.Nodes[i].Systemd = res.ClusterID, res.Systemd
 		if serr := env.Store.Save(*rec); serr != nil && err == nil {

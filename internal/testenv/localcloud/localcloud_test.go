@@ -535,3 +535,22 @@ func TestRewrite(t *testing.T) {
 		t.Errorf("public addresses left:\n%s", out)
 	}
 }
+
+// TestNamespaceHostBoothook: a #cloud-boothook user-data runs as root
+// before the default user exists, on every boot, with INSTANCE_ID set.
+func TestNamespaceHostBoothook(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f := start(t, Options{Backend: NamespaceHosts{}})
+	id := f.run(ctx, t, "#cloud-boothook\n#!/bin/sh\n"+
+		"echo \"$(id -un) user:$(id -u ubuntu >/dev/null 2>&1 && echo yes || echo no) id:${INSTANCE_ID:+set}\" >> /var/tmp/boothook-runs\n")
+	pub := aws.ToString(f.waitState(ctx, t, id, ec2types.InstanceStateNameRunning).PublicIpAddress)
+	target := testssh.Target{Addr: pub, User: DefaultUser, KeyPath: f.key}
+	if err := testssh.WaitLogin(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := testssh.Run(ctx, target, "cat /var/tmp/boothook-runs"); err != nil || got != "root user:no id:set\n" {
+		t.Errorf("boothook runs: %q, %v", got, err)
+	}
+}

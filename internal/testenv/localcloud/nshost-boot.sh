@@ -5,9 +5,27 @@
 #   LC_USERDATA  base64 of the user-data (empty after the first boot)
 #   LC_FIRST     true on the instance's first boot
 # and turns its stdout into the instance's console. Order as cloud-init's:
-# users and keys (init), the user-data (final: scripts-user), then the host
-# keys to the console (final: keys-to-console).
+# a boothook user-data (init, as the user-data is read), users and keys
+# (init), the user-data (final: scripts-user), then the host keys to the
+# console (final: keys-to-console).
 set -euo pipefail
+dir=/var/lib/cloud/instance
+if [ "$LC_FIRST" = true ]; then
+  mkdir -p "$dir/scripts" "$dir/boothooks"
+  printf '%s' "$LC_USERDATA" | base64 -d >"$dir/user-data.txt"
+fi
+# A boothook (#cloud-boothook, then the script) runs on every boot, before
+# the users are made; cloud-init hands it INSTANCE_ID.
+if [ -f "$dir/user-data.txt" ] && [ "$(head -c 15 "$dir/user-data.txt")" = '#cloud-boothook' ]; then
+  tail -n +2 "$dir/user-data.txt" >"$dir/boothooks/part-001"
+  chmod 0700 "$dir/boothooks/part-001"
+  echo "localcloud-init: init: running the boothook"
+  if INSTANCE_ID=$(hostname) "$dir/boothooks/part-001" </dev/null >>/var/log/cloud-init-output.log 2>&1; then
+    echo "localcloud-init: boothook finished"
+  else
+    echo "localcloud-init: boothook failed with exit status $?"
+  fi
+fi
 echo "localcloud-init: init: making user $LC_USER"
 if ! id "$LC_USER" >/dev/null 2>&1; then
   useradd --create-home --shell /bin/bash --groups adm,sudo "$LC_USER"
@@ -22,9 +40,6 @@ chown "$LC_USER:$LC_USER" "$home/.ssh/authorized_keys"
 chmod 0600 "$home/.ssh/authorized_keys"
 
 if [ "$LC_FIRST" = true ]; then
-  dir=/var/lib/cloud/instance
-  mkdir -p "$dir/scripts"
-  printf '%s' "$LC_USERDATA" | base64 -d >"$dir/user-data.txt"
   script=""
   case "$(head -c 64 "$dir/user-data.txt")" in
     '#!'*)
@@ -48,6 +63,7 @@ PY
     '')
       echo "localcloud-init: no user-data"
       ;;
+    '#cloud-boothook'*) ;; # ran above
     *)
       echo "localcloud-init: user-data not run on a namespace host (only #! scripts and #cloud-config runcmd are)"
       ;;

@@ -24,6 +24,8 @@ var firstBootScript string
 // up in about a second, so a test can run several instances at once. It has
 // no init system and no cloud-init; the harness does a part of cloud-init's
 // job over SSH right after sshd is up, in cloud-init's order:
+//   - a user-data that is a boothook ("#cloud-boothook"), on every boot,
+//     before the user is made (kafkaup's head start is one);
 //   - the user "ubuntu" with passwordless sudo and the key pair's key;
 //   - on the first boot only, the user-data when it is a shell script
 //     ("#!") or a #cloud-config's runcmd (other modules, MIME multipart and
