@@ -179,35 +179,28 @@ func (c *Client) settle(ctx context.Context, name string, present bool) error {
 		if err != nil {
 			return fmt.Errorf("ask %s about topic %s: %w", c.bootstrap, name, err)
 		}
-		last = "no answer for it"
-		for _, t := range meta.Topics {
-			if t.Topic == nil || *t.Topic != name {
-				continue
+		settled, why := topicSettled(meta, name, present)
+		// On a cluster every broker must agree: the next command (another
+		// process, maybe) may ask any of them.
+		for i := 0; settled && len(meta.Brokers) > 1 && i < len(meta.Brokers); i++ {
+			id := meta.Brokers[i].NodeID
+			req := kmsg.NewPtrMetadataRequest()
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(name)
+			req.Topics = append(req.Topics, rt)
+			bm, err := req.RequestWith(ctx, c.cl.Broker(int(id)))
+			if err != nil {
+				settled, why = false, fmt.Sprintf("broker %d: %v", id, err)
+				break
 			}
-			terr := kerr.ErrorForCode(t.ErrorCode)
-			gone := errors.Is(terr, kerr.UnknownTopicOrPartition)
-			if !present {
-				if gone {
-					return nil
-				}
-				last = "still listed"
-				continue
+			if settled, why = topicSettled(bm, name, present); !settled {
+				why = fmt.Sprintf("broker %d: %s", id, why)
 			}
-			if terr != nil {
-				last = terr.Error()
-				continue
-			}
-			ready := len(t.Partitions) > 0
-			for _, p := range t.Partitions {
-				if p.ErrorCode != 0 || p.Leader < 0 {
-					ready = false
-				}
-			}
-			if ready {
-				return nil
-			}
-			last = "partitions without a leader"
 		}
+		if settled {
+			return nil
+		}
+		last = why
 		if time.Now().After(deadline) {
 			if present {
 				return fmt.Errorf("topic %s was created, but after %v the broker still does not serve it (%s): check the broker with kafkaup status", name, settleTimeout, last)
@@ -223,6 +216,42 @@ func (c *Client) settle(ctx context.Context, name string, present bool) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// topicSettled says whether a metadata answer shows topic name served
+// (every partition with a leader) when present, or gone when not; else why
+// not.
+func topicSettled(meta *kmsg.MetadataResponse, name string, present bool) (bool, string) {
+	why := "no answer for it"
+	for _, t := range meta.Topics {
+		if t.Topic == nil || *t.Topic != name {
+			continue
+		}
+		terr := kerr.ErrorForCode(t.ErrorCode)
+		gone := errors.Is(terr, kerr.UnknownTopicOrPartition)
+		if !present {
+			if gone {
+				return true, ""
+			}
+			why = "still listed"
+			continue
+		}
+		if terr != nil {
+			why = terr.Error()
+			continue
+		}
+		ready := len(t.Partitions) > 0
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 || p.Leader < 0 {
+				ready = false
+			}
+		}
+		if ready {
+			return true, ""
+		}
+		why = "partitions without a leader"
+	}
+	return false, why
 }
 
 // PartitionInfo is one partition of a topic.

@@ -276,6 +276,45 @@ func TestClusterNamespaceHosts(t *testing.T) {
 		}
 	})
 
+	t.Run("groups and top see the whole cluster", func(t *testing.T) {
+		if _, err := harness.Kcat(ctx, "", "-b", public[0], "-G", "trio-readers", "-X", "auto.offset.reset=earliest", "-e", "-q", "orders"); err != nil {
+			t.Fatal(err)
+		}
+		if err := harness.KcatProduce(ctx, public[2], "orders", "o4", "o5"); err != nil {
+			t.Fatal(err)
+		}
+		r := tr.cli.Run(ctx, "groups", "describe", clusterName, "trio-readers", "--json")
+		harness.MustSucceed(t, r)
+		var g struct {
+			Result struct {
+				Lag int64 `json:"lag"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &g); err != nil || g.Result.Lag != 2 {
+			t.Errorf("the group's lag on the cluster: %v\n%s", err, r.Stdout)
+		}
+		r = tr.cli.Run(ctx, "top", clusterName, "--once", "--json", "--interval", "1s")
+		harness.MustSucceed(t, r)
+		var f struct {
+			Result struct {
+				Brokers int `json:"brokers"`
+				Nodes   []struct {
+					ID       int    `json:"id"`
+					RSSBytes int64  `json:"rss_bytes"`
+					Error    string `json:"error"`
+				} `json:"nodes"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &f); err != nil || f.Result.Brokers != 3 || len(f.Result.Nodes) != 3 {
+			t.Fatalf("top on the cluster: %v\n%s", err, r.Stdout)
+		}
+		for _, n := range f.Result.Nodes {
+			if n.Error != "" || n.RSSBytes == 0 {
+				t.Errorf("top's node %d: %+v", n.ID, n)
+			}
+		}
+	})
+
 	t.Run("a second provision changes nothing and restarts no broker", func(t *testing.T) {
 		before := tr.pids(t)
 		r := tr.provision(ctx) // the internal addresses come from the record
