@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -161,6 +162,21 @@ func runStep(ctx context.Context, h Host, s Step) ([]byte, error) {
 	return h.RunScript(ctx, s.ID, script)
 }
 
+// applyRound runs one plan's steps, within opt.BeforeApply's hold when it
+// is set (the cluster workflow restarts one node at a time with it).
+func applyRound(ctx context.Context, h Host, steps []Step, opt Options) ([]StepResult, error) {
+	if opt.BeforeApply != nil {
+		release, err := opt.BeforeApply(steps)
+		if err != nil {
+			return nil, err
+		}
+		if release != nil {
+			defer release()
+		}
+	}
+	return Apply(ctx, h, steps, opt.Progress)
+}
+
 // replans tells whether a step asks for a new plan once it has run.
 func replans(steps []Step) bool {
 	for _, st := range steps {
@@ -216,6 +232,11 @@ func NewClusterID() string {
 	}
 }
 
+// NewDirectoryID returns a random directory id for a controller's metadata
+// log, in the same Uuid format: kafkaup chooses each voter's before the
+// storage is formatted, so every node gets the same --initial-controllers.
+func NewDirectoryID() string { return NewClusterID() }
+
 // Options tunes one provisioning run.
 type Options struct {
 	DryRun        bool
@@ -230,6 +251,23 @@ type Options struct {
 	// NewPassword says Auth's password was just made: it is set on the
 	// broker even if the user exists there already.
 	NewPassword bool
+
+	// BeforeApply, when set, is called with the plan before any step runs
+	// (not on a dry run). An error stops the run with nothing changed;
+	// the returned release (when not nil) is called once the steps are
+	// done. The cluster workflow uses it to restart one node at a time.
+	BeforeApply func(steps []Step) (release func(), err error)
+}
+
+// RestartsBroker says whether the plan restarts a running broker (rather
+// than starting a stopped one, or leaving it alone).
+func RestartsBroker(steps []Step) bool {
+	for _, st := range steps {
+		if in, ok := st.Script.(scripts.Service); ok && in.Action == "restart" {
+			return true
+		}
+	}
+	return false
 }
 
 // Tunnel is a Host that can open TCP connections from the host (an SSH
@@ -316,7 +354,7 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 			res.ClusterID = facts.ClusterID
 			return res, nil
 		}
-		applied, err := Apply(ctx, h, steps, opt.Progress)
+		applied, err := applyRound(ctx, h, steps, opt)
 		res.Applied = append(res.Applied, applied...)
 		if err != nil {
 			return res, err
@@ -354,7 +392,8 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 			return res, err
 		}
 	}
-	if opt.SkipVerify {
+	if opt.SkipVerify || s.Clustered() {
+		// A cluster is verified as a whole once every node is up (VerifyCluster).
 		return res, nil
 	}
 	timeout := opt.VerifyTimeout
@@ -381,4 +420,32 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 		return res, fmt.Errorf("the broker at %s reports cluster id %s but the host's data dir has %s: another broker answers at that address", s.Bootstrap(), res.Verified.ClusterID, after.ClusterID)
 	}
 	return res, nil
+}
+
+// VerifyCluster proves a cluster of several nodes works from this machine,
+// once every node is up: its metadata lists each node's broker at its
+// advertised address, and a record produced with acks=all to a topic
+// replicated on ReplicationFactor nodes is consumed back. specs are the
+// nodes' specs, in node order.
+func VerifyCluster(ctx context.Context, specs []Spec, opt Options) (*kafkaclient.Verification, error) {
+	if len(specs) == 0 {
+		return nil, errors.New("verify: no nodes")
+	}
+	addrs := make([]string, 0, len(specs))
+	for _, s := range specs {
+		addrs = append(addrs, s.Bootstrap())
+	}
+	bootstrap := strings.Join(addrs, ",")
+	timeout := opt.VerifyTimeout
+	if timeout == 0 {
+		timeout = 3 * time.Minute
+	}
+	v, err := kafkaclient.VerifyCluster(ctx, bootstrap, addrs, int16(ReplicationFactor(len(specs))), timeout, opt.Auth)
+	if err != nil {
+		return v, fmt.Errorf("verify from this machine: %w", err)
+	}
+	if id := specs[0].ClusterID; id != "" && v.ClusterID != id {
+		return v, fmt.Errorf("the brokers at %s report cluster id %s, but the cluster was formatted as %s: another cluster answers at those addresses", bootstrap, v.ClusterID, id)
+	}
+	return v, nil
 }

@@ -35,9 +35,10 @@ type Facts struct {
 	FreeSwapDir    int64
 	FreeInstallDir int64
 
-	Formatted bool // meta.properties exists in the data dir
-	ClusterID string
-	NodeID    int
+	Formatted   bool // meta.properties exists in the data dir
+	ClusterID   string
+	NodeID      int
+	DirectoryID string // the data dir's directory.id (a voter's, on a cluster's node)
 
 	FileSHA256 map[string]string // managed file -> sha256 ("-" when missing)
 
@@ -105,6 +106,7 @@ func ParseFacts(out []byte) (Facts, error) {
 	f.SwapActive, f.SwapFileSize, f.SwapFstab = flag("swap_active"), num("swap_file_size"), int(num("swap_fstab"))
 	f.SwapFS, f.FreeSwapDir, f.FreeInstallDir = kv["swap_fs"], num("free_swap_dir"), num("free_install_dir")
 	f.Formatted, f.ClusterID, f.NodeID = flag("meta"), kv["cluster_id"], int(num("node_id"))
+	f.DirectoryID = kv["directory_id"]
 	f.ServiceEnabled, f.ServiceActive = flag("service_enabled"), flag("service_active")
 	f.BrokerPID, f.RestartPending = int(num("broker_pid")), flag("restart_pending")
 	if len(errs) > 0 {

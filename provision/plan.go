@@ -84,14 +84,20 @@ func Render(s Spec, systemd bool) (Desired, error) {
 	if s.Security.TLS && len(s.Security.KeystorePEM) == 0 {
 		return Desired{}, errors.New("TLS is on but the spec has no keystore for the broker (kafkaup makes one from its CA before provisioning)")
 	}
-	props, err := templates.RenderServerProperties(templates.ServerProperties{
+	sp := templates.ServerProperties{
 		NodeID: s.NodeID, BrokerPort: s.BrokerPort, ControllerPort: s.ControllerPort,
 		AdvertisedHost: s.AdvertisedHost, DataDir: s.DataDir,
 		CleanerDedupeBufferBytes: cleanerBuffer(s.HeapMB),
 		Protocol:                 s.Security.Protocol(),
 		InternalPort:             s.Security.InternalPort,
 		KeystoreFile:             s.KeystoreFile(),
-	})
+		Rack:                     s.Rack,
+	}
+	if s.Clustered() {
+		sp.Nodes, sp.InternalHost, sp.QuorumBootstrap = s.Nodes(), s.InternalHost, s.QuorumBootstrap()
+		sp.ReplicationFactor, sp.MinInSync = ReplicationFactor(s.Nodes()), MinInSyncReplicas(s.Nodes())
+	}
+	props, err := templates.RenderServerProperties(sp)
 	if err != nil {
 		return Desired{}, err
 	}
@@ -256,8 +262,16 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 		steps = append(steps, st)
 	}
 	if !f.Formatted {
-		steps = append(steps, Step{ID: "format", Title: "format KRaft storage in " + s.DataDir, Reason: "no meta.properties yet",
-			Script: scripts.Format{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), DataDir: s.DataDir, ClusterID: clusterID}})
+		if s.ClusterID != "" {
+			clusterID = s.ClusterID
+		}
+		st := Step{ID: "format", Title: "format KRaft storage in " + s.DataDir, Reason: "no meta.properties yet",
+			Script: scripts.Format{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), DataDir: s.DataDir, ClusterID: clusterID,
+				InitialControllers: s.InitialControllers()}}
+		if s.Clustered() {
+			st.Title = fmt.Sprintf("format KRaft storage in %s as voter %d of %d (--initial-controllers)", s.DataDir, s.NodeID, s.Nodes())
+		}
+		steps = append(steps, st)
 	}
 	// New binaries or managed files restart a running broker (the rule is on serviceStep).
 	if st, ok := serviceStep(s, f, needKafka || len(changed) > 0 || len(remove) > 0); ok {
@@ -273,6 +287,9 @@ func precheck(s Spec, f Facts) error {
 	}
 	if f.Formatted && f.NodeID != 0 && f.NodeID != s.NodeID {
 		return &PlanError{fmt.Sprintf("%s was formatted for node.id %d, not %d; kafkaup will not reformat a used data dir.", s.DataDir, f.NodeID, s.NodeID)}
+	}
+	if err := sameCluster(s, f); err != nil {
+		return err
 	}
 	if need, _ := kafkaNeeded(s, f); need && f.FreeInstallDir > 0 && f.FreeInstallDir < installSpace {
 		return &PlanError{fmt.Sprintf("only %s free for %s; installing Kafka needs about %s. Free some disk space or grow the volume, then rerun.", FormatSize(f.FreeInstallDir), s.InstallDir, FormatSize(installSpace))}
@@ -326,6 +343,22 @@ func hostSteps(s Spec, f Facts, group string) []Step {
 		}
 	}
 	return steps
+}
+
+// sameCluster refuses a data dir formatted for another cluster, or, on a
+// cluster's node, as another voter than the one recorded: joining it would
+// split the quorum or mix two clusters' data.
+func sameCluster(s Spec, f Facts) error {
+	if !f.Formatted {
+		return nil
+	}
+	if s.ClusterID != "" && f.ClusterID != "" && f.ClusterID != s.ClusterID {
+		return &PlanError{fmt.Sprintf("%s on this host was formatted for cluster %s, but this node belongs to cluster %s; kafkaup will not reformat a used data dir. If the host is meant for this cluster and its data can go, empty %s and rerun; otherwise use another host.", s.DataDir, f.ClusterID, s.ClusterID, s.DataDir)}
+	}
+	if me, ok := s.Voter(); ok && s.Clustered() && f.DirectoryID != "" && f.DirectoryID != me.DirectoryID {
+		return &PlanError{fmt.Sprintf("%s on this host was formatted as a voter with directory id %s, but kafkaup recorded %s for node %d; the quorum would not accept it. kafkaup will not reformat a used data dir.", s.DataDir, f.DirectoryID, me.DirectoryID, s.NodeID)}
+	}
+	return nil
 }
 
 // packagesStep installs Java and curl where they are wanted, and finishes

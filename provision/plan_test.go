@@ -279,13 +279,13 @@ func TestSwapCheckIgnoredWhenSwapAlreadyRight(t *testing.T) {
 
 func TestParseFacts(t *testing.T) {
 	out := []byte("login_user=ubuntu\nlogin_home=/home/ubuntu\nos_id=ubuntu\nos_version=24.04\napt=1\nsystemd=1\njava_major=17\n" +
-		"kafka_current=4.0.0\nswap_file_size=2147483648\nswap_active=1\nswap_fstab=1\nmeta=1\ncluster_id=AbC\nnode_id=1\n" +
+		"kafka_current=4.0.0\nswap_file_size=2147483648\nswap_active=1\nswap_fstab=1\nmeta=1\ncluster_id=AbC\nnode_id=1\ndirectory_id=DiR\n" +
 		"file:/etc/kafka/server.properties=deadbeef\nservice_active=1\nbroker_pid=123\nnoise line without equals\n")
 	f, err := ParseFacts(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.OSID != "ubuntu" || !f.HasAPT || f.JavaMajor != 17 || f.SwapFileSize != 2<<30 || f.ClusterID != "AbC" || f.BrokerPID != 123 ||
+	if f.OSID != "ubuntu" || !f.HasAPT || f.JavaMajor != 17 || f.SwapFileSize != 2<<30 || f.ClusterID != "AbC" || f.DirectoryID != "DiR" || f.BrokerPID != 123 ||
 		f.FileSHA256["/etc/kafka/server.properties"] != "deadbeef" || f.LoginHome != "/home/ubuntu" {
 		t.Errorf("parsed %+v", f)
 	}

@@ -39,7 +39,8 @@ type Spec struct {
 	Service    string // systemd unit name
 
 	// APTLockTimeout is how long to wait for another apt or dpkg run
-	// (unattended-upgrades on a fresh host) to let go of the dpkg lock.
+	// (apt-daily, unattended-upgrades on a fresh host) to let go of the apt
+	// and dpkg locks, in all.
 	APTLockTimeout time.Duration
 
 	NodeID         int
@@ -48,6 +49,97 @@ type Spec struct {
 
 	Security Security
 	Metrics  Metrics
+
+	// Voters is every node of a cluster of several nodes, each a broker
+	// and a controller (combined mode) in a dynamic KRaft quorum: they
+	// make controller.quorum.bootstrap.servers and the --initial-controllers
+	// the storage is formatted with. A single broker has none and keeps
+	// its static one-voter quorum on loopback.
+	Voters []Voter
+	// InternalHost is the address the other nodes reach this one at: its
+	// controller and INTERNAL (inter-broker) listeners bind and are
+	// advertised there, never on a public address. Clusters only.
+	InternalHost string
+	// ClusterID is the KRaft cluster id the data dir is formatted with;
+	// a data dir formatted for another cluster is refused. Empty: a new id
+	// for a fresh data dir, and any formatted one is accepted.
+	ClusterID string
+	// Rack is broker.rack (an availability zone); empty: none.
+	Rack string
+}
+
+// Voter is one controller of a cluster's dynamic quorum: its node id, its
+// internal address, and the directory id of its metadata log, which
+// kafkaup chooses (and records) before the storage is formatted.
+type Voter struct {
+	NodeID      int
+	Host        string
+	DirectoryID string
+}
+
+// Clustered says whether this is a node of a cluster of several nodes
+// (dynamic quorum, INTERNAL listener, replication factor 3) rather than a
+// single broker.
+func (s Spec) Clustered() bool { return len(s.Voters) > 1 }
+
+// Nodes is the number of nodes in the cluster (1 for a single broker).
+func (s Spec) Nodes() int {
+	if s.Clustered() {
+		return len(s.Voters)
+	}
+	return 1
+}
+
+// ReplicationFactor is the replication factor of topics (and of Kafka's
+// internal topics) on a cluster of n nodes: 3, or every node when fewer.
+func ReplicationFactor(n int) int { return min(3, max(n, 1)) }
+
+// MinInSyncReplicas is min.insync.replicas on a cluster of n nodes: 2 from
+// three nodes on (an acks=all write survives one node down), else 1.
+func MinInSyncReplicas(n int) int {
+	if n >= 3 {
+		return 2
+	}
+	return 1
+}
+
+// ControllerAddr is host:port of a voter's controller listener.
+func (s Spec) ControllerAddr(host string) string {
+	return net.JoinHostPort(host, strconv.Itoa(s.ControllerPort))
+}
+
+// QuorumBootstrap is controller.quorum.bootstrap.servers: every voter's
+// controller listener on its internal address.
+func (s Spec) QuorumBootstrap() string {
+	addrs := make([]string, 0, len(s.Voters))
+	for _, v := range s.Voters {
+		addrs = append(addrs, s.ControllerAddr(v.Host))
+	}
+	return strings.Join(addrs, ",")
+}
+
+// InitialControllers is kafka-storage.sh format's --initial-controllers
+// value, the same on every node: ID@HOST:PORT:DIRECTORYID for each voter.
+// Empty for a single broker (its static quorum needs none).
+func (s Spec) InitialControllers() string {
+	if !s.Clustered() {
+		return ""
+	}
+	parts := make([]string, 0, len(s.Voters))
+	for _, v := range s.Voters {
+		parts = append(parts, fmt.Sprintf("%d@%s:%s", v.NodeID, s.ControllerAddr(v.Host), v.DirectoryID))
+	}
+	return strings.Join(parts, ",")
+}
+
+// Voter returns this node's entry in Voters.
+func (s Spec) Voter() (Voter, bool) {
+	for _, v := range s.Voters {
+		if v.NodeID == s.NodeID {
+			return v, true
+		}
+	}
+	return Voter{}, false
 }
 
 // Security is how clients reach the broker: the Mode (the zero value is
@@ -127,8 +219,13 @@ func (s Spec) UnitFile() string   { return "/etc/systemd/system/" + s.Service + 
 func (s Spec) KeystoreFile() string { return s.ConfigDir + "/tls/broker.pem" }
 
 // LocalBootstrap is the address tools on the host itself use: the INTERNAL
-// loopback listener when clients are secured, else the client listener.
+// listener on a cluster's node (on its internal address), the INTERNAL
+// loopback listener when a single broker's clients are secured, else the
+// client listener.
 func (s Spec) LocalBootstrap() string {
+	if s.Clustered() {
+		return net.JoinHostPort(s.InternalHost, strconv.Itoa(s.Security.InternalPort))
+	}
 	if s.Security.Secured() {
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Security.InternalPort))
 	}
@@ -178,6 +275,8 @@ func (s Spec) SHA512URLs() []string {
 var (
 	versionRE  = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)$`)
 	sha512RE   = regexp.MustCompile(`^[0-9a-f]{128}$`)
+	kafkaIDRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]{21}$`) // a Uuid: 16 bytes, URL-safe base64, no padding
+	rackRE     = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 	hostnameRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$`)
 	pathRE     = regexp.MustCompile(`^/[A-Za-z0-9._/-]*$`)
 )
@@ -251,7 +350,7 @@ func (s Spec) Validate() error {
 		n    int
 	}
 	ports := []port{{"broker port", s.BrokerPort}, {"controller port", s.ControllerPort}}
-	if s.Security.Secured() {
+	if s.Security.Secured() || s.Clustered() {
 		ports = append(ports, port{"internal port", s.Security.InternalPort})
 	}
 	if s.Metrics.Enabled {
@@ -267,8 +366,47 @@ func (s Spec) Validate() error {
 		seen[p.n] = p.name
 	}
 	errs = append(errs, s.Metrics.problems()...)
+	errs = append(errs, s.clusterProblems()...)
 
 	return errors.Join(errs...)
+}
+
+// clusterProblems checks the cluster id, the rack and a cluster's voters.
+func (s Spec) clusterProblems() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if s.Rack != "" && !rackRE.MatchString(s.Rack) {
+		bad("rack %q must be 1 to 64 letters, digits, '.', '_' or '-'", s.Rack)
+	}
+	if !s.Clustered() {
+		return errs // a single broker's recorded cluster id came from its own meta.properties
+	}
+	if !kafkaIDRE.MatchString(s.ClusterID) {
+		bad("cluster id %q is not a KRaft cluster id (22 characters of URL-safe base64)", s.ClusterID)
+	}
+	if err := ValidateHost(s.InternalHost); err != nil {
+		bad("--internal-host of node %d: %v", s.NodeID, err)
+	}
+	ids, dirs := map[int]bool{}, map[string]bool{}
+	for _, v := range s.Voters {
+		if v.NodeID < 1 || ids[v.NodeID] {
+			bad("node ids must be distinct and positive, got %d twice or below 1", v.NodeID)
+		}
+		ids[v.NodeID] = true
+		if err := ValidateHost(v.Host); err != nil {
+			bad("internal address of node %d: %v", v.NodeID, err)
+		}
+		if !kafkaIDRE.MatchString(v.DirectoryID) || dirs[v.DirectoryID] {
+			bad("node %d's directory id %q is not a distinct Kafka Uuid", v.NodeID, v.DirectoryID)
+		}
+		dirs[v.DirectoryID] = true
+	}
+	if me, ok := s.Voter(); !ok {
+		bad("node %d is not one of the cluster's voters", s.NodeID)
+	} else if me.Host != s.InternalHost {
+		bad("node %d's internal address is %s but the voters list it at %s", s.NodeID, s.InternalHost, me.Host)
+	}
+	return errs
 }
 
 // ValidateHost accepts a DNS name, an IPv4 or an IPv6 address that can be

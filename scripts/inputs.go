@@ -142,6 +142,9 @@ type Format struct {
 	Config    string `sh:"CONFIG"`
 	DataDir   string `sh:"DATA_DIR"`
 	ClusterID string `sh:"CLUSTER_ID"`
+	// InitialControllers is --initial-controllers for a node of a cluster
+	// (the same on every node); empty for a single broker's static quorum.
+	InitialControllers string `sh:"INITIAL_CONTROLLERS"`
 }
 
 func (Format) ScriptName() string { return "format.sh" }

@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
 # install-packages.sh: wait until the host is ready for packages (cloud-init
-# done, dpkg lock free), then install Java 17+ and curl with apt as needed.
+# done, apt and dpkg locks free), then install Java 17+ and curl with apt as
+# needed.
 # Inputs: WANT_JAVA, WANT_CURL, JAVA_PACKAGES (first available wins),
 # CLOUD_INIT_TIMEOUT, APT_LOCK_TIMEOUT (seconds).
 
 wait_for_cloud_init
-wait_for_dpkg_lock
-
-# apt_try runs apt-get, keeping its output in $apt_out.
-apt_try() {
-  apt_out=$(apt_get "$@" 2>&1)
-}
+wait_for_apt_locks
 
 # apt_or_die runs apt-get and turns a failure into advice. A package whose
 # setup script failed once (seen: a JVM crash in ca-certificates-java's) is
@@ -31,8 +27,8 @@ apt_or_die() {
   fi
   printf '%s\n' "$apt_out" | tail -n 20 >&2
   if grep -q 'Could not get lock' <<<"$apt_out"; then
-    # Taken by another run after wait_for_dpkg_lock saw it free, or a
-    # holder /proc/locks does not show: apt waited APT_LOCK_TIMEOUT too.
+    # Taken and kept by other runs until APT_LOCK_TIMEOUT was used up, or
+    # a holder /proc/locks does not show.
     lock=$(grep -o -m 1 'Could not get lock [^ ]*' <<<"$apt_out") || true
     lock=${lock#Could not get lock }
     holder=$(grep -o -m 1 'held by process [0-9]* ([^)]*)' <<<"$apt_out") || true
@@ -63,7 +59,6 @@ if [ "$WANT_JAVA" = 1 ]; then
 fi
 if [ "$WANT_CURL" = 1 ]; then pkgs+=(curl ca-certificates); fi
 if [ "${#pkgs[@]}" -gt 0 ]; then
-  wait_for_dpkg_lock
   log "apt-get install ${pkgs[*]}"
   apt_or_die install --no-install-recommends "${pkgs[@]}"
 fi

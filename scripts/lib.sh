@@ -73,17 +73,54 @@ pick_java_package() {
   done
 }
 
-# apt_get runs apt-get non-interactively, waiting for the dpkg lock held by
-# unattended-upgrades or cloud-init instead of failing at once. dpkg skips
-# its fsync per file (--force-unsafe-io): on a small cloud disk that halves
-# the unpack time, and a run cut short by a crash is finished by rerunning.
-# No translations are fetched on update.
+# apt_get runs apt-get non-interactively. dpkg's own locks are waited for
+# by apt (DPkg::Lock::Timeout, for what is left of this script's
+# APT_LOCK_TIMEOUT); apt's other locks are not, so callers wait for every
+# lock first (wait_for_apt_locks) and retry a lock taken in between
+# (apt_retrying). dpkg skips its fsync per file (--force-unsafe-io): on a
+# small cloud disk that halves the unpack time, and a run cut short by a
+# crash is finished by rerunning. No translations are fetched on update.
 apt_get() {
   DEBIAN_FRONTEND=noninteractive apt-get -q -y \
-    -o DPkg::Lock::Timeout="${APT_LOCK_TIMEOUT:-300}" \
+    -o DPkg::Lock::Timeout="$(apt_lock_time_left)" \
     -o Acquire::Languages=none \
     -o Dpkg::Options::=--force-confold \
     -o Dpkg::Options::=--force-unsafe-io "$@"
+}
+
+# APT_LOCK_FILES are the locks apt and dpkg take (fcntl write locks). apt
+# takes the dpkg ones for any change; apt-get update takes the lists lock
+# and fails at once while another holds it; a download takes the archives
+# lock. DPKG_LOCK_FILES (space-separated) replaces them in tests.
+APT_LOCK_FILES=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock)
+
+# apt_lock_files prints the lock files to watch, one per line.
+apt_lock_files() {
+  if [ -n "${DPKG_LOCK_FILES:-}" ]; then
+    tr ' ' '\n' <<<"$DPKG_LOCK_FILES"
+  else
+    printf '%s\n' "${APT_LOCK_FILES[@]}"
+  fi
+}
+
+# lock_name says which lock FILE is, for people.
+lock_name() {
+  case "$1" in
+    */lists/lock) echo "the apt lists lock" ;;
+    */archives/lock) echo "the apt archives lock" ;;
+    *) echo "the dpkg lock" ;;
+  esac
+}
+
+# apt_lock_deadline is the $SECONDS by which this script stops waiting for
+# apt locks: APT_LOCK_TIMEOUT after the first wait, shared by every wait
+# and retry after it. apt_lock_time_left prints the seconds left (0 when
+# none).
+apt_lock_deadline=
+apt_lock_time_left() {
+  : "${apt_lock_deadline:=$((SECONDS + ${APT_LOCK_TIMEOUT:-300}))}"
+  local left=$((apt_lock_deadline - SECONDS))
+  printf '%s\n' $((left > 0 ? left : 0))
 }
 
 # lock_holder prints "FILE<tab>pid N: COMMAND" for the first of the given
@@ -108,34 +145,58 @@ lock_holder() {
   done
 }
 
-# wait_for_dpkg_lock waits while another apt or dpkg run (unattended-upgrades
-# on a fresh host) holds the dpkg lock, for at most APT_LOCK_TIMEOUT seconds
-# (the user's --apt-lock-timeout), then stops with advice naming the holder.
-wait_for_dpkg_lock() {
-  local limit=${APT_LOCK_TIMEOUT:-300} start=$SECONDS waited=0 next=0 held file who
-  local -a files=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock)
-  if [ -n "${DPKG_LOCK_FILES:-}" ]; then read -ra files <<<"$DPKG_LOCK_FILES"; fi
+# wait_for_apt_locks waits while another apt or dpkg run (apt-daily and
+# unattended-upgrades on a fresh host) holds any of the apt and dpkg locks,
+# within what is left of APT_LOCK_TIMEOUT (the user's --apt-lock-timeout),
+# then stops with advice naming the lock and its holder. Each lock and
+# holder waited for is said once (and every 30s while it lasts), and so is
+# the time waited in all.
+wait_for_apt_locks() {
+  local limit=${APT_LOCK_TIMEOUT:-300} start=$SECONDS next=0 held file who last=''
+  local -a files
+  mapfile -t files < <(apt_lock_files)
+  apt_lock_time_left >/dev/null
   while held=$(lock_holder "${files[@]}") && [ -n "$held" ]; do
     IFS=$'\t' read -r file who <<<"$held"
-    waited=$((SECONDS - start))
-    if [ "$waited" -ge "$limit" ]; then
+    if [ "$SECONDS" -ge "$apt_lock_deadline" ]; then
       dpkg_lock_advice "$who" "$file" "$limit"
     fi
-    if [ "$waited" -ge "$next" ]; then
-      note "waiting for the dpkg lock: $file is held by another apt or dpkg ($who); ${waited}s of at most ${limit}s"
-      next=$((next + 30))
+    if [ "$held" != "$last" ] || [ $((SECONDS - start)) -ge "$next" ]; then
+      note "waiting for $(lock_name "$file"): $file is held by another apt or dpkg ($who); waited $((SECONDS - start))s, at most ${limit}s in all"
+      last=$held
+      next=$((SECONDS - start + 30))
     fi
     sleep 1
   done
-  if [ "$next" -gt 0 ]; then
-    note "the dpkg lock is free after waiting $((SECONDS - start))s"
+  if [ -n "$last" ]; then
+    note "the apt and dpkg locks are free after waiting $((SECONDS - start))s"
   fi
 }
 
-# dpkg_lock_advice stops the script because another apt or dpkg kept the
+# apt_try runs apt_get with ARGS once every apt and dpkg lock is free,
+# keeping its output in $apt_out. Another apt that takes a lock between the
+# wait and apt-get (apt-get update then fails at once with "Could not get
+# lock") is waited for, and apt-get run again, within what is left of
+# APT_LOCK_TIMEOUT. Returns apt-get's failure otherwise.
+apt_try() {
+  local lock
+  while :; do
+    wait_for_apt_locks
+    if apt_out=$(apt_get "$@" 2>&1); then
+      return 0
+    fi
+    lock=$(grep -o -m 1 'Could not get lock [^ ]*' <<<"$apt_out") || return 1
+    [ "$(apt_lock_time_left)" -gt 0 ] || return 1
+    lock=${lock#Could not get lock }
+    note "apt-get $1 could not get ${lock%.}: another apt took it; waiting and trying again"
+    sleep 1
+  done
+}
+
+# dpkg_lock_advice stops the script because another apt or dpkg kept a
 # lock: WHO (pid and command, or empty), FILE, and how long kafkaup waited.
 dpkg_lock_advice() {
-  die "another apt or dpkg (${1:-pid unknown}) held the dpkg lock $2 for all of the ${3}s kafkaup waits for it (--apt-lock-timeout), so no package was installed. Wait for it to finish (on a fresh host it is usually unattended-upgrades or cloud-init installing updates) and rerun the same command, or raise --apt-lock-timeout (e.g. 15m)."
+  die "another apt or dpkg (${1:-pid unknown}) held $(lock_name "$2") $2 for all of the ${3}s kafkaup waits for it (--apt-lock-timeout), so no package was installed. Wait for it to finish (on a fresh host it is usually apt-daily or unattended-upgrades, or cloud-init installing updates) and rerun the same command, or raise --apt-lock-timeout (e.g. 15m)."
 }
 
 # wait_for_cloud_init waits (at most CLOUD_INIT_TIMEOUT seconds) until

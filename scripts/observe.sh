@@ -56,6 +56,7 @@ if [ -f "$DATA_DIR/meta.properties" ]; then
   fact meta 1
   fact cluster_id "$(sed -n 's/^cluster\.id=//p' "$DATA_DIR/meta.properties")"
   fact node_id "$(sed -n 's/^node\.id=//p' "$DATA_DIR/meta.properties")"
+  fact directory_id "$(sed -n 's/^directory\.id=//p' "$DATA_DIR/meta.properties")"
 else
   fact meta 0
 fi

@@ -149,7 +149,13 @@ func TestLockSerializesRuns(t *testing.T) {
 // fcntl write lock over the whole file) on a new file, for this process.
 func holdLock(t *testing.T) (path string, release func()) {
 	t.Helper()
-	path = filepath.Join(t.TempDir(), "lock-frontend")
+	return holdLockAt(t, filepath.Join(t.TempDir(), "lock-frontend"))
+}
+
+// holdLockAt takes that lock on path (made if missing).
+func holdLockAt(t *testing.T, path string) (string, func()) {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(path), 0o755)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {
 		t.Fatal(err)
@@ -193,12 +199,13 @@ func TestLockHolderFindsFcntlLocks(t *testing.T) {
 	}
 }
 
-// TestWaitForDpkgLock: a lock held past the limit stops the script with
-// advice naming the lock and its holder; one released in time is waited for.
-func TestWaitForDpkgLock(t *testing.T) {
+// TestWaitForAptLocks: a lock held past the limit stops the script with
+// advice naming the lock and its holder; one released in time is waited
+// for, and the wait is said.
+func TestWaitForAptLocks(t *testing.T) {
 	path, release := holdLock(t)
 	vars := "APT_LOCK_TIMEOUT=1\nDPKG_LOCK_FILES=" + Quote(path)
-	out, code := runLib(t, vars, "wait_for_dpkg_lock; echo done")
+	out, code := runLib(t, vars, "wait_for_apt_locks; echo done")
 	for _, want := range []string{"held the dpkg lock " + path, "pid " + strconv.Itoa(os.Getpid()), "--apt-lock-timeout", "no package was installed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -210,12 +217,76 @@ func TestWaitForDpkgLock(t *testing.T) {
 
 	time.AfterFunc(1500*time.Millisecond, release)
 	start := time.Now()
-	out, code = runLib(t, "APT_LOCK_TIMEOUT=30\nDPKG_LOCK_FILES="+Quote(path), "wait_for_dpkg_lock; echo done")
-	if code != 0 || !strings.HasSuffix(out, "done\n") || !strings.Contains(out, "the dpkg lock is free after waiting") {
+	out, code = runLib(t, "APT_LOCK_TIMEOUT=30\nDPKG_LOCK_FILES="+Quote(path), "wait_for_apt_locks; echo done")
+	if code != 0 || !strings.HasSuffix(out, "done\n") || !strings.Contains(out, "waiting for the dpkg lock") || !strings.Contains(out, "the apt and dpkg locks are free after waiting") {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 	if took := time.Since(start); took < 1400*time.Millisecond {
 		t.Errorf("returned after %s, before the lock was released", took)
+	}
+}
+
+// TestWaitForAptListsLock: apt-get update takes the lists lock and fails at
+// once while another holds it, so the wait covers it (and the archives
+// lock) too: each lock waited for is named, one after the other, and the
+// time in all is one budget (APT_LOCK_TIMEOUT), not one per lock.
+func TestWaitForAptListsLock(t *testing.T) {
+	dir := t.TempDir()
+	dpkg, releaseDpkg := holdLockAt(t, filepath.Join(dir, "dpkg", "lock-frontend"))
+	lists, releaseLists := holdLockAt(t, filepath.Join(dir, "apt", "lists", "lock"))
+	archives := filepath.Join(dir, "apt", "archives", "lock")
+	vars := "DPKG_LOCK_FILES=" + Quote(dpkg+" "+lists+" "+archives)
+	time.AfterFunc(1*time.Second, releaseDpkg)
+	time.AfterFunc(2500*time.Millisecond, releaseLists)
+	start := time.Now()
+	out, code := runLib(t, "APT_LOCK_TIMEOUT=30\n"+vars, "wait_for_apt_locks; echo done")
+	took := time.Since(start)
+	if code != 0 || !strings.HasSuffix(out, "done\n") || took < 2400*time.Millisecond {
+		t.Fatalf("exit %d after %s:\n%s", code, took, out)
+	}
+	for _, want := range []string{"waiting for the dpkg lock: " + dpkg, "waiting for the apt lists lock: " + lists, "free after waiting"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// One budget: 1.5s on the dpkg lock, then the lists lock held for good;
+	// the script gives up when the 3s are used, not 3s after the second.
+	_, releaseDpkg = holdLockAt(t, dpkg)
+	_, releaseLists = holdLockAt(t, lists)
+	defer releaseLists()
+	time.AfterFunc(1500*time.Millisecond, releaseDpkg)
+	start = time.Now()
+	out, code = runLib(t, "APT_LOCK_TIMEOUT=3\n"+vars, "wait_for_apt_locks; echo done")
+	took = time.Since(start)
+	if code != 3 || !strings.Contains(out, "held the apt lists lock "+lists) || !strings.Contains(out, "for all of the 3s") || took > 4500*time.Millisecond {
+		t.Errorf("exit %d after %s:\n%s", code, took, out)
+	}
+}
+
+// TestAptTryRetriesATakenLock: a lock taken between the wait and apt-get
+// ("Could not get lock", which apt-get update answers at once) is waited
+// for and apt-get run again; with no time left the failure is returned.
+func TestAptTryRetriesATakenLock(t *testing.T) {
+	bin := t.TempDir()
+	calls := filepath.Join(bin, "calls")
+	fake := "#!/bin/bash\necho \"$*\" >>" + Quote(calls) + "\n" +
+		"if [ \"$(wc -l <" + Quote(calls) + ")\" -lt 2 ]; then\n" +
+		"  echo 'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)' >&2; exit 100\nfi\necho 'Reading package lists...'\n"
+	os.WriteFile(filepath.Join(bin, "apt-get"), []byte(fake), 0o755)
+	free := filepath.Join(t.TempDir(), "lock")
+	os.WriteFile(free, nil, 0o644)
+	vars := "PATH=" + Quote(bin) + ":$PATH\nDPKG_LOCK_FILES=" + Quote(free)
+	out, code := runLib(t, "APT_LOCK_TIMEOUT=30\n"+vars, `apt_try update; echo "ok: $apt_out"`)
+	n, _ := os.ReadFile(calls)
+	if code != 0 || !strings.Contains(out, "ok: Reading package lists") || strings.Count(string(n), "\n") != 2 ||
+		!strings.Contains(out, "apt-get update could not get /var/lib/apt/lists/lock") || !strings.Contains(string(n), "DPkg::Lock::Timeout=") {
+		t.Errorf("exit %d, apt-get called:\n%s\noutput:\n%s", code, n, out)
+	}
+	os.Remove(calls)
+	out, code = runLib(t, "APT_LOCK_TIMEOUT=0\n"+vars, `apt_try update || echo "failed: $apt_out"`)
+	if n, _ := os.ReadFile(calls); code != 0 || !strings.Contains(out, "failed: E: Could not get lock") || strings.Count(string(n), "\n") != 1 {
+		t.Errorf("no time left: exit %d, apt-get called:\n%s\noutput:\n%s", code, n, out)
 	}
 }
 

@@ -30,8 +30,39 @@ type ServerProperties struct {
 	// Protocol is the client listener's security protocol: PLAINTEXT
 	// (also when empty), SSL, SASL_PLAINTEXT or SASL_SSL.
 	Protocol     string
-	InternalPort int    // loopback PLAINTEXT listener, when clients are secured
+	InternalPort int    // PLAINTEXT listener for the brokers' own traffic: on loopback for a single broker whose clients are secured, on InternalHost for a cluster's node
 	KeystoreFile string // PEM keystore, with TLS
+
+	// A node of a cluster of several nodes sets these; a single broker
+	// leaves them empty and renders as it always has.
+	Nodes             int    // how many nodes the cluster has
+	InternalHost      string // this node's address among the nodes
+	QuorumBootstrap   string // controller.quorum.bootstrap.servers
+	ReplicationFactor int    // default.replication.factor and the internal topics'
+	MinInSync         int    // min.insync.replicas and the internal topics'
+
+	Rack string // broker.rack; empty: none
+}
+
+// Clustered says whether this is a node of a cluster of several nodes.
+func (p ServerProperties) Clustered() bool { return p.QuorumBootstrap != "" }
+
+// ClientProtocol is the client listener's name and protocol.
+func (p ServerProperties) ClientProtocol() string {
+	if p.Protocol == "" {
+		return "PLAINTEXT"
+	}
+	return p.Protocol
+}
+
+// InternalAddress is host:port of a cluster node's INTERNAL listener.
+func (p ServerProperties) InternalAddress() string {
+	return net.JoinHostPort(p.InternalHost, strconv.Itoa(p.InternalPort))
+}
+
+// ControllerAddress is host:port of a cluster node's CONTROLLER listener.
+func (p ServerProperties) ControllerAddress() string {
+	return net.JoinHostPort(p.InternalHost, strconv.Itoa(p.ControllerPort))
 }
 
 // Secured says whether the client listener uses TLS or SASL.
@@ -79,8 +110,17 @@ func RenderServerProperties(p ServerProperties) ([]byte, error) {
 	if p.TLS() {
 		values = append(values, p.KeystoreFile)
 	}
-	if p.Secured() && (p.InternalPort < 1 || p.InternalPort > 65535) {
+	if (p.Secured() || p.Clustered()) && (p.InternalPort < 1 || p.InternalPort > 65535) {
 		return nil, fmt.Errorf("render server.properties: internal port %d is not a TCP port", p.InternalPort)
+	}
+	if p.Rack != "" {
+		values = append(values, p.Rack)
+	}
+	if p.Clustered() {
+		values = append(values, p.InternalHost, p.QuorumBootstrap)
+		if p.Nodes < 2 || p.ReplicationFactor < 1 || p.MinInSync < 1 || p.MinInSync > p.ReplicationFactor {
+			return nil, fmt.Errorf("render server.properties: %d nodes with replication factor %d and min ISR %d", p.Nodes, p.ReplicationFactor, p.MinInSync)
+		}
 	}
 	return render("server.properties.tmpl", p, values...)
 }

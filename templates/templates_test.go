@@ -45,6 +45,14 @@ func TestGolden(t *testing.T) {
 			return RenderServerProperties(ServerProperties{NodeID: 1, BrokerPort: 9092, ControllerPort: 9093, AdvertisedHost: "kafka.example.com", DataDir: "/var/lib/kafka/data", CleanerDedupeBufferBytes: 32 << 20,
 				Protocol: "SSL", InternalPort: 9094, KeystoreFile: "/etc/kafka/tls/broker.pem"})
 		}},
+		{"server.properties-cluster", func() ([]byte, error) {
+			return RenderServerProperties(clusterNode(""))
+		}},
+		{"server.properties-cluster-sasl-ssl", func() ([]byte, error) {
+			p := clusterNode("SASL_SSL")
+			p.Rack = "us-east-1b"
+			return RenderServerProperties(p)
+		}},
 		{"kafka.env", func() ([]byte, error) { return RenderEnv(Env{Heap: "400m", LogDir: "/var/log/kafka"}) }},
 		{"kafka.service", func() ([]byte, error) {
 			return RenderUnit(Unit{KafkaHome: "/opt/kafka/current", Config: "/etc/kafka/server.properties", EnvFile: "/etc/kafka/kafka.env"})
@@ -69,5 +77,31 @@ func TestRejectsValuesThatWouldBreakTheFile(t *testing.T) {
 	}
 	if _, err := RenderEnv(Env{Heap: `400m" -Dx="`, LogDir: "/l"}); err == nil {
 		t.Error("heap with a quote accepted")
+	}
+}
+
+// clusterNode is node 2 of 3: public address for clients, private address
+// for the other nodes.
+func clusterNode(protocol string) ServerProperties {
+	p := ServerProperties{NodeID: 2, BrokerPort: 9092, ControllerPort: 9093, AdvertisedHost: "203.0.113.8", DataDir: "/var/lib/kafka/data",
+		CleanerDedupeBufferBytes: 32 << 20, Protocol: protocol, InternalPort: 9094,
+		Nodes: 3, InternalHost: "172.31.5.12", QuorumBootstrap: "172.31.5.11:9093,172.31.5.12:9093,172.31.5.13:9093",
+		ReplicationFactor: 3, MinInSync: 2}
+	if p.TLS() {
+		p.KeystoreFile = "/etc/kafka/tls/broker.pem"
+	}
+	return p
+}
+
+func TestClusterRejectsImpossibleReplication(t *testing.T) {
+	p := clusterNode("")
+	p.MinInSync = 4
+	if _, err := RenderServerProperties(p); err == nil {
+		t.Error("min ISR above the replication factor accepted")
+	}
+	p = clusterNode("")
+	p.InternalHost = "a b"
+	if _, err := RenderServerProperties(p); err == nil {
+		t.Error("internal host with a space accepted")
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"net"
@@ -56,6 +58,11 @@ func TestBadInput(t *testing.T) {
 	os.WriteFile(junkKey, []byte("not a key"), 0o600)
 	wrongTarball := filepath.Join(dir, "kafka.tgz")
 	os.WriteFile(wrongTarball, []byte("x"), 0o600)
+	ecdsaPriv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecdsaPub, _ := ssh.NewPublicKey(&ecdsaPriv.PublicKey)
+	ecdsaKey := filepath.Join(dir, "id_ecdsa.pub")
+	os.WriteFile(ecdsaKey, ssh.MarshalAuthorizedKey(ecdsaPub), 0o644)
+	os.WriteFile(encrypted+".pub", ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o644)
 	goodName := filepath.Join(dir, "kafka_2.13-4.0.0.tgz")
 	os.WriteFile(goodName, []byte("not really kafka"), 0o600)
 
@@ -128,6 +135,20 @@ func TestBadInput(t *testing.T) {
 		{"unknown --auth", p("--auth", "ldap"), "use none or scram", 0},
 		{"apt lock wait too long", p("--apt-lock-timeout", "2h"), "--apt-lock-timeout", 0},
 		{"destroy: bad name", []string{"destroy", "../etc"}, "broker name", 0},
+		{"cluster: internal hosts miscounted", p("--host", "127.0.0.2,127.0.0.3", "--internal-host", "10.0.0.1,10.0.0.2"), "--internal-host gives 2 addresses for 3 hosts", 0},
+		{"cluster: one advertised host for three", p("--host", "127.0.0.2", "--host", "127.0.0.3", "--advertised-host", "kafka.example.com"), "--advertised-host gives 1 addresses for 3 hosts", 0},
+		{"cluster: bad internal host", p("--host", "127.0.0.2,127.0.0.3", "--internal-host", "10.0.0.1,10.0.0.2,0.0.0.0"), "--internal-host", 0},
+		{"cluster: a host twice", p("--host", "127.0.0.2,127.0.0.1"), "given twice", 0},
+		{"internal host for a single broker", []string{"provision", "--host", "127.0.0.1", "--internal-host", "10.0.0.1"}, "for a cluster", 0},
+		{"topics: zero replicas", []string{"topics", "create", "dev", "t", "--replication-factor", "0"}, "--replication-factor", 0},
+		{"create: ECDSA key", c("--ssh-key", ecdsaKey), "EC2 imports only RSA and ED25519", 0},
+		{"create: passphrase key without agent", c("--ssh-key", encrypted+".pub"), "ssh-add", 0},
+		{"create: identity of another key", c("--identity", junkKey), "not a private key", 0},
+		{"allow: no name", []string{"allow"}, "name the broker", 0},
+		{"allow: malformed CIDR", []string{"allow", "demo", "10.0.0.300/32"}, "10.0.0.300", 0},
+		{"allow: CIDR with host bits", []string{"allow", "demo", "10.1.2.3/8"}, "host bits", 0},
+		{"allow: revoke nothing", []string{"allow", "demo", "--revoke"}, "--my-ip", 0},
+		{"allow: unknown broker", []string{"allow", "nosuch", "--my-ip"}, "no record of a broker named", 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,6 +35,7 @@ func createCommand() *cli.Command {
 		&cli.DurationFlag{Name: "connect-timeout", Value: 5 * time.Minute, Usage: "how long to wait for SSH on the new instance"},
 		&cli.BoolFlag{Name: "no-head-start", Usage: "do not begin the Java install and the Kafka download at first boot (user-data); do all the work over SSH"},
 		&cli.StringFlag{Name: "user-data", Usage: "your own cloud-init user-data file (#cloud-config, a script, or MIME multipart), merged with kafkaup's head start", TakesFile: true},
+		&cli.DurationFlag{Name: "console-timeout", Value: cloud.DefaultConsoleTimeout, Usage: "how long to wait for the new instance's console output to show its SSH host keys (after that, the key is trusted on first use)"},
 		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask before creating AWS resources"},
 		skipVerifyFlag(),
 	}
@@ -62,7 +63,7 @@ func runCreate(c *cli.Context) error {
 			SubnetID: c.String("subnet"), AllowCIDRs: c.StringSlice("allow-cidr"), ElasticIP: c.Bool("elastic-ip"),
 			EIPAllocationID: c.String("eip-allocation"), RootSizeGB: c.Int("root-size")},
 		SSHKey: c.String("ssh-key"), Identity: c.String("identity"), User: c.String("user"), AddressKind: c.String("address"),
-		Topics: splitList(c.StringSlice("topics")), OpenToWorld: c.Bool("open-to-world"), Yes: c.Bool("yes"),
+		Topics: splitList(c.StringSlice("topics")), OpenToWorld: c.Bool("open-to-world"), Yes: c.Bool("yes"), ConsoleTimeout: c.Duration("console-timeout"),
 		NoHeadStart: c.Bool("no-head-start"), UserDataFile: c.String("user-data"),
 		Overrides: overrides(c), RunOptions: runOptions(c)}
 	return withEnv(c, "create-"+safeName(name), func(s *session, env workflow.Env) error {

@@ -224,6 +224,9 @@ func interactiveSSH(b *workflow.Broker, s *session) error {
 	if err != nil {
 		return errors.New("an interactive shell needs the ssh client (OpenSSH) on this machine; install it, or run one command with kafkaup ssh NAME -- COMMAND")
 	}
+	if err := b.PinHostKeys(s.stateDir); err != nil {
+		return err
+	}
 	known := state.KnownHostsFile(s.stateDir)
 	if home, err := os.UserHomeDir(); err == nil {
 		known += " " + home + "/.ssh/known_hosts"

@@ -36,6 +36,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			createCommand(),
 			destroyCommand(),
+			allowCommand(),
 			instanceCommand("stop"),
 			instanceCommand("start"),
 			provisionCommand(),
@@ -61,7 +62,7 @@ func newApp() *cli.App {
 		},
 	}
 	withBrokerCompletion(app.Commands, map[string]bool{"reprovision": true, "status": true, "logs": true, "ssh": true,
-		"env": true, "forget": true, "produce": true, "consume": true, "destroy": true, "start": true, "stop": true, "top": true, "metrics": true})
+		"env": true, "forget": true, "produce": true, "consume": true, "destroy": true, "allow": true, "start": true, "stop": true, "top": true, "metrics": true})
 	return app
 }
 

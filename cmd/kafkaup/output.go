@@ -10,6 +10,7 @@ import (
 
 	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/secrets"
+	"github.com/kafkaup/kafkaup/provision/workflow"
 )
 
 // ui prints progress on stderr (one line per step with its duration) and
@@ -56,17 +57,41 @@ func (n notes) Write(p []byte) (int, error) {
 	return n.log.Write(p)
 }
 
-func (u *ui) StepStarted(s provision.Step) {
-	u.Printf("  -> %-8s %s (%s)", s.ID, s.Title, s.Reason)
-}
+func (u *ui) StepStarted(s provision.Step) { u.Printf("%s", stepStarted(s)) }
 
 func (u *ui) StepDone(s provision.Step, took time.Duration, err error) {
+	u.Printf("%s", stepDone(s, took, err))
+}
+
+func stepStarted(s provision.Step) string {
+	return fmt.Sprintf("  -> %-8s %s (%s)", s.ID, s.Title, s.Reason)
+}
+
+func stepDone(s provision.Step, took time.Duration, err error) string {
 	mark := "ok"
 	if err != nil {
 		mark = "FAILED"
 	}
-	u.Printf("  %-6s %-8s %s  %s", mark, s.ID, s.Title, took.Round(100*time.Millisecond))
+	return fmt.Sprintf("  %-6s %-8s %s  %s", mark, s.ID, s.Title, took.Round(100*time.Millisecond))
 }
+
+// ForNode is the UI for one node of a cluster provisioned with others at
+// once: each of its lines starts with label.
+func (u *ui) ForNode(label string) workflow.UI { return nodeUI{ui: u, label: label} }
+
+type nodeUI struct {
+	ui    *ui
+	label string
+}
+
+func (n nodeUI) Printf(format string, args ...any) {
+	n.ui.Printf("%s %s", n.label, fmt.Sprintf(format, args...))
+}
+func (n nodeUI) StepStarted(s provision.Step) { n.ui.Printf("%s%s", n.label, stepStarted(s)) }
+func (n nodeUI) StepDone(s provision.Step, took time.Duration, err error) {
+	n.ui.Printf("%s%s", n.label, stepDone(s, took, err))
+}
+func (n nodeUI) Confirm(q string) (bool, error) { return n.ui.Confirm(q) }
 
 func writeJSON(w io.Writer, v any, err error) error {
 	out := map[string]any{"ok": err == nil, "result": v}
@@ -122,14 +147,19 @@ func printProvisionResult(w io.Writer, out provisionOutput, err error, spec prov
 	if res.Verified != nil {
 		fmt.Fprintf(w, "Verified from here: produced and consumed a record via %s in %s.\n", res.Verified.Bootstrap, res.Verified.RoundTrip)
 	}
-	if cf := out.Client; cf != nil {
-		printSecureClient(w, res.Bootstrap, cf, name)
+	printTryIt(w, res.Bootstrap, out.Client, name)
+}
+
+// printTryIt says how clients connect, and how to try it.
+func printTryIt(w io.Writer, bootstrap string, cf *secrets.ClientFiles, name string) {
+	if cf != nil {
+		printSecureClient(w, bootstrap, cf, name)
 		return
 	}
-	fmt.Fprintf(w, "\nBootstrap servers: %s\n\nTry it:\n", res.Bootstrap)
-	fmt.Fprintf(w, "  kcat -b %s -L\n", res.Bootstrap)
-	fmt.Fprintf(w, "  echo hello | kcat -b %s -t test -P && kcat -b %s -t test -C -e\n", res.Bootstrap, res.Bootstrap)
-	fmt.Fprintf(w, "  kafka-console-producer.sh --bootstrap-server %s --topic test\n", res.Bootstrap)
+	fmt.Fprintf(w, "\nBootstrap servers: %s\n\nTry it:\n", bootstrap)
+	fmt.Fprintf(w, "  kcat -b %s -L\n", bootstrap)
+	fmt.Fprintf(w, "  echo hello | kcat -b %s -t test -P && kcat -b %s -t test -C -e\n", bootstrap, bootstrap)
+	fmt.Fprintf(w, "  kafka-console-producer.sh --bootstrap-server %s --topic test\n", bootstrap)
 }
 
 // printSecureClient says how to connect to a broker with TLS and/or SCRAM:

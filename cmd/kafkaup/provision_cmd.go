@@ -34,7 +34,7 @@ func specFlags() []cli.Flag {
 		&cli.StringFlag{Name: "heap", Value: "400m", Usage: "broker JVM heap (-Xmx and -Xms)"},
 		&cli.StringFlag{Name: "swap", Value: "2G", Usage: "swapfile size; 0 leaves swap alone"},
 		&cli.StringFlag{Name: "data-dir", Value: provision.DefaultSpec().DataDir, Usage: "where Kafka keeps its data (persistent; never /tmp)"},
-		&cli.DurationFlag{Name: "apt-lock-timeout", Value: provision.DefaultAPTLockTimeout, Usage: "how long to wait for another apt or dpkg run (unattended-upgrades) to release the dpkg lock, 0s..1h"},
+		&cli.DurationFlag{Name: "apt-lock-timeout", Value: provision.DefaultAPTLockTimeout, Usage: "how long to wait, in all, for other apt or dpkg runs (apt-daily, unattended-upgrades) to release the apt and dpkg locks, 0s..1h"},
 		&cli.BoolFlag{Name: "tls", Usage: "clients connect with TLS: kafkaup makes a CA and a certificate for the advertised host (kept in its state directory)"},
 		&cli.StringFlag{Name: "auth", Value: "none", Usage: "client login: none, or scram (SASL/SCRAM-SHA-512: kafkaup creates the user and keeps its password)"},
 		&cli.BoolFlag{Name: "metrics", Usage: "serve Prometheus metrics from the broker (the JMX exporter as a Java agent); --metrics=false turns them off"},
@@ -105,7 +105,8 @@ func skipVerifyFlag() cli.Flag {
 
 func provisionCommand() *cli.Command {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "host", Usage: "host to provision: name or IP, optionally user@host (required)"},
+		&cli.StringSliceFlag{Name: "host", Usage: "host to provision: name or IP, optionally user@host (required); several (a,b,c or --host repeated) make a cluster, every node a broker and a controller"},
+		&cli.StringSliceFlag{Name: "internal-host", Usage: "for a cluster: the address each node is reached at by the other nodes (a private address), one per --host in the same order (default: the --host addresses)"},
 		&cli.StringFlag{Name: "name", Usage: "name to remember the broker by, for later commands (default: derived from --host)"},
 	}
 	flags = append(flags, connFlags()...)
@@ -113,11 +114,14 @@ func provisionCommand() *cli.Command {
 	flags = append(flags, outputFlags()...)
 	flags = append(flags, skipVerifyFlag())
 	return &cli.Command{
-		Name:      "provision",
-		Usage:     "install and start a Kafka broker on an existing Ubuntu/Debian host over SSH",
-		UsageText: "kafkaup provision --host HOST [--user USER] [--identity KEY] [--advertised-host NAME] [--heap 400m] [--swap 2G] [--dry-run] [--json]",
+		Name:  "provision",
+		Usage: "install and start a Kafka broker on an existing Ubuntu/Debian host over SSH",
+		UsageText: "kafkaup provision --host HOST [--user USER] [--identity KEY] [--advertised-host NAME] [--heap 400m] [--swap 2G] [--dry-run] [--json]\n" +
+			"   kafkaup provision --host HOST1,HOST2,HOST3 [--internal-host IP1,IP2,IP3] [--name NAME] ...",
 		Description: "Observes the host, plans only the changes it needs, applies them over one SSH connection and proves the broker\n" +
-			"works with a produce and consume from this machine. Rerunning it converges: on a healthy host it changes nothing.",
+			"works with a produce and consume from this machine. Rerunning it converges: on a healthy host it changes nothing.\n" +
+			"With several hosts it makes a KRaft cluster (all nodes at once, each a broker and a controller, replication factor 3):\n" +
+			"the nodes talk to each other on --internal-host addresses, clients use --advertised-host (one per host) or the --host addresses.",
 		Flags:  flags,
 		Action: runProvision,
 	}
@@ -127,19 +131,65 @@ func runProvision(c *cli.Context) error {
 	if !c.IsSet("host") {
 		return usagef("--host is required: the name or IP of the machine to provision")
 	}
-	t, err := targetFromFlags(c, c.String("host"))
+	nodes, err := nodeTargets(c)
 	if err != nil {
 		return err
 	}
-	name := c.String("name")
+	o := workflow.ProvisionOptions{Name: c.String("name"), Target: nodes[0].Target, Overrides: overrides(c), RunOptions: runOptions(c)}
+	if len(nodes) > 1 {
+		o.Nodes, o.Overrides.AdvertisedHost = nodes, nil
+	}
+	name := o.Name
 	if name == "" {
-		name = state.NameForHost(t.Host)
+		name = state.NameForHost(nodes[0].Host)
 	}
 	return withEnv(c, "provision-"+name, func(s *session, env workflow.Env) error {
-		out, err := workflow.Provision(c.Context, env, workflow.ProvisionOptions{Name: c.String("name"), Target: t,
-			Overrides: overrides(c), RunOptions: runOptions(c)})
+		out, err := workflow.Provision(c.Context, env, o)
 		return printProvision(c, out, err)
 	})
+}
+
+// nodeTargets reads --host (one or several), --internal-host and, for a
+// cluster, --advertised-host as one address per host.
+func nodeTargets(c *cli.Context) ([]workflow.NodeTarget, error) {
+	hosts := splitList(c.StringSlice("host"))
+	if len(hosts) == 0 {
+		return nil, usagef("--host is empty; give the name or IP of the machine to provision")
+	}
+	internal := splitList(c.StringSlice("internal-host"))
+	if len(internal) > 0 && len(internal) != len(hosts) {
+		return nil, usagef("--internal-host gives %d addresses for %d hosts: give one per --host, in the same order", len(internal), len(hosts))
+	}
+	if len(internal) > 0 && len(hosts) == 1 {
+		return nil, usagef("--internal-host is for a cluster of several hosts: a single broker keeps its controller on loopback")
+	}
+	var advertised []string
+	if len(hosts) > 1 && c.IsSet("advertised-host") {
+		if advertised = splitList([]string{c.String("advertised-host")}); len(advertised) != len(hosts) {
+			return nil, usagef("--advertised-host gives %d addresses for %d hosts: give one per --host, in the same order", len(advertised), len(hosts))
+		}
+	}
+	nodes := make([]workflow.NodeTarget, len(hosts))
+	for i, h := range hosts {
+		t, err := targetFromFlags(c, h)
+		if err != nil {
+			return nil, err
+		}
+		nodes[i].Target = t
+		if len(internal) > 0 {
+			if err := provision.ValidateHost(internal[i]); err != nil {
+				return nil, usagef("--internal-host: %v", err)
+			}
+			nodes[i].InternalHost = internal[i]
+		}
+		if len(advertised) > 0 {
+			if err := provision.ValidateHost(advertised[i]); err != nil {
+				return nil, usagef("--advertised-host: %v", err)
+			}
+			nodes[i].AdvertisedHost = advertised[i]
+		}
+	}
+	return nodes, nil
 }
 
 func runOptions(c *cli.Context) workflow.RunOptions {
@@ -149,6 +199,9 @@ func runOptions(c *cli.Context) workflow.RunOptions {
 // printProvision prints what a provisioning workflow did (as JSON with
 // --json) and returns its error.
 func printProvision(c *cli.Context, out *workflow.Outcome, err error) error {
+	if out != nil && len(out.Nodes) > 1 {
+		return printCluster(c, out, err)
+	}
 	if out == nil || out.Result == nil {
 		return err
 	}

@@ -46,10 +46,10 @@ func topicsCommand() *cli.Command {
 			{
 				Name:      "create",
 				Usage:     "create a topic",
-				UsageText: "kafkaup topics create NAME TOPIC [--partitions 1] [--replication-factor 1] [--config retention.ms=86400000 ...]",
+				UsageText: "kafkaup topics create NAME TOPIC [--partitions 1] [--replication-factor N] [--config retention.ms=86400000 ...]",
 				Flags: []cli.Flag{
 					&cli.IntFlag{Name: "partitions", Aliases: []string{"p"}, Value: 1, Usage: "number of partitions"},
-					&cli.IntFlag{Name: "replication-factor", Aliases: []string{"r"}, Value: 1, Usage: "replicas per partition (a single node allows 1)"},
+					&cli.IntFlag{Name: "replication-factor", Aliases: []string{"r"}, Usage: "replicas per partition (default: 3 on a cluster of 3 or more nodes, else one per node; a single node allows 1)"},
 					&cli.StringSliceFlag{Name: "config", Aliases: []string{"c"}, Usage: "topic config KEY=VALUE, repeatable"},
 					viaSSH,
 				},
@@ -61,7 +61,7 @@ func topicsCommand() *cli.Command {
 					if c.Int("partitions") < 1 || c.Int("partitions") > 100000 {
 						return usagef("--partitions must be between 1 and 100000")
 					}
-					if c.Int("replication-factor") < 1 || c.Int("replication-factor") > 32767 {
+					if c.IsSet("replication-factor") && (c.Int("replication-factor") < 1 || c.Int("replication-factor") > 32767) {
 						return usagef("--replication-factor must be at least 1")
 					}
 					configs, err := kafkaclient.ParseConfigs(c.StringSlice("config"))
@@ -73,7 +73,7 @@ func topicsCommand() *cli.Command {
 					}
 					return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
 						err := cl.CreateTopic(ctx, kafkaclient.TopicSpec{Name: topic, Partitions: int32(c.Int("partitions")),
-							ReplicationFactor: int16(c.Int("replication-factor")), Configs: configs})
+							ReplicationFactor: int16(replicationFactor(c, b)), Configs: configs})
 						if err != nil {
 							return err
 						}
@@ -302,9 +302,21 @@ func consumeCommand() *cli.Command {
 	}
 }
 
+// replicationFactor is --replication-factor, or the cluster's default:
+// 3, or every node on a smaller cluster.
+func replicationFactor(c *cli.Context, b *workflow.Broker) int {
+	if c.IsSet("replication-factor") {
+		return c.Int("replication-factor")
+	}
+	return provision.ReplicationFactor(len(b.Record.Nodes))
+}
+
 // topicsViaSSH runs the broker's own kafka-topics.sh on its host.
 func topicsViaSSH(c *cli.Context, action, topic string, partitions, rf int, configs []string) error {
 	return onHost(c, "topics", func(s *session, b *workflow.Broker, host workflow.Host) error {
+		if action == "create" {
+			rf = replicationFactor(c, b)
+		}
 		out, err := provision.TopicsOnHost(c.Context, host, b.Spec, scripts.Topics{Action: action, Topic: topic,
 			Partitions: partitions, ReplicationFactor: rf, Configs: configs})
 		c.App.Writer.Write(out)

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -148,6 +149,10 @@ type Cloud struct {
 	// replace them with a fake clock.
 	sleep func(ctx context.Context, d time.Duration) error
 	now   func() time.Time
+	// consoleNoLatest: GetConsoleOutput refused Latest once (not a Nitro
+	// instance); later reads go without it.
+	consoleNoLatest atomic.Bool
+
 	// retryDelay, when set, maps each pause the SDK's retryer chose to
 	// the one taken; tests shorten them.
 	retryDelay func(time.Duration) time.Duration

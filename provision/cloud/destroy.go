@@ -52,7 +52,10 @@ func (c *Cloud) Destroy(ctx context.Context, name string, dryRun bool) (*Resourc
 		var watch instanceWatch
 		w := ec2.NewInstanceTerminatedWaiter(c.EC2, func(o *ec2.InstanceTerminatedWaiterOptions) {
 			o.MinDelay, o.MaxDelay = c.waiterMinDelay(), c.waiterMaxDelay()
-			o.Retryable = watch.wrap(o.Retryable)
+			// The SDK's terminated waiter gives up on an instance that is
+			// pending or stopping; one terminated while it was either gets
+			// there all the same, so keep waiting.
+			o.Retryable = watch.wrap(keepWaitingWhile(o.Retryable, "pending", "stopping"))
 		})
 		if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, c.waitTimeout()); err != nil {
 			return fail("wait for "+instanceIDs(r.Instances)+" to terminate", watch.explain("instances "+instanceIDs(r.Instances), err))
@@ -161,4 +164,23 @@ func (c *Cloud) deleteSecurityGroup(ctx context.Context, id string) error {
 			}
 			return err
 		})
+}
+
+// keepWaitingWhile makes an instance waiter poll again while any instance
+// answered is in one of states, where def would fail.
+func keepWaitingWhile(def describeRetryable, states ...string) describeRetryable {
+	return func(ctx context.Context, in *ec2.DescribeInstancesInput, out *ec2.DescribeInstancesOutput, err error) (bool, error) {
+		if err == nil && out != nil {
+			for _, r := range out.Reservations {
+				for _, i := range r.Instances {
+					for _, s := range states {
+						if stateName(i) == s {
+							return true, nil
+						}
+					}
+				}
+			}
+		}
+		return def(ctx, in, out, err)
+	}
 }

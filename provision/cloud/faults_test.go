@@ -60,6 +60,9 @@ type faults struct {
 	idem   map[string]*ec2.RunInstancesOutput
 	tokens []string
 	calls  atomic.Int64
+	// rewrite, when set, may change any answer that got no fault (moto's
+	// answer, before the SDK's caller sees it).
+	rewrite func(op string, in, out any)
 }
 
 type faultState struct {
@@ -143,7 +146,11 @@ func (f *faults) attempt(ctx context.Context, req middleware.DeserializeInput, n
 	}
 	switch {
 	case r == nil:
-		return next.HandleDeserialize(ctx, req)
+		out, md, err := next.HandleDeserialize(ctx, req)
+		if f.rewrite != nil && err == nil {
+			f.rewrite(op, cl.input, out.Result)
+		}
+		return out, md, err
 	case r.mode == loseAnswer:
 		_, md, err := next.HandleDeserialize(ctx, req)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -184,26 +185,115 @@ func keyTypeIndex(line string) int {
 	return best
 }
 
-// ConsoleHostKeys reads the instance's console output and returns the
-// host keys cloud-init printed there; nil, nil while they are not there
-// yet (EC2 updates the console output a few minutes after boot).
+// ConsoleHostKeys reads the instance's console output once and returns
+// the host keys cloud-init printed there; nil, nil while they are not there
+// yet. It asks for the latest output (Latest, which Nitro instances serve
+// as it is written); an instance that refuses that (Xen-based types do) is
+// read without it, from the buffered output EC2 posts some minutes after
+// boot, and this Cloud does not ask for Latest again.
 func (c *Cloud) ConsoleHostKeys(ctx context.Context, instanceID string) ([]ssh.PublicKey, error) {
-	out, err := c.EC2.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(instanceID)})
+	keys, _, err := c.readConsole(ctx, instanceID)
+	return keys, err
+}
+
+// cloudInitFinished matches the line cloud-init prints on the console when
+// its last stage ends ("Cloud-init v. 24.1 finished at ...").
+var cloudInitFinished = regexp.MustCompile(`Cloud-init v\. \S+ finished at `)
+
+// readConsole is ConsoleHostKeys that also tells whether cloud-init has
+// finished without printing the keys (the image does not print them, so
+// waiting longer is pointless).
+func (c *Cloud) readConsole(ctx context.Context, instanceID string) ([]ssh.PublicKey, bool, error) {
+	in := &ec2.GetConsoleOutputInput{InstanceId: aws.String(instanceID)}
+	if !c.consoleNoLatest.Load() {
+		in.Latest = aws.Bool(true)
+	}
+	out, err := c.EC2.GetConsoleOutput(ctx, in)
+	if err != nil && in.Latest != nil && latestRefused(err) {
+		c.logf("instance %s: GetConsoleOutput refused Latest (%s); reading the buffered console output instead", instanceID, errorCode(err))
+		c.consoleNoLatest.Store(true)
+		in.Latest = nil
+		out, err = c.EC2.GetConsoleOutput(ctx, in)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read the console output of %s: %w", instanceID, advise(err))
+		return nil, false, fmt.Errorf("read the console output of %s: %w", instanceID, advise(err))
 	}
 	if aws.ToString(out.Output) == "" {
-		return nil, nil
+		return nil, false, nil
 	}
 	text, err := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
 	if err != nil {
-		return nil, fmt.Errorf("decode the console output of %s: %w", instanceID, err)
+		return nil, false, fmt.Errorf("decode the console output of %s: %w", instanceID, err)
 	}
 	keys, err := ParseConsoleHostKeys(string(text))
 	if err != nil {
-		return nil, fmt.Errorf("console output of %s: %w", instanceID, err)
+		return nil, false, fmt.Errorf("console output of %s: %w", instanceID, err)
 	}
-	return keys, nil
+	return keys, len(keys) == 0 && cloudInitFinished.Match(text), nil
+}
+
+// latestRefused tells an answer to GetConsoleOutput with Latest that means
+// "not for this instance type" from one that reading without Latest would
+// get as well (no such instance, no permission).
+func latestRefused(err error) bool {
+	code := errorCode(err)
+	return code != "" && !hasCode(err, "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed", "UnauthorizedOperation",
+		"AuthFailure", "Blocked", "OptInRequired", "RequestLimitExceeded", "Throttling")
+}
+
+// DefaultConsoleTimeout is how long create waits for an instance's console
+// output to show its SSH host keys. cloud-init prints them at the end of
+// the first boot; EC2 serves the latest output of Nitro instances within
+// seconds of that, but posts other types' output only minutes later.
+const DefaultConsoleTimeout = 4 * time.Minute
+
+// ConsoleWait bounds WaitConsoleHostKeys.
+type ConsoleWait struct {
+	// Timeout is how long to keep reading; 0 reads once.
+	Timeout time.Duration
+	// Interval is the pause between reads (default 5s).
+	Interval time.Duration
+	// Waiting is told, before each pause, how long the wait has lasted
+	// (for progress lines).
+	Waiting func(waited time.Duration)
+}
+
+// WaitConsoleHostKeys reads the console output of instanceID until it shows
+// the SSH host keys, for at most w.Timeout, and returns them; nil, nil when
+// they did not appear in time, or cloud-init finished without printing them
+// (an image that does not). An instance launched a moment ago may not be
+// visible yet (InvalidInstanceID.NotFound): that is waited out too. Any
+// other error ends the wait.
+func (c *Cloud) WaitConsoleHostKeys(ctx context.Context, instanceID string, w ConsoleWait) ([]ssh.PublicKey, error) {
+	interval := w.Interval
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	start := c.clock()
+	for {
+		keys, finished, err := c.readConsole(ctx, instanceID)
+		switch {
+		case err != nil && !hasCode(err, "InvalidInstanceID.NotFound"):
+			return nil, err
+		case len(keys) > 0:
+			c.logf("instance %s: %d SSH host keys in the console output after %s", instanceID, len(keys), c.clock().Sub(start).Round(time.Second))
+			return keys, nil
+		case finished:
+			c.logf("instance %s: cloud-init finished without printing SSH host keys on the console", instanceID)
+			return nil, nil
+		}
+		waited := c.clock().Sub(start)
+		if waited+interval > w.Timeout {
+			c.logf("instance %s: no SSH host keys in the console output after %s", instanceID, waited.Round(time.Second))
+			return nil, nil
+		}
+		if w.Waiting != nil {
+			w.Waiting(waited)
+		}
+		if err := c.doSleep(ctx, interval); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // DefaultCallerIPURL answers with the caller's public IPv4 address.

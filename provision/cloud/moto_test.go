@@ -981,4 +981,96 @@ func TestMotoConsoleHostKeysEmpty(t *testing.T) {
 	if err != nil || keys != nil {
 		t.Fatalf("keys %v, err %v", keys, err)
 	}
+	// A Xen-based instance type refuses Latest: the real client reads the
+	// buffered output instead, and asks without Latest from then on; the
+	// wait ends at its bound with no keys.
+	var latest, plain int
+	e.faults.add(fault{op: "GetConsoleOutput", match: func(in any) bool {
+		if aws.ToBool(in.(*ec2.GetConsoleOutputInput).Latest) {
+			latest++
+			return true
+		}
+		plain++
+		return false
+	}, forever: "UnsupportedOperation"})
+	var progress []time.Duration
+	keys, err = e.c.WaitConsoleHostKeys(e.ctx, b.InstanceID, ConsoleWait{Timeout: 20 * time.Second, Interval: 10 * time.Second,
+		Waiting: func(d time.Duration) { progress = append(progress, d) }})
+	if err != nil || keys != nil {
+		t.Fatalf("keys %v, err %v", keys, err)
+	}
+	if latest != 1 || plain != 3 || len(progress) != 2 {
+		t.Errorf("reads with Latest %d, without %d, progress %v", latest, plain, progress)
+	}
+}
+
+// TestMotoDestroyPendingOrStopping: EC2 still shows an instance that was
+// pending or stopping when it was told to terminate in that state for a
+// while; the SDK's terminated waiter fails on both states, destroy keeps
+// waiting and finishes.
+func TestMotoDestroyPendingOrStopping(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.c.Create(e.ctx, e.request("busy")); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	states := []types.InstanceStateName{"pending", "pending", "stopping", "stopping", "shutting-down"}
+	e.faults.rewrite = func(op string, in, out any) {
+		d, ok := out.(*ec2.DescribeInstancesOutput)
+		if op != "DescribeInstances" || !ok || !byInstanceID(in) || len(states) == 0 {
+			return
+		}
+		for ri := range d.Reservations {
+			for ii := range d.Reservations[ri].Instances {
+				inst := &d.Reservations[ri].Instances[ii]
+				seen = append(seen, string(inst.State.Name)+"->"+string(states[0]))
+				inst.State = &types.InstanceState{Name: states[0]}
+			}
+		}
+		states = states[1:]
+	}
+	if _, err := e.c.Destroy(e.ctx, "busy", false); err != nil {
+		t.Fatalf("destroy: %v (states answered %v)", err, seen)
+	}
+	if len(states) != 0 {
+		t.Errorf("destroy returned before the instance was terminated (answers left %v, seen %v)", states, seen)
+	}
+	e.mustBeEmpty("after destroy")
+}
+
+// TestMotoAllow: kafkaup allow adds and revokes CIDRs on the broker's
+// security group, leaving the other rules alone, and lists what is
+// allowed; a malformed CIDR is a request error before any call.
+func TestMotoAllow(t *testing.T) {
+	e := newEnv(t)
+	b, err := e.c.Create(e.ctx, e.request("gate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.c.Allow(e.ctx, "gate", nil, []string{"192.0.2.0/24", "203.0.113.7/32"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[192.0.2.0/24 198.51.100.0/24 203.0.113.7/32]" {
+		t.Errorf("after allow: %v", got)
+	}
+	e.checkRules(b.SecurityGroupID, []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.7/32"})
+	if got, err = e.c.Allow(e.ctx, "gate", nil, nil, []string{"203.0.113.7/32"}); err != nil || fmt.Sprint(got) != "[192.0.2.0/24 198.51.100.0/24]" {
+		t.Errorf("after revoke: %v %v", got, err)
+	}
+	e.checkRules(b.SecurityGroupID, []string{"192.0.2.0/24", "198.51.100.0/24"})
+	if got, err = e.c.Allow(e.ctx, "gate", nil, nil, nil); err != nil || len(got) != 2 {
+		t.Errorf("list: %v %v", got, err)
+	}
+	var re *RequestError
+	if _, err := e.c.Allow(e.ctx, "gate", nil, []string{"192.0.2.1/24"}, nil); !errors.As(err, &re) || !strings.Contains(err.Error(), "192.0.2.0/24") {
+		t.Errorf("host bits: %v", err)
+	}
+	if _, err := e.c.Allow(e.ctx, "nope", nil, []string{"192.0.2.0/24"}, nil); err == nil || !strings.Contains(err.Error(), "no security group") {
+		t.Errorf("unknown broker: %v", err)
+	}
+	res, err := e.c.Find(e.ctx, "gate")
+	if err != nil || fmt.Sprint(res.PublicIPs()) != "["+b.PublicIP+"]" {
+		t.Errorf("public IPs of the broker: %v (instance %s), %v", res.PublicIPs(), b.PublicIP, err)
+	}
 }

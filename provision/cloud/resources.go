@@ -49,8 +49,9 @@ type Resources struct {
 }
 
 type Instance struct {
-	ID    string
-	State string
+	ID       string
+	State    string
+	PublicIP string // empty when it has none (stopped, no public subnet)
 }
 
 type SecurityGroup struct {
@@ -130,6 +131,29 @@ func (r *Resources) add(o *Resources) {
 	}
 }
 
+// PublicIPs are the public addresses of the broker's instances and Elastic
+// IPs, each once (SSH host keys were pinned under these).
+func (r *Resources) PublicIPs() []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{"": true}
+	add := func(ip string) {
+		if !seen[ip] {
+			seen[ip] = true
+			out = append(out, ip)
+		}
+	}
+	for _, i := range r.Instances {
+		add(i.PublicIP)
+	}
+	for _, e := range r.ElasticIPs {
+		add(e.PublicIP)
+	}
+	return out
+}
+
 // Lines describes each resource for people, one per entry.
 func (r *Resources) Lines() []string {
 	if r == nil {
@@ -202,7 +226,7 @@ func (c *Cloud) Find(ctx context.Context, name string) (*Resources, error) {
 	}
 	r := &Resources{Broker: name}
 	for _, i := range insts {
-		r.Instances = append(r.Instances, Instance{ID: aws.ToString(i.InstanceId), State: stateName(i)})
+		r.Instances = append(r.Instances, Instance{ID: aws.ToString(i.InstanceId), State: stateName(i), PublicIP: aws.ToString(i.PublicIpAddress)})
 	}
 	for _, g := range sgs {
 		r.SecurityGroups = append(r.SecurityGroups, SecurityGroup{ID: aws.ToString(g.GroupId), Name: aws.ToString(g.GroupName), VpcID: aws.ToString(g.VpcId)})

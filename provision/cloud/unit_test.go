@@ -3,16 +3,19 @@ package cloud
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -67,10 +70,10 @@ func TestParseConsoleHostKeys(t *testing.T) {
 }
 
 // The local VM writes the same block as cloud-init (see
-// internal/testenv/vm/image/customize.sh); its serial log is used when the
+// internal/testenv/vm/image/plain.sh, for the plain image; the cloud image runs cloud-init itself); its serial log is used when the
 // VM image is cached.
 func TestParseConsoleHostKeysVMFixture(t *testing.T) {
-	const customize = "../../internal/testenv/vm/image/customize.sh"
+	const customize = "../../internal/testenv/vm/image/plain.sh"
 	data, err := os.ReadFile(customize)
 	if err != nil {
 		t.Skipf("no VM image script: %v", err)
@@ -96,6 +99,9 @@ func TestConsoleHostKeys(t *testing.T) {
 		if aws.ToString(in.InstanceId) != "i-1" {
 			t.Fatalf("instance %s", aws.ToString(in.InstanceId))
 		}
+		if !aws.ToBool(in.Latest) {
+			t.Errorf("read without Latest")
+		}
 		return &ec2.GetConsoleOutputOutput{Output: aws.String(out)}, nil
 	}}}
 	ctx := context.Background()
@@ -115,6 +121,120 @@ func TestConsoleHostKeys(t *testing.T) {
 	if _, err := c.ConsoleHostKeys(ctx, "i-1"); err == nil {
 		t.Fatal("bad base64: want an error")
 	}
+}
+
+// consoleScript is an instance's console as GetConsoleOutput serves it,
+// read after read: nothing, then cloud-init's first lines, the block cut
+// off, then the whole block.
+type consoleScript struct {
+	t          *testing.T
+	refuse     string // answer this code to any read with Latest
+	notFound   int    // answer InvalidInstanceID.NotFound to the first reads
+	fail       string // answer this code to every read
+	outputs    []string
+	reads      int
+	withLatest int
+}
+
+func (s *consoleScript) read(in *ec2.GetConsoleOutputInput) (*ec2.GetConsoleOutputOutput, error) {
+	s.reads++
+	if aws.ToBool(in.Latest) {
+		s.withLatest++
+		if s.refuse != "" {
+			return nil, &smithy.GenericAPIError{Code: s.refuse, Message: "the latest console output is not supported for this instance type"}
+		}
+	}
+	switch {
+	case s.fail != "":
+		return nil, &smithy.GenericAPIError{Code: s.fail, Message: "injected"}
+	case s.notFound > 0:
+		s.notFound--
+		return nil, &smithy.GenericAPIError{Code: "InvalidInstanceID.NotFound", Message: "not yet"}
+	case len(s.outputs) == 0:
+		return &ec2.GetConsoleOutputOutput{}, nil
+	}
+	text := s.outputs[0]
+	if len(s.outputs) > 1 {
+		s.outputs = s.outputs[1:]
+	}
+	return &ec2.GetConsoleOutputOutput{Output: aws.String(base64.StdEncoding.EncodeToString([]byte(text)))}, nil
+}
+
+func fakeClockCloud(api EC2API) (*Cloud, *[]time.Duration) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	var slept []time.Duration
+	c := &Cloud{EC2: api}
+	c.now = func() time.Time { return now }
+	c.sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); now = now.Add(d); return nil }
+	return c, &slept
+}
+
+// TestWaitConsoleHostKeys: the console is read until the whole block is
+// there (with Latest), with progress before each pause; an instance type
+// that refuses Latest is read without it from then on; a console without
+// the block ends the wait at the timeout with no keys; an instance not
+// visible yet is waited for; a refused permission ends the wait at once.
+func TestWaitConsoleHostKeys(t *testing.T) {
+	block := "ec2: -----BEGIN SSH HOST KEY KEYS-----\r\nec2: " + ecdsaKey + "\r\nec2: " + edKey + "\r\nec2: -----END SSH HOST KEY KEYS-----\r\n"
+	boot := "[    0.000000] Linux version 6.8.0-1015-aws\r\n"
+	ctx := context.Background()
+
+	t.Run("block appears after a while", func(t *testing.T) {
+		s := &consoleScript{t: t, outputs: []string{"", boot, boot + block[:60], boot + block}}
+		c, slept := fakeClockCloud(&fakeEC2{consoleOutput: s.read})
+		var waits []time.Duration
+		keys, err := c.WaitConsoleHostKeys(ctx, "i-1", ConsoleWait{Timeout: time.Minute, Interval: 5 * time.Second,
+			Waiting: func(d time.Duration) { waits = append(waits, d) }})
+		if err != nil || len(keys) != 2 {
+			t.Fatalf("keys %v, %v", keys, err)
+		}
+		if s.reads != 4 || s.withLatest != 4 || len(*slept) != 3 || fmt.Sprint(waits) != "[0s 5s 10s]" {
+			t.Errorf("reads %d (with Latest %d), pauses %v, progress %v", s.reads, s.withLatest, *slept, waits)
+		}
+	})
+	t.Run("Latest refused: read without it", func(t *testing.T) {
+		s := &consoleScript{t: t, refuse: "UnsupportedOperation", outputs: []string{boot, boot + block}}
+		c, _ := fakeClockCloud(&fakeEC2{consoleOutput: s.read})
+		keys, err := c.WaitConsoleHostKeys(ctx, "i-1", ConsoleWait{Timeout: time.Minute})
+		if err != nil || len(keys) != 2 {
+			t.Fatalf("keys %v, %v", keys, err)
+		}
+		if s.withLatest != 1 || s.reads != 3 {
+			t.Errorf("reads %d, with Latest %d: want Latest asked once", s.reads, s.withLatest)
+		}
+	})
+	t.Run("no block: bounded, no keys", func(t *testing.T) {
+		s := &consoleScript{t: t, notFound: 2, outputs: []string{boot}}
+		c, slept := fakeClockCloud(&fakeEC2{consoleOutput: s.read})
+		keys, err := c.WaitConsoleHostKeys(ctx, "i-1", ConsoleWait{Timeout: 30 * time.Second, Interval: 10 * time.Second})
+		if err != nil || keys != nil {
+			t.Fatalf("keys %v, %v", keys, err)
+		}
+		var total time.Duration
+		for _, d := range *slept {
+			total += d
+		}
+		if s.reads != 4 || total != 30*time.Second {
+			t.Errorf("reads %d over %s, want 4 over the 30s allowed", s.reads, total)
+		}
+	})
+	t.Run("cloud-init finished without printing them: no more waiting", func(t *testing.T) {
+		done := boot + "[   41.5] cloud-init[901]: Cloud-init v. 24.1.3 finished at Tue, 01 Dec 2026 10:01:02 +0000. Datasource DataSourceEc2Local.  Up 41.40 seconds\r\n"
+		s := &consoleScript{t: t, outputs: []string{boot, done}}
+		c, _ := fakeClockCloud(&fakeEC2{consoleOutput: s.read})
+		keys, err := c.WaitConsoleHostKeys(ctx, "i-1", ConsoleWait{Timeout: 4 * time.Minute})
+		if err != nil || keys != nil || s.reads != 2 {
+			t.Errorf("keys %v, %v after %d reads", keys, err, s.reads)
+		}
+	})
+	t.Run("no permission: at once, not retried without Latest", func(t *testing.T) {
+		s := &consoleScript{t: t, fail: "UnauthorizedOperation"}
+		c, _ := fakeClockCloud(&fakeEC2{consoleOutput: s.read})
+		_, err := c.WaitConsoleHostKeys(ctx, "i-1", ConsoleWait{Timeout: time.Minute})
+		if err == nil || !strings.Contains(err.Error(), "UnauthorizedOperation") || s.reads != 1 {
+			t.Errorf("err %v after %d reads", err, s.reads)
+		}
+	})
 }
 
 func TestCallerIP(t *testing.T) {

@@ -167,23 +167,11 @@ func (p *plan) checkLocal() error {
 	if r.SubnetID != "" && !strings.HasPrefix(r.SubnetID, "subnet-") {
 		return requestErrorf("%q is not a subnet id (they look like subnet-0123456789abcdef0)", r.SubnetID)
 	}
-	seen := map[netip.Prefix]bool{}
-	for _, s := range r.AllowCIDRs {
-		pfx, err := netip.ParsePrefix(strings.TrimSpace(s))
-		if err != nil {
-			return requestErrorf("%q is not a CIDR block (write an address with its prefix length, like 203.0.113.7/32 or 2001:db8::/64)", s)
-		}
-		if pfx.Masked() != pfx {
-			return requestErrorf("CIDR %s has host bits set: did you mean %s?", s, pfx.Masked())
-		}
-		if pfx.Addr().Is4In6() {
-			return requestErrorf("CIDR %s is an IPv4-mapped IPv6 block: write it as IPv4", s)
-		}
-		if !seen[pfx] {
-			seen[pfx] = true
-			p.cidrs = append(p.cidrs, pfx)
-		}
+	cidrs, err := ParseCIDRs(r.AllowCIDRs)
+	if err != nil {
+		return err
 	}
+	p.cidrs = cidrs
 	for _, port := range r.Ports {
 		if port < 1 || port > 65535 {
 			return requestErrorf("port %d is out of range: use 1 to 65535", port)
@@ -495,4 +483,29 @@ func ValidateLocal(region string, req CreateRequest) error {
 	}
 	p := &plan{req: req}
 	return p.checkLocal()
+}
+
+// ParseCIDRs reads allowed CIDR blocks (IPv4 or IPv6), each once, in order.
+// A malformed block, one with host bits set or an IPv4-mapped IPv6 block is
+// a *RequestError.
+func ParseCIDRs(cidrs []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	for _, s := range cidrs {
+		pfx, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			return nil, requestErrorf("%q is not a CIDR block (write an address with its prefix length, like 203.0.113.7/32 or 2001:db8::/64)", s)
+		}
+		if pfx.Masked() != pfx {
+			return nil, requestErrorf("CIDR %s has host bits set: did you mean %s?", s, pfx.Masked())
+		}
+		if pfx.Addr().Is4In6() {
+			return nil, requestErrorf("CIDR %s is an IPv4-mapped IPv6 block: write it as IPv4", s)
+		}
+		if !seen[pfx] {
+			seen[pfx] = true
+			out = append(out, pfx)
+		}
+	}
+	return out, nil
 }

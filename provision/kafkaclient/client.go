@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -30,7 +31,7 @@ type Client struct {
 // clientOpts are the options every kgo client of this package starts from.
 func clientOpts(bootstrap string) []kgo.Opt {
 	return []kgo.Opt{
-		kgo.SeedBrokers(bootstrap),
+		kgo.SeedBrokers(seeds(bootstrap)...),
 		kgo.ClientID("kafkaup"),
 		kgo.DialTimeout(10 * time.Second),
 		kgo.RequestRetries(5),
@@ -57,17 +58,43 @@ func Dial(ctx context.Context, bootstrap string) (*Client, error) {
 	return dialConn(ctx, conn{bootstrap: bootstrap})
 }
 
+// seeds splits a bootstrap list, host:port[,host:port...] (a cluster's
+// nodes), into its addresses.
+func seeds(bootstrap string) []string {
+	var out []string
+	for _, a := range strings.Split(bootstrap, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func dialConn(ctx context.Context, cn conn) (*Client, error) {
 	bootstrap := cn.bootstrap
-	if _, _, err := net.SplitHostPort(bootstrap); err != nil {
-		return nil, fmt.Errorf("broker address %q is not host:port (example: 203.0.113.7:9092): %w", bootstrap, err)
+	known := map[string]bool{}
+	for _, addr := range seeds(bootstrap) {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("broker address %q is not host:port (example: 203.0.113.7:9092): %w", addr, err)
+		}
+		known[addr] = true
+	}
+	if len(known) == 0 {
+		return nil, fmt.Errorf("broker address %q is not host:port (example: 203.0.113.7:9092)", bootstrap)
 	}
 	opts, err := cn.opts()
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
 	}
-	if err := cn.probe(ctx, bootstrap); err != nil {
-		return nil, err
+	// One reachable node is enough to talk to a cluster.
+	var unreachable error
+	for _, addr := range seeds(bootstrap) {
+		if unreachable = cn.probe(ctx, addr); unreachable == nil {
+			break
+		}
+	}
+	if unreachable != nil {
+		return nil, unreachable
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -88,8 +115,8 @@ func dialConn(ctx context.Context, cn conn) (*Client, error) {
 	}
 	for _, b := range meta.Brokers {
 		addr := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
-		if addr == bootstrap {
-			continue
+		if known[addr] {
+			continue // a node kafkaup knows: one that is down is status's to report
 		}
 		if err := cn.probe(ctx, addr); err != nil {
 			c.Close()

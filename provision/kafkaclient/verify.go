@@ -12,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,6 +59,19 @@ func Verify(ctx context.Context, bootstrap string, timeout time.Duration) (*Veri
 // see Auth). A failure the security settings explain is a *TLSError, an
 // *AuthError or a *ProtocolMismatchError.
 func VerifyWith(ctx context.Context, bootstrap string, timeout time.Duration, a Auth) (*Verification, error) {
+	return verify(ctx, bootstrap, nil, 1, timeout, a)
+}
+
+// VerifyCluster is VerifyWith for a cluster of several nodes: bootstrap
+// lists every node's client address, and the cluster's metadata must list
+// exactly the brokers in want (host:port, as advertised to clients; it is
+// asked again until it does or the timeout passes). The verify topic is
+// made with replicas replicas, and the record is produced with acks=all.
+func VerifyCluster(ctx context.Context, bootstrap string, want []string, replicas int16, timeout time.Duration, a Auth) (*Verification, error) {
+	return verify(ctx, bootstrap, want, replicas, timeout, a)
+}
+
+func verify(ctx context.Context, bootstrap string, want []string, replicas int16, timeout time.Duration, a Auth) (*Verification, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cn := conn{bootstrap: bootstrap, auth: a}
@@ -65,27 +79,22 @@ func VerifyWith(ctx context.Context, bootstrap string, timeout time.Duration, a 
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
 	}
-	if err := waitListening(ctx, bootstrap, time.Minute); err != nil {
-		return nil, err
+	for _, addr := range seeds(bootstrap) {
+		if err := waitListening(ctx, addr, time.Minute); err != nil {
+			return nil, err
+		}
 	}
 	start := time.Now()
-	cl, err := kgo.NewClient(append(slices.Clip(base), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	cl, err := kgo.NewClient(append(slices.Clip(base), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	meta, err := adm.BrokerMetadata(ctx)
+	v, err := brokersAsWanted(ctx, adm, bootstrap, want, a)
 	if err != nil {
-		if cerr, _ := classify(bootstrap, a, err); cerr != nil {
-			return nil, cerr
-		}
-		return nil, fmt.Errorf("ask %s for cluster metadata: %w", bootstrap, err)
-	}
-	v := &Verification{Bootstrap: bootstrap, ClusterID: meta.Cluster, Topic: VerifyTopic}
-	for _, b := range meta.Brokers {
-		v.Advertised = append(v.Advertised, net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+		return v, err
 	}
 	for _, addr := range v.Advertised {
 		if err := probe(ctx, addr); err != nil {
@@ -93,7 +102,7 @@ func VerifyWith(ctx context.Context, bootstrap string, timeout time.Duration, a 
 		}
 	}
 
-	if err := ensureTopic(ctx, adm); err != nil {
+	if err := ensureTopic(ctx, adm, replicas); err != nil {
 		return v, err
 	}
 	nonce := make([]byte, 16)
@@ -128,9 +137,43 @@ func VerifyWith(ctx context.Context, bootstrap string, timeout time.Duration, a 
 	}
 }
 
-func ensureTopic(ctx context.Context, adm *kadm.Client) error {
+// brokersAsWanted asks for the cluster's metadata until it lists the
+// brokers in want (any brokers when want is empty).
+func brokersAsWanted(ctx context.Context, adm *kadm.Client, bootstrap string, want []string, a Auth) (*Verification, error) {
+	for {
+		meta, err := adm.BrokerMetadata(ctx)
+		if err != nil {
+			if cerr, _ := classify(bootstrap, a, err); cerr != nil {
+				return nil, cerr
+			}
+			return nil, fmt.Errorf("ask %s for cluster metadata: %w", bootstrap, err)
+		}
+		v := &Verification{Bootstrap: bootstrap, ClusterID: meta.Cluster, Topic: VerifyTopic}
+		for _, b := range meta.Brokers {
+			v.Advertised = append(v.Advertised, net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+		}
+		if len(want) == 0 || sameAddrs(v.Advertised, want) {
+			return v, nil
+		}
+		select {
+		case <-ctx.Done():
+			return v, fmt.Errorf("the cluster at %s lists brokers %s, but its nodes are %s: a node has not joined it (see that node's server.log with kafkaup logs)",
+				bootstrap, strings.Join(v.Advertised, ", "), strings.Join(want, ", "))
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func sameAddrs(got, want []string) bool {
+	g, w := slices.Clone(got), slices.Clone(want)
+	slices.Sort(g)
+	slices.Sort(w)
+	return slices.Equal(g, w)
+}
+
+func ensureTopic(ctx context.Context, adm *kadm.Client, replicas int16) error {
 	retention := "3600000"
-	resp, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"retention.ms": &retention}, VerifyTopic)
+	resp, err := adm.CreateTopic(ctx, 1, replicas, map[string]*string{"retention.ms": &retention}, VerifyTopic)
 	if err == nil {
 		err = resp.Err
 	}

@@ -18,13 +18,25 @@ var DefaultIdentityFiles = []string{"id_ed25519", "id_ecdsa", "id_rsa"}
 // else the ssh-agent and the usual keys in ~/.ssh. An encrypted key is used
 // through the agent when the agent holds it.
 func Auth(identityFile string) ([]ssh.AuthMethod, error) {
+	signers, err := Signers(identityFile)
+	if err != nil {
+		return nil, err
+	}
+	return []ssh.AuthMethod{ssh.PublicKeys(signers...)}, nil
+}
+
+// Signers are the keys Auth offers: the identity file's (an encrypted one
+// through ssh-agent, else an error saying to ssh-add it), or else every key
+// ssh-agent holds and every default key in ~/.ssh that loads without a
+// passphrase. None at all is an error with advice.
+func Signers(identityFile string) ([]ssh.Signer, error) {
 	agentSigners, agentErr := agentSigners()
 	if identityFile != "" {
 		signer, err := loadKey(identityFile, agentSigners)
 		if err != nil {
 			return nil, err
 		}
-		return []ssh.AuthMethod{ssh.PublicKeys(signer)}, nil
+		return []ssh.Signer{signer}, nil
 	}
 	signers := append([]ssh.Signer{}, agentSigners...)
 	home, _ := os.UserHomeDir()
@@ -44,7 +56,7 @@ func Auth(identityFile string) ([]ssh.AuthMethod, error) {
 		}
 		return nil, errors.New(msg)
 	}
-	return []ssh.AuthMethod{ssh.PublicKeys(signers...)}, nil
+	return signers, nil
 }
 
 func loadKey(path string, agentSigners []ssh.Signer) (ssh.Signer, error) {

@@ -205,7 +205,11 @@ func (c *Client) explain(err error) error {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("%s refused the SSH connection: nothing listens on port %d there. Check --host and --port, and that sshd runs on the host", c.cfg.Addr(), c.cfg.Port)
 	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return fmt.Errorf("cannot reach %s (%v). Check the address, and that a firewall or security group lets this machine reach port %d", c.cfg.Addr(), err, c.cfg.Port)
+		port := c.cfg.Port
+		if port == 0 {
+			port = 22
+		}
+		return &UnreachableError{Addr: c.cfg.Addr(), Port: port, Timeout: errors.As(err, &netErr) && netErr.Timeout(), Err: err}
 	}
 	return fmt.Errorf("ssh to %s: %w", c.cfg.Addr(), err)
 }

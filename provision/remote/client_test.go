@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 type fixture struct {
@@ -329,3 +330,113 @@ func TestWrongKeyIsAuthError(t *testing.T) {
 		t.Errorf("not an SSH server: %T %v", err, err)
 	}
 }
+
+// TestConsoleKeysReplaceStalePins: an address EC2 gave to an earlier
+// instance has its old key pinned; the new instance's console keys are
+// accepted without trusting on first use, and replace that pin (other
+// hosts' pins stay). A second dial changes nothing.
+func TestConsoleKeysReplaceStalePins(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config()
+	addr := knownhostsNormalize(cfg.Addr())
+	stale := newTestKey(t).PublicKey()
+	other := newTestKey(t).PublicKey()
+	os.WriteFile(f.pinFile, []byte(pinLine(addr, stale)+pinLine("198.51.100.9", other)), 0o600)
+
+	// Without console keys the stale pin refuses the host.
+	var mismatch *HostKeyMismatchError
+	if _, err := Dial(context.Background(), cfg); !errors.As(err, &mismatch) {
+		t.Fatalf("stale pin: %v", err)
+	}
+	extra := newTestKey(t).PublicKey() // the console lists every key type the host has
+	cfg.HostKeys.Expected = []ssh.PublicKey{extra, f.server.hostKey.PublicKey()}
+	cfg.HostKeys.OnPin = func(host, _ string) { t.Errorf("trusted %s on first use", host) }
+	dial(t, cfg).Close()
+	want := pinLine("198.51.100.9", other) + pinLine(addr, extra) + pinLine(addr, f.server.hostKey.PublicKey())
+	if got, _ := os.ReadFile(f.pinFile); string(got) != want {
+		t.Fatalf("pin file:\n%s\nwant:\n%s", got, want)
+	}
+	st, _ := os.Stat(f.pinFile)
+	dial(t, cfg).Close()
+	if st2, _ := os.Stat(f.pinFile); !st2.ModTime().Equal(st.ModTime()) || st2.Mode().Perm() != 0o600 {
+		t.Errorf("a second dial rewrote the pin file (or its mode is %v)", st2.Mode())
+	}
+	// The pins now let a dial without console keys in (kafkaup ssh, OpenSSH).
+	cfg.HostKeys.Expected = nil
+	dial(t, cfg).Close()
+}
+
+// TestConsoleKeyMismatchSaysSo: a host whose key is not among the console's
+// is refused at once, with a message that says where the keys came from
+// and that nothing was sent.
+func TestConsoleKeyMismatchSaysSo(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config()
+	cfg.RetryFor, cfg.RetryAuth = time.Minute, true
+	want := newTestKey(t).PublicKey()
+	cfg.HostKeys.Expected = []ssh.PublicKey{want}
+	cfg.HostKeys.ExpectedFrom = "kafkaup's record of demo"
+	start := time.Now()
+	_, err := Dial(context.Background(), cfg)
+	var mismatch *HostKeyMismatchError
+	if !errors.As(err, &mismatch) || time.Since(start) > 5*time.Second {
+		t.Fatalf("err = %v after %s", err, time.Since(start))
+	}
+	for _, s := range []string{"printed on its console", ssh.FingerprintSHA256(want), ssh.FingerprintSHA256(f.server.hostKey.PublicKey()),
+		"kafkaup's record of demo", "stopped before sending anything"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("%q lacks %q", err, s)
+		}
+	}
+	if data, _ := os.ReadFile(f.pinFile); len(data) > 0 {
+		t.Errorf("a refused key was pinned:\n%s", data)
+	}
+}
+
+func TestRemovePins(t *testing.T) {
+	dir := t.TempDir()
+	pins := filepath.Join(dir, "known_hosts")
+	if err := RemovePins(pins, "203.0.113.7:22"); err != nil {
+		t.Fatalf("no pin file: %v", err)
+	}
+	k1, k2, k3 := newTestKey(t).PublicKey(), newTestKey(t).PublicKey(), newTestKey(t).PublicKey()
+	os.WriteFile(pins, []byte(pinLine("203.0.113.7", k1)+"# a comment\n"+pinLine("[203.0.113.7]:2222", k2)+
+		pinLine("203.0.113.70", k3)+pinLine("203.0.113.7", k3)), 0o600)
+	if err := RemovePins(pins, "203.0.113.7:22", "[203.0.113.7]:2222"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(pins); string(got) != "# a comment\n"+pinLine("203.0.113.70", k3) {
+		t.Errorf("after RemovePins:\n%s", got)
+	}
+}
+
+// TestSilentHostIsUnreachableError: a host that never answers is a typed
+// *UnreachableError with Timeout set (callers add advice by type).
+func TestSilentHostIsUnreachableError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer nc.Close() // accepted, never answered
+		}
+	}()
+	cfg := Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "u", HostKeys: &HostKeys{}, DialTimeout: 300 * time.Millisecond}
+	_, err = Dial(context.Background(), cfg)
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || !ue.Timeout || ue.Port != cfg.Port || !strings.Contains(err.Error(), "security group") {
+		t.Fatalf("err = %T %v", err, err)
+	}
+}
+
+func pinLine(host string, k ssh.PublicKey) string {
+	return knownhosts.Line([]string{host}, k) + "\n"
+}
+
+func knownhostsNormalize(addr string) string { return knownhosts.Normalize(addr) }

@@ -77,15 +77,41 @@ func (e *AuthError) Unwrap() error { return e.Err }
 type HostKeyMismatchError struct {
 	Host        string
 	Fingerprint string // what the host presented now
-	KnownIn     string // file:line of the recorded key
+	KnownIn     string // file:line of the recorded key, or where the expected keys came from
+	// Expected are the keys the host had to present (type and
+	// fingerprint), when they came from the instance's console output
+	// rather than a known_hosts file.
+	Expected []string
 }
 
 func (e *HostKeyMismatchError) Error() string {
+	if len(e.Expected) > 0 {
+		return fmt.Sprintf("the SSH host key of %s (%s) is not one of the keys the instance printed on its console at first boot (%s, from %s). "+
+			"The address may now belong to another machine, or someone is intercepting the connection. kafkaup stopped before sending anything to the host. "+
+			"Check the instance in the EC2 console (Actions, Monitor and troubleshoot, Get system log) before going on.",
+			e.Host, e.Fingerprint, strings.Join(e.Expected, ", "), e.KnownIn)
+	}
 	return fmt.Sprintf("the SSH host key of %s (%s) does not match the one recorded in %s. "+
 		"Either the host was rebuilt, or someone is intercepting the connection. kafkaup stopped before sending anything. "+
 		"If you rebuilt the host on purpose, remove the old key (ssh-keygen -R %s -f FILE for the file above) and rerun.",
 		e.Host, e.Fingerprint, e.KnownIn, e.Host)
 }
+
+// UnreachableError is a host that did not answer on its SSH port in time
+// (Timeout) or could not be routed to: typically a firewall or security
+// group that does not let this machine in.
+type UnreachableError struct {
+	Addr    string // host:port
+	Port    int
+	Timeout bool // the connection timed out (no answer at all)
+	Err     error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach %s (%v). Check the address, and that a firewall or security group lets this machine reach port %d", e.Addr, e.Err, e.Port)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
 
 func indent(s string) string {
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ")

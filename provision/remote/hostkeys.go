@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
@@ -17,13 +18,21 @@ import (
 // trusted on first use and pinned (like OpenSSH's StrictHostKeyChecking=
 // accept-new) unless Strict is set; a key that differs from a recorded one
 // is always refused.
+//
+// With Expected keys (read from an EC2 instance's console output) the files
+// are not consulted: the host must present one of them, and once it has,
+// they replace whatever kafkaup's pin file held for that address (an
+// address EC2 gave to an earlier instance keeps no stale pin).
 type HostKeys struct {
 	KnownHosts []string // read-only files, e.g. ~/.ssh/known_hosts; missing files are skipped
 	PinFile    string   // kafkaup's known_hosts: where new keys are written
 	Strict     bool     // refuse unknown hosts instead of pinning them
-	// Expected, when set, are the only keys accepted (for instance read from
-	// an EC2 instance's console output); a match is pinned.
+	// Expected, when set, are the only keys accepted; a match pins them all
+	// in place of the address's older pins.
 	Expected []ssh.PublicKey
+	// ExpectedFrom says where Expected came from, for the mismatch error
+	// (default "the instance's console output").
+	ExpectedFrom string
 	// OnPin is told about a key pinned on first use.
 	OnPin func(host, fingerprint string)
 
@@ -55,9 +64,13 @@ func (h *HostKeys) lookup() (ssh.HostKeyCallback, error) {
 	return cb, nil
 }
 
-// Algorithms returns the host key algorithms already recorded for addr, so
-// the server is asked for a key type we can check (nil when none is known).
+// Algorithms returns the host key algorithms already recorded for addr (or
+// those of the Expected keys), so the server is asked for a key type we can
+// check (nil when none is known).
 func (h *HostKeys) Algorithms(addr string) ([]string, error) {
+	if len(h.Expected) > 0 {
+		return algorithmsOf(h.Expected), nil
+	}
 	cb, err := h.lookup()
 	if err != nil {
 		return nil, err
@@ -66,17 +79,25 @@ func (h *HostKeys) Algorithms(addr string) ([]string, error) {
 	if err := cb(addr, &net.TCPAddr{}, probeKey); !errors.As(err, &keyErr) {
 		return nil, nil
 	}
+	keys := make([]ssh.PublicKey, len(keyErr.Want))
+	for i, k := range keyErr.Want {
+		keys[i] = k.Key
+	}
+	return algorithmsOf(keys), nil
+}
+
+func algorithmsOf(keys []ssh.PublicKey) []string {
 	var algos []string
 	seen := map[string]bool{}
-	for _, k := range keyErr.Want {
-		for _, a := range algorithmsFor(k.Key.Type()) {
+	for _, k := range keys {
+		for _, a := range algorithmsFor(k.Type()) {
 			if !seen[a] {
 				seen[a] = true
 				algos = append(algos, a)
 			}
 		}
 	}
-	return algos, nil
+	return algos
 }
 
 func algorithmsFor(keyType string) []string {
@@ -95,10 +116,14 @@ func (h *HostKeys) Callback() ssh.HostKeyCallback {
 		if len(h.Expected) > 0 {
 			for _, want := range h.Expected {
 				if string(want.Marshal()) == string(key.Marshal()) {
-					return h.pin(hostname, key)
+					return h.replacePins(hostname)
 				}
 			}
-			return &HostKeyMismatchError{Host: hostname, Fingerprint: fp, KnownIn: "the instance's console output"}
+			from := h.ExpectedFrom
+			if from == "" {
+				from = "the instance's console output"
+			}
+			return &HostKeyMismatchError{Host: hostname, Fingerprint: fp, KnownIn: from, Expected: fingerprints(h.Expected)}
 		}
 		cb, err := h.lookup()
 		if err != nil {
@@ -150,6 +175,114 @@ func (h *HostKeys) pin(hostname string, key ssh.PublicKey) error {
 		return fmt.Errorf("pin host key in %s: %w", h.PinFile, err)
 	}
 	return f.Close()
+}
+
+// replacePins makes the Expected keys the pin file's only keys for
+// hostname, rewriting the file (atomically) only when that changes it.
+func (h *HostKeys) replacePins(hostname string) error {
+	if h.PinFile == "" {
+		return nil
+	}
+	var lines []string
+	for _, k := range h.Expected {
+		lines = append(lines, knownhosts.Line([]string{knownhosts.Normalize(hostname)}, k))
+	}
+	if err := rewritePins(h.PinFile, []string{hostname}, lines); err != nil {
+		return fmt.Errorf("pin the host keys of %s: %w", hostname, err)
+	}
+	return nil
+}
+
+// PinKeys makes keys the pin file's only keys for addr (host or
+// host:port), as console keys are pinned; the file is rewritten only when
+// that changes it.
+func PinKeys(pinFile, addr string, keys []ssh.PublicKey) error {
+	h := &HostKeys{PinFile: pinFile, Expected: keys}
+	return h.replacePins(addr)
+}
+
+// RemovePins deletes every line of kafkaup's pin file that names one of
+// addrs (host or host:port, as SSH dials them). A missing file is no
+// error. Other files (the user's ~/.ssh/known_hosts) are never edited.
+func RemovePins(pinFile string, addrs ...string) error {
+	if pinFile == "" || len(addrs) == 0 {
+		return nil
+	}
+	if err := rewritePins(pinFile, addrs, nil); err != nil {
+		return fmt.Errorf("remove the host keys of %s from %s: %w", strings.Join(addrs, ", "), pinFile, err)
+	}
+	return nil
+}
+
+// rewritePins drops the lines naming any of addrs and appends add; the file
+// is replaced (temp file and rename, mode 0600) only when it changes.
+func rewritePins(pinFile string, addrs, add []string) error {
+	data, err := os.ReadFile(pinFile)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	drop := map[string]bool{}
+	for _, a := range addrs {
+		drop[knownhosts.Normalize(a)] = true
+	}
+	var kept []string
+	for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		if line != "" && !namesHost(line, drop) {
+			kept = append(kept, line)
+		}
+	}
+	kept = append(kept, add...)
+	out := strings.Join(kept, "\n")
+	if out != "" {
+		out += "\n"
+	}
+	if out == string(data) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(pinFile), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(pinFile), "."+filepath.Base(pinFile)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(out); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), pinFile)
+}
+
+// namesHost tells whether a known_hosts line is for one of hosts (by its
+// plain, comma-separated host patterns; kafkaup writes no hashed or
+// marker lines, and such lines are kept).
+func namesHost(line string, hosts map[string]bool) bool {
+	fields := strings.Fields(line)
+	if len(fields) < 2 || strings.HasPrefix(fields[0], "#") || strings.HasPrefix(fields[0], "@") {
+		return false
+	}
+	for _, pattern := range strings.Split(fields[0], ",") {
+		if hosts[pattern] {
+			return true
+		}
+	}
+	return false
+}
+
+func fingerprints(keys []ssh.PublicKey) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.Type() + " " + ssh.FingerprintSHA256(k)
+	}
+	return out
 }
 
 // probeKey is a fixed key no host has; asking the known_hosts callback about

@@ -73,15 +73,34 @@ type Node struct {
 	AdvertisedHost string `json:"advertised_host"` // what clients are told
 	Systemd        bool   `json:"systemd"`
 
+	// A node of a cluster of several nodes: the address the other nodes
+	// reach it at (its controller and inter-broker listeners; stored in the
+	// quorum's metadata, so it must not change), and the directory id of
+	// its metadata log, chosen by kafkaup before the storage is formatted.
+	InternalHost string `json:"internal_host,omitempty"`
+	DirectoryID  string `json:"directory_id,omitempty"`
+	// Rack is the node's broker.rack (its availability zone), if any.
+	Rack string `json:"rack,omitempty"`
+
 	// The node's EC2 instance, for clusters made by `kafkaup create`.
 	InstanceID      string `json:"instance_id,omitempty"`
 	EIPAllocationID string `json:"eip_allocation_id,omitempty"`
+	// HostKeys are the SSH host keys the instance printed on its console
+	// at first boot (authorized_keys format: "ssh-ed25519 AAAA..."). When
+	// set, they are the only keys accepted from the host: kafkaup checks
+	// every connection against them, never trusting on first use.
+	HostKeys []string `json:"host_keys,omitempty"`
 }
 
 // EC2 is the cloud side of a cluster made by `kafkaup create`.
 type EC2 struct {
 	Region      string `json:"region"`
 	AddressKind string `json:"address_kind,omitempty"` // ip or dns: which public address clients get
+	// AllowCIDRs are the addresses the security group lets reach the
+	// cluster: --allow-cidr, else the caller's /32 at create, as changed
+	// since by kafkaup allow. A rerun of create keeps them unless new ones
+	// are given.
+	AllowCIDRs []string `json:"allow_cidrs,omitempty"`
 }
 
 // Node returns node i (0-based) for reading and writing, adding empty nodes
@@ -91,6 +110,15 @@ func (c *Cluster) Node(i int) *Node {
 		c.Nodes = append(c.Nodes, Node{ID: len(c.Nodes) + 1})
 	}
 	return &c.Nodes[i]
+}
+
+// Internal is the address the other nodes reach this one at: the
+// recorded internal address, else the SSH address.
+func (n Node) Internal() string {
+	if n.InternalHost != "" {
+		return n.InternalHost
+	}
+	return n.Host
 }
 
 // FindNode returns the index of the node with Kafka node id id.

@@ -252,3 +252,113 @@ func TestOverrides(t *testing.T) {
 		t.Errorf("new cluster: %+v %v", s, err)
 	}
 }
+
+// TestCodecRoundTripCluster: a cluster's node fields (internal address,
+// directory id, rack) and its id go into every node's Spec and come back.
+func TestCodecRoundTripCluster(t *testing.T) {
+	rec := Cluster{Name: "trio", ClusterID: "MkU3OEVBNTcwNTJENDM2Qg",
+		Spec: SharedSpec{KafkaVersion: "4.0.0", Heap: "400m", Swap: "0", DataDir: "/var/lib/kafka/data", BrokerPort: 9092}}
+	for i, dir := range []string{"AAAAAAAAAAAAAAAAAAAAAQ", "BBBBBBBBBBBBBBBBBBBBBQ", "CCCCCCCCCCCCCCCCCCCCCQ"} {
+		n := rec.Node(i)
+		n.Host = "203.0.113." + string(rune('1'+i))
+		n.AdvertisedHost, n.InternalHost, n.DirectoryID, n.Rack = n.Host, "10.0.0."+string(rune('1'+i)), dir, "az-"+string(rune('a'+i))
+	}
+	back := Cluster{Name: "trio", Nodes: make([]Node, 3)}
+	for i := range rec.Nodes {
+		spec, err := SpecFor(rec, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := spec.Validate(); err != nil {
+			t.Fatalf("node %d's spec: %v", i+1, err)
+		}
+		if len(spec.Voters) != 3 || spec.Voters[2].Host != "10.0.0.3" || spec.InternalHost != rec.Nodes[i].InternalHost || spec.ClusterID != rec.ClusterID {
+			t.Errorf("node %d's spec: %+v", i+1, spec)
+		}
+		back.Nodes[i].Host = rec.Nodes[i].Host
+		Remember(&back, i, spec)
+	}
+	if !reflect.DeepEqual(back.Nodes, rec.Nodes) || back.ClusterID != rec.ClusterID {
+		t.Errorf("record → spec → record:\n got %+v %s\nwant %+v %s", back.Nodes, back.ClusterID, rec.Nodes, rec.ClusterID)
+	}
+	// No internal address recorded: the SSH address.
+	rec.Nodes[1].InternalHost = ""
+	if spec, _ := SpecFor(rec, 1); spec.InternalHost != "203.0.113.2" || spec.Voters[1].Host != "203.0.113.2" {
+		t.Errorf("default internal address: %s, voters %+v", spec.InternalHost, spec.Voters)
+	}
+	// One node: no voters, no internal address.
+	one := Cluster{Name: "one", Nodes: []Node{{ID: 1, Host: "h", AdvertisedHost: "h"}}}
+	if spec, _ := SpecFor(one, 0); spec.Clustered() || spec.InternalHost != "" || spec.Voters != nil {
+		t.Errorf("single broker's spec: %+v", spec)
+	}
+}
+
+// TestRecordKeepsEveryField: every field of a cluster, its nodes and its
+// EC2 part survives Save and Load (the fixture sets each to a non-zero
+// value, checked by reflection, so a new field is covered or this fails).
+func TestRecordKeepsEveryField(t *testing.T) {
+	st := Store{Dir: t.TempDir()}
+	node := Node{ID: 2, Host: "203.0.113.10", Port: 2222, User: "ubuntu", Identity: "/keys/dev",
+		AdvertisedHost: "kafka.example.com", Systemd: true, InstanceID: "i-0123456789abcdef0", EIPAllocationID: "eipalloc-1",
+		InternalHost: "10.0.0.2", DirectoryID: "BBBBBBBBBBBBBBBBBBBBBQ", Rack: "eu-west-1b",
+		HostKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMFFcXXktwI4lNqxGSmk4AwZVU9dEdETDC7b6oTFnxl0"}}
+	ec2 := EC2{Region: "eu-west-1", AddressKind: "ip", AllowCIDRs: []string{"203.0.113.7/32", "198.51.100.0/24"}}
+	assertAllSet(t, "Node", reflect.ValueOf(node))
+	assertAllSet(t, "EC2", reflect.ValueOf(ec2))
+	c := Cluster{Name: "dev", Spec: SharedSpec{Heap: "400m", BrokerPort: 9092}, Nodes: []Node{node}, ClusterID: "abc", EC2: &ec2}
+	if err := st.Save(c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Load("dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Nodes, c.Nodes) || !reflect.DeepEqual(*got.EC2, ec2) {
+		t.Errorf("after save and load:\n got %+v %+v\nwant %+v %+v", got.Nodes, *got.EC2, c.Nodes, ec2)
+	}
+	keys, err := got.Nodes[0].PublicHostKeys()
+	if err != nil || len(keys) != 1 || keys[0].Type() != "ssh-ed25519" {
+		t.Fatalf("host keys %v, %v", keys, err)
+	}
+	var back Node
+	back.SetHostKeys(keys)
+	if !reflect.DeepEqual(back.HostKeys, node.HostKeys) {
+		t.Errorf("SetHostKeys(PublicHostKeys()) = %q, want %q", back.HostKeys, node.HostKeys)
+	}
+	bad := Node{ID: 1, HostKeys: []string{"ssh-ed25519 AAAA!!"}}
+	if _, err := bad.PublicHostKeys(); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("damaged host key: %v", err)
+	}
+}
+
+// TestLoadRecordWithoutKeysOrCIDRs: a record written before host keys and
+// allowed CIDRs were kept loads with neither (kafkaup then reads the
+// console or pins on first use, and looks up the caller's IP, as before).
+func TestLoadRecordWithoutKeysOrCIDRs(t *testing.T) {
+	st := Store{Dir: t.TempDir()}
+	data, err := os.ReadFile(filepath.Join("testdata", "cluster-v2-no-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(st.Dir, "brokers"), 0o700)
+	os.WriteFile(filepath.Join(st.Dir, "brokers", "demo.json"), data, 0o600)
+	c, err := st.Load("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EC2 == nil || c.EC2.AllowCIDRs != nil || c.Nodes[0].HostKeys != nil || c.Nodes[0].InstanceID == "" {
+		t.Errorf("record: %+v %+v", c.EC2, c.Nodes)
+	}
+	if keys, err := c.Nodes[0].PublicHostKeys(); keys != nil || err != nil {
+		t.Errorf("no recorded keys: %v %v", keys, err)
+	}
+	// The release before clusters had neither: migrated records have none.
+	for _, f := range []string{"broker-v1-ec2.json"} {
+		data, _ := os.ReadFile(filepath.Join("testdata", f))
+		os.WriteFile(filepath.Join(st.Dir, "brokers", "v1.json"), data, 0o600)
+		c, err := st.Load("v1")
+		if err != nil || c.EC2.AllowCIDRs != nil || c.Nodes[0].HostKeys != nil {
+			t.Errorf("migrated %s: %+v %+v %v", f, c.EC2, c.Nodes, err)
+		}
+	}
+}

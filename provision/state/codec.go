@@ -14,7 +14,9 @@ import (
 // are laid over the record here (Overrides.Apply). Nothing else converts
 // between the two.
 
-// SpecFor is the spec node i (0-based) was last provisioned with.
+// SpecFor is the spec node i (0-based) was last provisioned with. A node
+// of a cluster of several nodes also gets every node as a voter, at its
+// internal address.
 func SpecFor(c Cluster, i int) (provision.Spec, error) {
 	s := provision.DefaultSpec()
 	if i < 0 || i >= len(c.Nodes) {
@@ -24,6 +26,13 @@ func SpecFor(c Cluster, i int) (provision.Spec, error) {
 	sh := c.Spec
 	s.NodeID = n.ID
 	s.AdvertisedHost = n.AdvertisedHost
+	s.ClusterID, s.Rack = c.ClusterID, n.Rack
+	if len(c.Nodes) > 1 {
+		s.InternalHost = n.Internal()
+		for _, m := range c.Nodes {
+			s.Voters = append(s.Voters, provision.Voter{NodeID: m.ID, Host: m.Internal(), DirectoryID: m.DirectoryID})
+		}
+	}
 	if sh.BrokerPort != 0 {
 		s.BrokerPort = sh.BrokerPort
 	}
@@ -61,7 +70,8 @@ func SpecFor(c Cluster, i int) (provision.Spec, error) {
 }
 
 // Remember records what of s the next run must converge to again: the
-// shared part for the cluster, the advertised address for node i. A
+// shared part and the cluster id for the cluster; the advertised and
+// internal addresses, the rack and the voter's directory id for node i. A
 // tarball uploaded from this machine is not a source to remember, nor is
 // its digest (it belongs to that file).
 func Remember(c *Cluster, i int, s provision.Spec) {
@@ -75,6 +85,13 @@ func Remember(c *Cluster, i int, s provision.Spec) {
 			AgentURL: s.Metrics.AgentURL, AgentSHA256: s.Metrics.AgentSHA256}}
 	n := c.Node(i)
 	n.ID, n.AdvertisedHost = s.NodeID, s.AdvertisedHost
+	n.InternalHost, n.Rack = s.InternalHost, s.Rack
+	if me, ok := s.Voter(); ok && s.Clustered() {
+		n.DirectoryID = me.DirectoryID
+	}
+	if s.ClusterID != "" {
+		c.ClusterID = s.ClusterID
+	}
 }
 
 // sizeString writes a whole number of MiB as ParseSize reads it back.

@@ -43,7 +43,12 @@ type CreateOptions struct {
 	// UserDataFile is the user's own user-data, merged with the head
 	// start's (or given alone with NoHeadStart).
 	UserDataFile string
-	Overrides    state.Overrides
+	// ConsoleTimeout bounds the wait for a new instance's console output to
+	// show its SSH host keys (cloud.DefaultConsoleTimeout is the CLI's
+	// default; 0 reads it once); without them by then, the host key is
+	// trusted on first use.
+	ConsoleTimeout time.Duration
+	Overrides      state.Overrides
 	RunOptions
 }
 
@@ -79,7 +84,7 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(o.Request.AllowCIDRs) == 0 {
+	if len(o.Request.AllowCIDRs) == 0 { // neither given nor recorded
 		ip, err := env.CallerIP(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("find your public IP to open the security group to it: %w. Pass --allow-cidr with your address (e.g. 203.0.113.7/32)", err)
@@ -117,7 +122,7 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 	if o.Identity != "" {
 		setTarget(&rec, 0, Target{Host: n.Host, Port: 22, User: o.User, Identity: o.Identity})
 	}
-	rec.EC2 = &state.EC2{Region: cl.RegionName(), AddressKind: o.AddressKind}
+	rec.EC2 = &state.EC2{Region: cl.RegionName(), AddressKind: o.AddressKind, AllowCIDRs: o.Request.AllowCIDRs}
 	if err := env.Store.Save(rec); err != nil {
 		return nil, err
 	}
@@ -141,7 +146,7 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 	}
 	env.UI.Printf("instance %s is %s at %s (%s)", inst.InstanceID, inst.State, inst.PublicIP, time.Since(start).Round(100*time.Millisecond))
 	o.Dial.RetryAuth = true
-	out, err := provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, o.RunOptions)
+	out, err := provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, o.ConsoleTimeout, o.RunOptions)
 	if out != nil {
 		out.Timeline = createTimeline(start, created, inst, out)
 	}
@@ -204,16 +209,17 @@ func checkCreate(o *CreateOptions, env Env) (state.Cluster, provision.Spec, erro
 	if found && rec.EC2 == nil {
 		return rec, spec, provision.Inputf("the name %q is already used for host %s (set up with provision --host); pick another name", o.Name, rec.Nodes[0].Host)
 	}
+	if len(o.Request.AllowCIDRs) == 0 && rec.EC2 != nil && len(rec.EC2.AllowCIDRs) > 0 {
+		o.Request.AllowCIDRs = rec.EC2.AllowCIDRs
+		env.UI.Printf("keeping the addresses allowed in for %s: %s (kafkaup allow %s changes them)", o.Name, strings.Join(o.Request.AllowCIDRs, ", "), o.Name)
+	}
 	if spec, err = o.Overrides.Apply(rec, 0, "placeholder.invalid"); err != nil {
 		return rec, spec, err
 	}
 	if err := checkLocalTarball(&spec); err != nil {
 		return rec, spec, err
 	}
-	if spec.Metrics.Enabled {
-		// The metrics endpoint is reachable from the allowed CIDRs only, like 9092.
-		o.Request.Ports = []int32{cloud.SSHPort, cloud.KafkaPort, int32(spec.Metrics.Port)}
-	}
+	o.Request.Ports = ingressPorts(spec)
 	if err := checkTopics(o.Topics); err != nil {
 		return rec, spec, err
 	}
@@ -221,7 +227,10 @@ func checkCreate(o *CreateOptions, env Env) (state.Cluster, provision.Spec, erro
 		return rec, spec, err
 	}
 	o.Request.Name = o.Name
-	if o.Request.SSHPublicKey, o.Identity, err = sshKey(o.SSHKey, o.Identity); err != nil {
+	if o.Request.SSHPublicKey, o.Identity, err = sshKey(env.UI, o.SSHKey, o.Identity); err != nil {
+		return rec, spec, err
+	}
+	if err := checkLoginKey(o.Request.SSHPublicKey, o.Identity); err != nil {
 		return rec, spec, err
 	}
 	if err := CheckOpenToWorld(env.UI, o.Name, o.Request.AllowCIDRs, spec.Security.Mode, o.OpenToWorld); err != nil {
@@ -291,14 +300,22 @@ func CheckOpenToWorld(ui interface{ Printf(string, ...any) }, name string, cidrs
 
 // provisionInstance points node i at its instance's public address and
 // provisions it: SSH is waited for (refused and publickey failures are
-// normal while it boots), and the host key is taken from the console
-// output when it is there, else trusted on first use and pinned.
-func provisionInstance(ctx context.Context, env Env, cl Cloud, rec *state.Cluster, i int, inst *cloud.Broker, spec provision.Spec, keepAdvertised bool, o RunOptions) (*Outcome, error) {
+// normal while it boots), and the host key is checked against the keys the
+// instance printed on its console (instanceHostKeys), else trusted on
+// first use and pinned.
+func provisionInstance(ctx context.Context, env Env, cl Cloud, rec *state.Cluster, i int, inst *cloud.Broker, spec provision.Spec, keepAdvertised bool, consoleWait time.Duration, o RunOptions) (*Outcome, error) {
 	if inst.PublicIP == "" {
 		return nil, fmt.Errorf("instance %s has no public IP: its subnet does not assign one. Use --elastic-ip, or a public subnet (--subnet)", inst.InstanceID)
 	}
 	n := rec.Node(i)
+	console := timed{Start: time.Now()}
+	keys, err := instanceHostKeys(ctx, env, cl, *n, inst, consoleWait)
+	if err != nil {
+		return nil, err
+	}
+	console.End, console.Detail = time.Now(), fmt.Sprintf("%d keys", len(keys))
 	n.Host, n.InstanceID = inst.PublicIP, inst.InstanceID
+	n.SetHostKeys(keys)
 	if inst.EIPOwned {
 		n.EIPAllocationID = inst.EIPAllocationID
 	}
@@ -309,16 +326,6 @@ func provisionInstance(ctx context.Context, env Env, cl Cloud, rec *state.Cluste
 		}
 	}
 	state.Remember(rec, i, spec)
-	console := timed{Start: time.Now()}
-	keys, err := cl.ConsoleHostKeys(ctx, inst.InstanceID)
-	console.End, console.Detail = time.Now(), fmt.Sprintf("%d keys", len(keys))
-	if err != nil {
-		env.UI.Printf("could not read the console output for host keys (%v); trusting the key on first use", err)
-	}
-	if len(keys) > 0 {
-		env.UI.Printf("host keys read from the instance's console output: %d", len(keys))
-	}
-	o.Dial.ExpectedHostKeys = keys
 	out, err := provisionNode(ctx, env, rec, i, spec, o)
 	if out != nil {
 		out.console = console
@@ -330,6 +337,50 @@ func provisionInstance(ctx context.Context, env Env, cl Cloud, rec *state.Cluste
 type timed struct {
 	Start, End time.Time
 	Detail     string
+}
+
+// instanceHostKeys are the SSH host keys of node n's instance: the recorded
+// ones while it is the same instance, else those the instance prints on
+// its console at first boot, waited for up to wait (0: one read) when the
+// instance is new to the record (one already provisioned without them is
+// read once). None (the console has not shown them in time, or could not
+// be read) means the key is trusted on first use, which is said.
+func instanceHostKeys(ctx context.Context, env Env, cl Cloud, n state.Node, inst *cloud.Broker, wait time.Duration) ([]ssh.PublicKey, error) {
+	if n.InstanceID == inst.InstanceID {
+		if len(n.HostKeys) > 0 {
+			return n.PublicHostKeys()
+		}
+		wait = 0
+	}
+	if wait > 0 {
+		env.UI.Printf("reading the SSH host keys of %s from its console output (at most %s)", inst.InstanceID, wait)
+	}
+	start := time.Now()
+	next := 30 * time.Second
+	keys, err := cl.WaitConsoleHostKeys(ctx, inst.InstanceID, cloud.ConsoleWait{Timeout: wait, Waiting: func(waited time.Duration) {
+		if waited >= next {
+			env.UI.Printf("still waiting for %s to print its SSH host keys on the console: %s of at most %s", inst.InstanceID, waited.Round(time.Second), wait)
+			next += 30 * time.Second
+		}
+	}})
+	took := time.Since(start).Round(100 * time.Millisecond)
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		env.UI.Printf("could not read the console output of %s for its SSH host keys (%v); trusting the host key on first use", inst.InstanceID, err)
+	case len(keys) == 0 && wait == 0:
+		env.UI.Printf("the console output of %s shows no SSH host keys; checking the host key against kafkaup's known_hosts (trusting it on first use if it has none)", inst.InstanceID)
+	case len(keys) == 0:
+		env.UI.Printf("the console output of %s shows no SSH host keys after %s; trusting the host key on first use", inst.InstanceID, took)
+	default:
+		fps := make([]string, len(keys))
+		for j, k := range keys {
+			fps[j] = k.Type() + " " + ssh.FingerprintSHA256(k)
+		}
+		env.UI.Printf("SSH host keys of %s read from its console output in %s: %s", inst.InstanceID, took, strings.Join(fps, ", "))
+	}
+	return keys, nil
 }
 
 // storeGeneratedKey keeps a private key kafkaup made (0600) and records it.
@@ -344,16 +395,25 @@ func storeGeneratedKey(env Env, rec *state.Cluster, pem []byte) error {
 }
 
 // sshKey reads the public key to import (or finds a default one) and works
-// out the private key to log in with.
-func sshKey(pubPath, identity string) ([]byte, string, error) {
+// out the private key to log in with. EC2 imports only RSA and ED25519
+// keys: default keys of other types are skipped (said on ui), and an
+// explicit one is refused.
+func sshKey(ui interface{ Printf(string, ...any) }, pubPath, identity string) ([]byte, string, error) {
 	if pubPath == "" {
 		home, _ := os.UserHomeDir()
 		for _, n := range remote.DefaultIdentityFiles {
 			cand := filepath.Join(home, ".ssh", n+".pub")
-			if _, err := os.Stat(cand); err == nil {
-				pubPath = cand
-				break
+			data, err := os.ReadFile(cand)
+			if err != nil {
+				continue
 			}
+			k, _, _, _, err := ssh.ParseAuthorizedKey(data)
+			if err != nil || !ec2Importable(k) {
+				ui.Printf("not importing %s into EC2: %s", cand, unusableKey(k, err))
+				continue
+			}
+			pubPath = cand
+			break
 		}
 		if pubPath == "" {
 			return nil, identity, nil // kafkaup makes a key
@@ -363,8 +423,12 @@ func sshKey(pubPath, identity string) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", provision.Inputf("--ssh-key: %v", err)
 	}
-	if _, _, _, _, err := ssh.ParseAuthorizedKey(pub); err != nil {
+	k, _, _, _, err := ssh.ParseAuthorizedKey(pub)
+	if err != nil {
 		return nil, "", provision.Inputf("--ssh-key %s is not an OpenSSH public key (%v); pass the .pub file", pubPath, err)
+	}
+	if !ec2Importable(k) {
+		return nil, "", provision.Inputf("--ssh-key %s: %s. Pass an ed25519 or RSA public key (ssh-keygen -t ed25519 makes one), or leave --ssh-key out and kafkaup makes a key for this broker", pubPath, unusableKey(k, nil))
 	}
 	if identity == "" {
 		if priv := strings.TrimSuffix(pubPath, ".pub"); priv != pubPath {
@@ -374,6 +438,56 @@ func sshKey(pubPath, identity string) ([]byte, string, error) {
 		}
 	}
 	return pub, identity, nil
+}
+
+// ec2Importable tells the key types EC2's ImportKeyPair takes.
+func ec2Importable(k ssh.PublicKey) bool {
+	return k.Type() == ssh.KeyAlgoRSA || k.Type() == ssh.KeyAlgoED25519
+}
+
+func unusableKey(k ssh.PublicKey, parseErr error) string {
+	if parseErr != nil {
+		return fmt.Sprintf("not an OpenSSH public key (%v)", parseErr)
+	}
+	return fmt.Sprintf("its type is %s, and EC2 imports only RSA and ED25519 key pairs", k.Type())
+}
+
+// checkLoginKey makes sure, before anything is made in AWS, that kafkaup
+// can log in with the key pair it will import: the private key (identity,
+// else ssh-agent and the default keys) loads, without a passphrase or
+// through ssh-agent, and is pub's private half. pub nil: kafkaup makes
+// the key, nothing to check.
+func checkLoginKey(pub []byte, identity string) error {
+	if pub == nil {
+		return nil
+	}
+	want, _, _, _, err := ssh.ParseAuthorizedKey(pub)
+	if err != nil {
+		return provision.Inputf("--ssh-key: %v", err)
+	}
+	signers, err := remote.Signers(identity)
+	if err != nil {
+		return provision.Inputf("%v. Nothing was created in AWS", err)
+	}
+	for _, s := range signers {
+		if string(s.PublicKey().Marshal()) == string(want.Marshal()) {
+			return nil
+		}
+	}
+	if identity != "" {
+		return provision.Inputf("%s is not the private key of the public key to import (%s): pass the matching pair (--ssh-key KEY.pub --identity KEY). Nothing was created in AWS", identity, ssh.FingerprintSHA256(want))
+	}
+	return provision.Inputf("kafkaup could not find the private key of --ssh-key (%s) in ssh-agent or ~/.ssh: pass it with --identity, or load it with ssh-add. Nothing was created in AWS", ssh.FingerprintSHA256(want))
+}
+
+// ingressPorts are the TCP ports the cluster's security group opens to the
+// allowed CIDRs: SSH, Kafka and, with --metrics, the metrics endpoint.
+func ingressPorts(spec provision.Spec) []int32 {
+	ports := []int32{cloud.SSHPort, cloud.KafkaPort}
+	if spec.Metrics.Enabled {
+		ports = append(ports, int32(spec.Metrics.Port))
+	}
+	return ports
 }
 
 func checkTopics(topics []string) error {

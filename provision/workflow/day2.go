@@ -8,6 +8,7 @@ import (
 
 	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/provision/remote"
 	"github.com/kafkaup/kafkaup/provision/secrets"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
@@ -60,9 +61,22 @@ func Open(env Env, name string, nodeID int) (*Broker, error) {
 	return b, nil
 }
 
-// Dial connects to the broker's host.
+// Dial connects to the broker's host, checking its recorded host keys.
 func (b *Broker) Dial(ctx context.Context, env Env, o DialOptions) (Host, error) {
-	return env.Dial.Dial(ctx, b.Target(), o)
+	return dialNode(ctx, env, b.Record, b.Index, o)
+}
+
+// PinHostKeys writes the node's recorded host keys (read from its
+// instance's console) into kafkaup's known_hosts under its address, in
+// place of older pins, for tools that read that file (OpenSSH for kafkaup
+// ssh). A node with no recorded keys keeps its pins as they are.
+func (b *Broker) PinHostKeys(stateDir string) error {
+	n := b.Node()
+	keys, err := n.PublicHostKeys()
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	return remote.PinKeys(state.KnownHostsFile(stateDir), sshAddr(n), keys)
 }
 
 // Kafka connects a Kafka client to the cluster with its security settings.
@@ -72,7 +86,8 @@ func (b *Broker) Kafka(ctx context.Context) (*kafkaclient.Client, error) {
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return kafkaclient.DialWith(dialCtx, b.Bootstrap(), b.Auth())
+	cl, err := kafkaclient.DialWith(dialCtx, b.Bootstrap(), b.Auth())
+	return cl, reachAdvice(b.Record, err)
 }
 
 // Status is the report of `kafkaup status`.

@@ -3,9 +3,12 @@ package workflow
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/cloud"
+	"github.com/kafkaup/kafkaup/provision/remote"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
 
@@ -35,7 +38,7 @@ func Start(ctx context.Context, env Env, o StartOptions) (*Outcome, error) {
 		return nil, err
 	}
 	o.Dial.RetryAuth = true
-	return provisionInstance(ctx, env, cl, &rec, 0, inst, spec, false, o.RunOptions)
+	return provisionInstance(ctx, env, cl, &rec, 0, inst, spec, false, 0, o.RunOptions)
 }
 
 // StopOptions is `kafkaup stop NAME`.
@@ -112,7 +115,7 @@ func Destroy(ctx context.Context, env Env, o DestroyOptions) (*DestroyOutcome, e
 	if res.Empty() {
 		out.NothingLeft = true
 		if !o.DryRun {
-			return out, env.Store.Delete(o.Name)
+			return out, forgetLocally(env, rec, res)
 		}
 		return out, nil
 	}
@@ -132,7 +135,7 @@ func Destroy(ctx context.Context, env Env, o DestroyOptions) (*DestroyOutcome, e
 	if _, err := cl.Destroy(ctx, o.Name, false); err != nil {
 		return out, err
 	}
-	if err := env.Store.Delete(o.Name); err != nil {
+	if err := forgetLocally(env, rec, res); err != nil {
 		return out, err
 	}
 	out.Deleted, out.Took = true, time.Since(start)
@@ -149,5 +152,26 @@ func Forget(env Env, name string) error {
 	if rec.EC2 != nil {
 		return provision.Inputf("%s is an EC2 broker: kafkaup destroy %s deletes it and its record", name, name)
 	}
-	return env.Store.Delete(name)
+	return forgetLocally(env, rec, nil)
+}
+
+// forgetLocally drops what this machine keeps about a cluster: the host
+// keys pinned for its nodes' addresses (and for the public IPs of the
+// instances and Elastic IPs found in AWS, res), then its record, secrets
+// and generated key. An address EC2 gives to a later instance then meets
+// no stale pin.
+func forgetLocally(env Env, rec state.Cluster, res *cloud.Resources) error {
+	var addrs []string
+	for _, n := range rec.Nodes {
+		if n.Host != "" {
+			addrs = append(addrs, sshAddr(n))
+		}
+	}
+	for _, ip := range res.PublicIPs() {
+		addrs = append(addrs, net.JoinHostPort(ip, "22"))
+	}
+	if err := remote.RemovePins(state.KnownHostsFile(env.StateDir), addrs...); err != nil {
+		return err
+	}
+	return env.Store.Delete(rec.Name)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
 	"github.com/kafkaup/kafkaup/provision/secrets"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
@@ -28,6 +29,14 @@ type Outcome struct {
 	Timeline *provision.Timeline
 
 	connect, console timed // the SSH connection and the console read
+
+	// Nodes is every node's run, in node order, for a cluster of several
+	// nodes (Spec and Result are then node 1's).
+	Nodes []NodeOutcome
+	// Verified is the cluster's check from this machine (several nodes).
+	Verified *kafkaclient.Verification
+	// Bootstrap is the cluster's bootstrap servers list.
+	Bootstrap string
 }
 
 // RunOptions are the choices every provisioning run shares.
@@ -39,15 +48,43 @@ type RunOptions struct {
 
 // ProvisionOptions is `kafkaup provision --host`.
 type ProvisionOptions struct {
-	Name      string // default: derived from the host
-	Target    Target
+	Name   string // default: derived from the (first) host
+	Target Target
+	// Nodes, when it has more than one entry, are the hosts of a cluster in
+	// node order (node ids 1..N), and Target is not used.
+	Nodes     []NodeTarget
 	Overrides state.Overrides
 	RunOptions
 }
 
-// Provision sets up a broker on an existing host. Unset settings take
-// their defaults (reprovision is the command that keeps the recorded ones).
+// NodeTarget is one host of a cluster.
+type NodeTarget struct {
+	Target
+	// InternalHost is the address the other nodes reach this one at, when
+	// it is not the SSH address (a private address). Empty: the recorded
+	// one, else the SSH address.
+	InternalHost string
+	// AdvertisedHost is what clients are told; empty: the SSH address.
+	AdvertisedHost string
+}
+
+// Provision sets up a broker on an existing host, or a cluster on several
+// (see ProvisionCluster). Unset settings take their defaults (reprovision
+// is the command that keeps the recorded ones).
 func Provision(ctx context.Context, env Env, o ProvisionOptions) (*Outcome, error) {
+	switch {
+	case len(o.Nodes) > 1:
+		return provisionCluster(ctx, env, o)
+	case len(o.Nodes) == 1:
+		n := o.Nodes[0]
+		if n.InternalHost != "" {
+			return nil, provision.Inputf("--internal-host is for a cluster of several hosts: a single broker keeps its controller on loopback")
+		}
+		if n.AdvertisedHost != "" {
+			o.Overrides.AdvertisedHost = &n.AdvertisedHost
+		}
+		o.Target = n.Target
+	}
 	name := o.Name
 	if name == "" {
 		name = state.NameForHost(o.Target.Host)
@@ -136,7 +173,7 @@ func Reprovision(ctx context.Context, env Env, o ReprovisionOptions) (*Outcome, 
 		return nil, fmt.Errorf("the instance of %s is %s: run kafkaup start %s", rec.Name, inst.State, rec.Name)
 	}
 	o.Dial.RetryAuth = true
-	return provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, o.RunOptions)
+	return provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, 0, o.RunOptions)
 }
 
 // provisionNode connects to node i, runs the engine there and keeps the
@@ -144,7 +181,7 @@ func Reprovision(ctx context.Context, env Env, o ReprovisionOptions) (*Outcome, 
 // fails midway is resumed by name, and again with what the run learned.
 func provisionNode(ctx context.Context, env Env, rec *state.Cluster, i int, spec provision.Spec, o RunOptions) (*Outcome, error) {
 	connect := timed{Start: time.Now()}
-	host, err := env.Dial.Dial(ctx, target(*rec, i), o.Dial)
+	host, err := dialNode(ctx, env, *rec, i, o.Dial)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +216,7 @@ func provisionNode(ctx context.Context, env Env, rec *state.Cluster, i int, spec
 		}
 	}
 	if err != nil {
-		return out, interrupted(ctx, nodeHost, res, err)
+		return out, reachAdvice(*rec, interrupted(ctx, nodeHost, res, err))
 	}
 	if !o.DryRun {
 		if out.Client, err = sec.WriteClientFiles(rec.Bootstrap()); err != nil {

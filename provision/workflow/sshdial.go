@@ -40,7 +40,7 @@ func (d SSHDialer) Dial(ctx context.Context, t Target, o DialOptions) (Host, err
 	}
 	pins := state.KnownHostsFile(d.StateDir)
 	hk := &remote.HostKeys{
-		KnownHosts: known, PinFile: pins, Strict: d.Strict, Expected: o.ExpectedHostKeys,
+		KnownHosts: known, PinFile: pins, Strict: d.Strict, Expected: o.ExpectedHostKeys, ExpectedFrom: o.ExpectedFrom,
 		OnPin: func(host, fp string) {
 			d.UI.Printf("trusting %s on first use: host key %s (pinned in %s)", host, fp, pins)
 		},

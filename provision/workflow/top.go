@@ -75,7 +75,7 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 	hosts := make([]Host, len(b.Record.Nodes))
 	dialErrs := make([]error, len(hosts))
 	for i := range b.Record.Nodes {
-		if hosts[i], dialErrs[i] = env.Dial.Dial(ctx, target(b.Record, i), o.Dial); dialErrs[i] == nil {
+		if hosts[i], dialErrs[i] = dialNode(ctx, env, b.Record, i, o.Dial); dialErrs[i] == nil {
 			defer hosts[i].Close()
 		}
 	}

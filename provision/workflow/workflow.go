@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 
 	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/cloud"
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
 
@@ -53,8 +56,10 @@ type DialOptions struct {
 	// new instance's cloud-init installs the key.
 	RetryAuth bool
 	// ExpectedHostKeys, when set, are the only host keys accepted (read from
-	// an EC2 instance's console output).
+	// an EC2 instance's console output); they replace the address's older
+	// pins. ExpectedFrom says where they came from, for a mismatch.
 	ExpectedHostKeys []ssh.PublicKey
+	ExpectedFrom     string
 }
 
 // Dialer opens connections to hosts.
@@ -80,7 +85,8 @@ type Cloud interface {
 	Stop(ctx context.Context, name string) (*cloud.Broker, error)
 	Find(ctx context.Context, name string) (*cloud.Resources, error)
 	Destroy(ctx context.Context, name string, dryRun bool) (*cloud.Resources, error)
-	ConsoleHostKeys(ctx context.Context, instanceID string) ([]ssh.PublicKey, error)
+	WaitConsoleHostKeys(ctx context.Context, instanceID string, w cloud.ConsoleWait) ([]ssh.PublicKey, error)
+	Allow(ctx context.Context, name string, ports []int32, add, revoke []string) ([]string, error)
 }
 
 // UI shows progress (on stderr) and asks questions.
@@ -106,6 +112,9 @@ type Env struct {
 	CallerIP func(ctx context.Context) (string, error)
 	Engine   Engine
 	UI       UI
+	// VerifyCluster checks a cluster of several nodes from this machine
+	// once every node is up (provision.VerifyCluster when nil).
+	VerifyCluster func(ctx context.Context, specs []provision.Spec, opt provision.Options) (*kafkaclient.Verification, error)
 }
 
 func (e Env) engine() Engine {
@@ -113,6 +122,13 @@ func (e Env) engine() Engine {
 		return provision.Provision
 	}
 	return e.Engine
+}
+
+func (e Env) verifyCluster() func(context.Context, []provision.Spec, provision.Options) (*kafkaclient.Verification, error) {
+	if e.VerifyCluster == nil {
+		return provision.VerifyCluster
+	}
+	return e.VerifyCluster
 }
 
 // InterruptedError is a run stopped by the user (Ctrl-C) or a deadline:
@@ -196,4 +212,31 @@ func loadOrNew(env Env, name string) (state.Cluster, bool, error) {
 func target(c state.Cluster, i int) Target {
 	n := c.Nodes[i]
 	return Target{Host: n.Host, Port: n.Port, User: n.User, Identity: n.Identity}
+}
+
+// sshAddr is node n's SSH address, host:port, as host keys are pinned
+// under it.
+func sshAddr(n state.Node) string {
+	port := n.Port
+	if port == 0 {
+		port = 22
+	}
+	return net.JoinHostPort(n.Host, strconv.Itoa(port))
+}
+
+// dialNode connects to node i of c. The node's recorded host keys (read
+// from its instance's console) are the only ones accepted unless o names
+// others; a host that does not answer on an EC2 cluster is an
+// *UnreachableError saying how to let this machine in again.
+func dialNode(ctx context.Context, env Env, c state.Cluster, i int, o DialOptions) (Host, error) {
+	if len(o.ExpectedHostKeys) == 0 {
+		keys, err := c.Nodes[i].PublicHostKeys()
+		if err != nil {
+			return nil, err
+		}
+		o.ExpectedHostKeys = keys
+		o.ExpectedFrom = fmt.Sprintf("kafkaup's record of %s, read from the instance's console output", c.Name)
+	}
+	h, err := env.Dial.Dial(ctx, target(c, i), o)
+	return h, reachAdvice(c, err)
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/kafkaup/kafkaup/provision"
 	"github.com/kafkaup/kafkaup/provision/cloud"
+	"github.com/kafkaup/kafkaup/provision/remote"
 	"github.com/kafkaup/kafkaup/provision/state"
 )
 
@@ -39,10 +42,29 @@ type dialed struct {
 	DialOptions
 }
 
-type fakeDialer struct{ dials []dialed }
+// fakeDialer connects to fake hosts. A host with a key in hostKeys has it
+// checked the way SSHDialer does (remote.HostKeys, against the pin file
+// pins, trusting on first use); err, when set, is every dial's answer.
+type fakeDialer struct {
+	dials    []dialed
+	pins     string
+	hostKeys map[string]ssh.PublicKey
+	trusted  []string // hosts trusted on first use
+	err      error
+}
 
 func (d *fakeDialer) Dial(_ context.Context, t Target, o DialOptions) (Host, error) {
 	d.dials = append(d.dials, dialed{t, o})
+	if d.err != nil {
+		return nil, d.err
+	}
+	if k := d.hostKeys[t.Host]; k != nil {
+		hk := &remote.HostKeys{PinFile: d.pins, Expected: o.ExpectedHostKeys, ExpectedFrom: o.ExpectedFrom,
+			OnPin: func(host, _ string) { d.trusted = append(d.trusted, host) }}
+		if err := hk.Callback()(net.JoinHostPort(t.Host, strconv.Itoa(t.Port)), &net.TCPAddr{}, k); err != nil {
+			return nil, err
+		}
+	}
 	return &fakeHost{}, nil
 }
 
@@ -70,12 +92,26 @@ type fakeCloud struct {
 	created   int
 	destroyed []string
 	nextIP    int
-	keys      []ssh.PublicKey
+	fixedIP   string // every instance gets this address (an Elastic IP)
+	// keys are what the console shows; consoleWaits the bound of each read.
+	keys         []ssh.PublicKey
+	consoleWaits []time.Duration
+	// allowed are the CIDRs of each security group, allowPorts its ports.
+	allowed    map[string][]string
+	allowPorts []int32
 }
 
-func newFakeCloud() *fakeCloud { return &fakeCloud{instances: map[string]*cloud.Broker{}, nextIP: 10} }
+func newFakeCloud() *fakeCloud {
+	return &fakeCloud{instances: map[string]*cloud.Broker{}, nextIP: 10, allowed: map[string][]string{}}
+}
 
-func (c *fakeCloud) ip() string { c.nextIP++; return fmt.Sprintf("203.0.113.%d", c.nextIP) }
+func (c *fakeCloud) ip() string {
+	if c.fixedIP != "" {
+		return c.fixedIP
+	}
+	c.nextIP++
+	return fmt.Sprintf("203.0.113.%d", c.nextIP)
+}
 
 func (c *fakeCloud) RegionName() string                                  { return "us-east-1" }
 func (c *fakeCloud) Validate(context.Context, cloud.CreateRequest) error { return nil }
@@ -85,6 +121,7 @@ func (c *fakeCloud) Create(_ context.Context, req cloud.CreateRequest) (*cloud.B
 		return b, nil // found by tag: resumed
 	}
 	c.created++
+	c.allowed[req.Name] = append([]string{}, req.AllowCIDRs...)
 	b := &cloud.Broker{Name: req.Name, InstanceID: fmt.Sprintf("i-%d", c.created), State: "running", PublicIP: c.ip()}
 	b.PublicDNS = "ec2-" + strings.ReplaceAll(b.PublicIP, ".", "-") + ".compute-1.amazonaws.com"
 	c.instances[req.Name] = b
@@ -123,8 +160,29 @@ func (c *fakeCloud) Destroy(_ context.Context, name string, _ bool) (*cloud.Reso
 	c.destroyed = append(c.destroyed, name)
 	return &cloud.Resources{}, nil
 }
-func (c *fakeCloud) ConsoleHostKeys(context.Context, string) ([]ssh.PublicKey, error) {
+func (c *fakeCloud) WaitConsoleHostKeys(_ context.Context, _ string, w cloud.ConsoleWait) ([]ssh.PublicKey, error) {
+	c.consoleWaits = append(c.consoleWaits, w.Timeout)
 	return c.keys, nil
+}
+func (c *fakeCloud) Allow(_ context.Context, name string, ports []int32, add, revoke []string) ([]string, error) {
+	if _, ok := c.instances[name]; !ok {
+		return nil, fmt.Errorf("broker %s has no security group", name)
+	}
+	c.allowPorts = ports
+	var out []string
+	for _, a := range c.allowed[name] {
+		if !slices.Contains(revoke, a) {
+			out = append(out, a)
+		}
+	}
+	for _, a := range add {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	c.allowed[name] = out
+	return out, nil
 }
 
 type fakeUI struct{ lines []string }
@@ -147,7 +205,7 @@ type fakes struct {
 
 func newFakes(t *testing.T) *fakes {
 	dir := t.TempDir()
-	f := &fakes{dial: &fakeDialer{}, engine: &fakeEngine{}, cloud: newFakeCloud(), ui: &fakeUI{}, store: state.Store{Dir: dir}}
+	f := &fakes{dial: &fakeDialer{pins: state.KnownHostsFile(dir)}, engine: &fakeEngine{}, cloud: newFakeCloud(), ui: &fakeUI{}, store: state.Store{Dir: dir}}
 	f.env = Env{StateDir: dir, Store: f.store, Dial: f.dial, Engine: f.engine.run, UI: f.ui,
 		NewCloud: func(context.Context, string) (Cloud, error) { return f.cloud, nil },
 		CallerIP: func(context.Context) (string, error) { return "198.51.100.7", nil }}

@@ -1,9 +1,11 @@
 // Command demo runs kafkaup's main job end to end on a local cloud, with no
-// AWS account: moto's EC2 API on loopback and a Debian VM under qemu that
-// plays the instance (an Elastic IP allocated in moto at the VM's loopback
-// address makes the "public address" reach it). It runs the real kafkaup
-// binary and prints each command as you would type it on AWS. Run it with
-// `make demo`.
+// AWS account (internal/testenv/localcloud): moto's EC2 API behind a proxy
+// that boots a Debian VM under qemu when kafkaup's RunInstances asks for
+// one. The VM is a cloud image: cloud-init makes the user "ubuntu" with the
+// key kafkaup imported, the instance gets its public address at launch and
+// posts its console output a minute after boot. It runs the real kafkaup
+// binary, as a user without SSH keys would (kafkaup makes one), and prints
+// each command as you would type it on AWS. Run it with `make demo`.
 package main
 
 import (
@@ -12,11 +14,12 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/kafkaup/kafkaup/internal/testenv/kafkadist"
-	"github.com/kafkaup/kafkaup/internal/testenv/moto"
+	"github.com/kafkaup/kafkaup/internal/testenv/localcloud"
 	"github.com/kafkaup/kafkaup/internal/testenv/vm"
 	"github.com/kafkaup/kafkaup/provision/cloud"
 	"github.com/kafkaup/kafkaup/test/e2e/harness"
@@ -37,31 +40,22 @@ func run() error {
 	defer cancel()
 	start := time.Now()
 
-	step("setting up the local cloud (Kafka tarball mirror, moto's EC2 API, a Debian VM under qemu)")
+	step("setting up the local cloud (Kafka tarball mirror; moto's EC2 API behind a proxy that boots a Debian VM under qemu when an instance is launched)")
 	mirror, err := kafkadist.Serve(ctx, "127.0.0.1:0", "4.0.0")
 	if err != nil {
 		return err
 	}
 	defer mirror.Close()
-	m, err := moto.Start(ctx)
+	img, err := vm.BuildCloudImage(ctx)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	amiParam, _, err := m.PutAMIParameters(ctx)
+	lc, err := localcloud.Start(ctx, localcloud.Options{Backend: localcloud.VMs{Image: img}, ConsoleDelay: time.Minute, Logf: log.Printf})
 	if err != nil {
 		return err
 	}
-	img, err := vm.BuildImage(ctx)
-	if err != nil {
-		return err
-	}
-	v, err := vm.Boot(ctx, img, vm.Options{Name: "demo", Logf: log.Printf})
-	if err != nil {
-		return err
-	}
-	defer v.Close()
-	eip, err := m.AllocateAddress(ctx, v.Addr)
+	defer lc.Close()
+	amiParam, _, err := lc.Moto.PutAMIParameters(ctx)
 	if err != nil {
 		return err
 	}
@@ -74,12 +68,19 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	env := append(os.Environ(), "KAFKAUP_HOME="+dir+"/home", "SSH_AUTH_SOCK=")
-	env = append(env, m.Env()...)
-	url := mirror.URLVia(0, v.HostGateway, "4.0.0")
-	local := []string{"--eip-allocation", eip, "--allow-cidr", "127.0.0.1/32", "--ssh-key", v.KeyPath + ".pub", "--identity", v.KeyPath,
-		"--user", v.User, "--address", "ip", "--ami-parameter", amiParam, "--kafka-url", url}
-	fmt.Printf("ready in %s: moto at %s, VM at %s (its Elastic IP in moto)\n", time.Since(start).Round(time.Second), m.Endpoint(), v.Addr)
+	// A HOME without ~/.ssh: kafkaup makes the instance's key itself.
+	home := filepath.Join(dir, "user")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+	env := append(os.Environ(), "HOME="+home, "KAFKAUP_HOME="+filepath.Join(dir, "kafkaup-home"), "SSH_AUTH_SOCK=")
+	env = append(env, lc.Env()...)
+	// What AWS has and the local cloud has not: the caller-IP lookup on the
+	// internet (tests dial only loopback), DNS for the public names,
+	// Canonical's AMI parameter, Apache's download site.
+	local := []string{"--allow-cidr", "127.0.0.1/32", "--address", "ip", "--ami-parameter", amiParam,
+		"--kafka-url", mirror.URLVia(0, "10.0.2.2", "4.0.0")}
+	fmt.Printf("ready in %s: EC2 at %s (moto behind the local cloud's proxy); instances boot when launched\n", time.Since(start).Round(time.Second), lc.Endpoint)
 
 	kafkaup := func(onAWS string, args []string, stdin string) error {
 		fmt.Printf("\n$ %s\n", onAWS)
@@ -114,7 +115,7 @@ func run() error {
 		}
 	}
 
-	cfg, err := m.Config(ctx)
+	cfg, err := lc.Config(ctx)
 	if err != nil {
 		return err
 	}
@@ -128,6 +129,14 @@ func run() error {
 	}
 	if !left.Empty() {
 		return fmt.Errorf("destroy left %v", left.Lines())
+	}
+	for _, i := range lc.Instances() {
+		if err := i.WaitIdle(ctx); err != nil {
+			return err
+		}
+		if i.Running() {
+			return fmt.Errorf("instance %s still runs after destroy", i.ID)
+		}
 	}
 	step("done in %s: created, used and destroyed; nothing tagged as kafkaup's is left in the (local) cloud", time.Since(start).Round(time.Second))
 	fmt.Println("On AWS, with your credentials configured (aws configure, AWS_PROFILE or SSO), the same commands work without the \"here with\" flags.")

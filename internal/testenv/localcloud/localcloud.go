@@ -30,6 +30,20 @@
 // proxy: PublicIpAddress is the 127.0.0.N, PublicDnsName
 // ec2-127-0-0-N.compute-1.amazonaws.com (which does not resolve: give
 // clients the IP).
+//
+// Use:
+//
+//	img, err := vm.BuildCloudImage(ctx) // or Backend: localcloud.NamespaceHosts{}
+//	lc, err := localcloud.Start(ctx, localcloud.Options{
+//		Backend: localcloud.VMs{Image: img}, ConsoleDelay: time.Minute, Logf: t.Logf})
+//	defer lc.Close()
+//	amiParam, _, err := lc.Moto.PutAMIParameters(ctx) // --ami-parameter
+//	cli.Env = lc.Env()                                 // the kafkaup binary
+//	cfg, err := lc.Config(ctx)                         // the SDK in the test
+//	inst := lc.Instance(id) // PublicAddr, Console, WaitIdle, VM, NamespaceHost
+//
+// The VMs reach this machine's loopback at 10.0.2.2 (a Kafka mirror
+// there); namespace hosts at their Host.HostSideAddr.
 package localcloud
 
 import (

@@ -288,6 +288,12 @@ func TestNamespaceHostLifecycle(t *testing.T) {
 	if got := f.console(ctx, t, id); got != "" {
 		t.Errorf("console output right after launch: %q, want none yet", got)
 	}
+	for name, value := range map[string]string{"ip-address": pub, "dns-name": aws.ToString(in.PublicDnsName)} {
+		out, err := f.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: aws.String(name), Values: []string{value}}}})
+		if err != nil || len(out.Reservations) != 1 {
+			t.Errorf("filter %s=%s: %d reservations, %v", name, value, len(out.Reservations), err)
+		}
+	}
 	f.waitState(ctx, t, id, ec2types.InstanceStateNameRunning)
 
 	// The key pair's key logs in as ubuntu at the public address, with

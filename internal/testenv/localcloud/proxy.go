@@ -115,6 +115,9 @@ func (c *Cloud) ec2Call(ctx context.Context, cl *call) (*answer, error) {
 		c.logf("localcloud: %s refused: %s", cl.action, refusal.body)
 		return refusal, nil
 	}
+	if cl.action == "DescribeInstances" {
+		c.translateFilters(cl)
+	}
 	var release func()
 	if cl.action == "AllocateAddress" {
 		var refusal *answer
@@ -208,6 +211,44 @@ func (c *Cloud) refuse(ctx context.Context, cl *call) *answer {
 		}
 	}
 	return nil
+}
+
+// translateFilters makes DescribeInstances filters on public addresses
+// (ip-address, dns-name) match the addresses the cloud shows, which moto
+// knows by its own made-up ones.
+func (c *Cloud) translateFilters(cl *call) {
+	toMoto := map[string]string{}
+	for _, i := range c.Instances() {
+		i.mu.Lock()
+		if i.public != "" && i.motoIP != "" && i.public != i.motoIP {
+			toMoto[i.public] = i.motoIP
+			toMoto[strings.ReplaceAll(i.public, ".", "-")] = strings.ReplaceAll(i.motoIP, ".", "-")
+		}
+		i.mu.Unlock()
+	}
+	changed := false
+	for n := 1; cl.form.Get(fmt.Sprintf("Filter.%d.Name", n)) != ""; n++ {
+		name := cl.form.Get(fmt.Sprintf("Filter.%d.Name", n))
+		if name != "ip-address" && name != "dns-name" {
+			continue
+		}
+		for m := 1; ; m++ {
+			key := fmt.Sprintf("Filter.%d.Value.%d", n, m)
+			v := cl.form.Get(key)
+			if v == "" {
+				break
+			}
+			for local, moto := range toMoto {
+				if (name == "ip-address" && v == local) || (name == "dns-name" && strings.Contains(v, local) && strings.Count(local, "-") == 3) {
+					cl.form.Set(key, strings.Replace(v, local, moto, 1))
+					changed = true
+				}
+			}
+		}
+	}
+	if changed {
+		cl.body = []byte(cl.form.Encode())
+	}
 }
 
 // allocateAddress puts every Elastic IP on loopback: without Address, it

@@ -19,8 +19,9 @@ import (
 // TestVMInstance launches an instance on a VM from the Cloud image: the
 // console output is empty until the delay has passed, then holds the real
 // host key block cloud-init printed; the key pair's key logs in as ubuntu;
-// a stop and start gives a new address and keeps disk and host keys; a
-// termination removes the VM. It costs a VM boot and a reboot (several
+// the vendor-data makes apt's daily jobs run at first boot; a stop and
+// start gives a new address and keeps disk and host keys; a termination
+// removes the VM. It costs a VM boot and a reboot (several
 // minutes under TCG): `make test-harness` runs it, and test/e2e/cloud
 // covers the VM backend on every CI run.
 func TestVMInstance(t *testing.T) {
@@ -35,7 +36,7 @@ func TestVMInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	const delay = 45 * time.Second
-	f := start(t, Options{Backend: VMs{Image: img}, ConsoleDelay: delay})
+	f := start(t, Options{Backend: VMs{Image: img}, ConsoleDelay: delay, VendorData: VendorDataAPTAtFirstBoot})
 
 	id := f.run(ctx, t, "#cloud-config\nruncmd:\n  - [sh, -c, 'id -un > /var/tmp/user-data-user']\n")
 	launched := time.Now()
@@ -67,6 +68,15 @@ func TestVMInstance(t *testing.T) {
 	}
 	if got, err := testssh.Run(ctx, target, "free -m | awk '/^Mem:/ {print $2}'"); err == nil {
 		t.Logf("t3.micro guest memory: %s MiB", strings.TrimSpace(got))
+	}
+	// VendorDataAPTAtFirstBoot: apt's daily jobs were started at boot (the
+	// upgrade waits for the update: started, or still queued).
+	for _, unit := range []string{"apt-daily.service", "apt-daily-upgrade.service"} {
+		got, err := testssh.Run(ctx, target, "systemctl show -p InvocationID --value "+unit+"; systemctl list-jobs --no-legend "+unit)
+		if err != nil || strings.TrimSpace(got) == "" {
+			t.Errorf("%s neither started nor queued at first boot: %q, %v", unit, got, err)
+		}
+		t.Logf("%s: %s", unit, strings.Join(strings.Fields(got), " "))
 	}
 
 	begin := time.Now()

@@ -500,8 +500,8 @@ func allocate() (*Host, error) {
 	return nil, fmt.Errorf("nshost: all %d slots busy", maxSlots)
 }
 
-// Sweep cleans the remains of every namespace host whose test process is
-// gone (its slot lock is free). Start calls it; a TestMain may too.
+// Sweep cleans the remains of every namespace host and LAN whose test
+// process is gone (its slot lock is free). Start calls it; a TestMain may too.
 func Sweep() error {
 	locks, err := filepath.Glob(filepath.Join(BaseDir, "slot-*.lock"))
 	if err != nil {
@@ -521,6 +521,9 @@ func Sweep() error {
 			errs = append(errs, fmt.Errorf("slot %d: %w", n, err))
 		}
 		f.Close()
+	}
+	if err := sweepLANs(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("nshost: sweep stale hosts: %w", err)

@@ -367,3 +367,42 @@ func httpGetRetry(ctx context.Context, url string) (string, error) {
 		}
 	}
 }
+
+// TestLAN: hosts on a LAN reach each other at their LAN addresses, and
+// still not at each other's veth (public) addresses; closing the LAN leaves
+// no namespace behind.
+func TestLAN(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	hosts := startTwo(t, ctx)
+	lan, err := NewLAN(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lan.Close() })
+	var addrs [2]string
+	for i, h := range hosts {
+		if addrs[i], err = lan.Join(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again, _ := lan.Join(ctx, hosts[0]); again != addrs[0] {
+		t.Errorf("second join: %s, want %s", again, addrs[0])
+	}
+	// Host 1's sshd (it listens on every address) answers on the LAN.
+	out, err := hosts[0].Run(ctx, "timeout 10 bash -c 'exec 3<>/dev/tcp/"+addrs[1]+"/22; head -c 8 <&3'")
+	if err != nil || out != "SSH-2.0-" {
+		t.Errorf("host 0 -> host 1 on the LAN: %q, %v", out, err)
+	}
+	if _, err := hosts[0].Run(ctx, "timeout 3 bash -c 'exec 3<>/dev/tcp/"+hosts[1].Addr+"/22'"); err == nil {
+		t.Errorf("host 0 reaches host 1's veth address %s: the LAN test would prove nothing", hosts[1].Addr)
+	}
+	ns := lan.NetNS
+	if err := lan.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/run/netns/" + ns); err == nil {
+		t.Errorf("%s left behind", ns)
+	}
+}

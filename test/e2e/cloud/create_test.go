@@ -1,11 +1,15 @@
 // Package cloud_test proves `kafkaup create`, `stop`/`start` and `destroy`
-// end to end: the EC2 API is moto's server on loopback, and the "instance"
-// is a real Debian VM under qemu, reached through Elastic IPs that moto
-// allocates at the VM's forwarded loopback addresses.
+// end to end on the local cloud (internal/testenv/localcloud): moto's EC2
+// API behind a proxy that boots a real Debian VM under qemu when
+// RunInstances asks for one. The VM runs cloud-init from a NoCloud seed
+// (the user "ubuntu" with the imported key), posts its console output late,
+// gets a public loopback address at launch and a new one after a stop and
+// start, and is reachable only on the ports its security group opens.
 package cloud_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,7 +23,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/kafkaup/kafkaup/internal/testenv/kafkadist"
-	"github.com/kafkaup/kafkaup/internal/testenv/moto"
+	"github.com/kafkaup/kafkaup/internal/testenv/localcloud"
+	"github.com/kafkaup/kafkaup/internal/testenv/testssh"
 	"github.com/kafkaup/kafkaup/internal/testenv/vm"
 	"github.com/kafkaup/kafkaup/provision/cloud"
 	"github.com/kafkaup/kafkaup/test/e2e/harness"
@@ -27,15 +32,18 @@ import (
 
 const name = "demo"
 
+// consoleDelay is how long after each boot the local cloud keeps the
+// console output empty (EC2 posts it minutes after boot).
+const consoleDelay = 60 * time.Second
+
 type env struct {
-	moto      *moto.Server
-	cloud     *cloud.Cloud
-	ec2       *ec2.Client
-	vm        *vm.VM
-	cli       *harness.CLI
-	url       string
-	amiParam  string
-	eip, eip2 string // user-brought Elastic IPs at the VM's address and alias
+	lc       *localcloud.Cloud
+	cloud    *cloud.Cloud
+	ec2      *ec2.Client
+	cli      *harness.CLI
+	key      string // the SSH key kafkaup imports and logs in with
+	url      string
+	amiParam string
 }
 
 func setup(t *testing.T) *env {
@@ -50,14 +58,24 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mirror.Close() })
-	if e.moto, err = moto.Start(ctx); err != nil {
+	img, err := vm.BuildCloudImage(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.moto.Close() })
-	if e.amiParam, _, err = e.moto.PutAMIParameters(ctx); err != nil {
+	// One VM at a time: a second RunInstances fails with
+	// InsufficientInstanceCapacity.
+	if e.lc, err = localcloud.Start(ctx, localcloud.Options{Backend: localcloud.VMs{Image: img}, ConsoleDelay: consoleDelay, Logf: t.Logf}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := e.moto.Config(ctx)
+	t.Cleanup(func() {
+		if err := e.lc.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if e.amiParam, _, err = e.lc.Moto.PutAMIParameters(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := e.lc.Config(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,40 +83,55 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.ec2 = ec2.NewFromConfig(cfg)
-
-	img, err := vm.BuildImage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.vm, err = vm.Boot(ctx, img, vm.Options{Name: "e2e-create", Aliases: 1, Logf: t.Logf}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.vm.Close() })
-	if e.eip, err = e.moto.AllocateAddress(ctx, e.vm.Addr); err != nil {
-		t.Fatal(err)
-	}
-	if e.eip2, err = e.moto.AllocateAddress(ctx, e.vm.Aliases[0]); err != nil {
-		t.Fatal(err)
-	}
-	e.url = mirror.URLVia(0, e.vm.HostGateway, "4.0.0")
+	// The VM reaches this machine's loopback at qemu's gateway.
+	e.url = mirror.URLVia(0, "10.0.2.2", "4.0.0")
 	dir := t.TempDir()
+	if e.key, err = testssh.EnsureKey(filepath.Join(dir, "ssh")); err != nil {
+		t.Fatal(err)
+	}
 	bin, err := harness.BuildCLI(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.cli, err = harness.NewCLI(bin, dir, e.vm.KeyPath); err != nil {
+	if e.cli, err = harness.NewCLI(bin, dir, e.key); err != nil {
 		t.Fatal(err)
 	}
-	e.cli.Env = e.moto.Env()
+	e.cli.Env = e.lc.Env()
 	return e
 }
 
-// createArgs are the flags of a create that lands on the VM.
+// createArgs are the flags of a create on the local cloud: everything else
+// (the user, the address) is what it would be on AWS.
 func (e *env) createArgs(extra ...string) []string {
-	args := []string{"create", name, "--yes", "--eip-allocation", e.eip, "--allow-cidr", "127.0.0.1/32",
-		"--ssh-key", e.vm.KeyPath + ".pub", "--identity", e.vm.KeyPath, "--user", e.vm.User, "--address", "ip",
+	args := []string{"create", name, "--yes", "--allow-cidr", "127.0.0.1/32",
+		"--ssh-key", e.key + ".pub", "--identity", e.key, "--address", "ip",
 		"--ami-parameter", e.amiParam, "--kafka-url", e.url}
 	return append(args, extra...)
+}
+
+// instance is the broker's instance as EC2 describes it now.
+func (e *env) instance(ctx context.Context, t *testing.T) ec2types.Instance {
+	t.Helper()
+	found, err := e.cloud.Find(ctx, name)
+	if err != nil || len(found.Instances) != 1 {
+		t.Fatalf("instances of %s: %+v, %v", name, found, err)
+	}
+	out, err := e.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{found.Instances[0].ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Reservations[0].Instances[0]
+}
+
+// publicIP is the broker's public address, which the local cloud puts on
+// loopback.
+func (e *env) publicIP(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	ip := aws.ToString(e.instance(ctx, t).PublicIpAddress)
+	if a := net.ParseIP(ip); a == nil || !a.IsLoopback() {
+		t.Fatalf("public IP %q is not a loopback address of the local cloud", ip)
+	}
+	return ip
 }
 
 // leftovers is everything in moto still tagged as kafkaup's.
@@ -146,7 +179,7 @@ func TestCreateStopStartDestroy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	run := func(args ...string) harness.Result { return e.cli.Run(ctx, args...) }
-	bootstrap := e.vm.Addr + ":9092"
+	var bootstrap string // the broker's public address, known once create launched it
 
 	t.Run("bad input creates nothing", func(t *testing.T) {
 		cases := []struct {
@@ -168,7 +201,7 @@ func TestCreateStopStartDestroy(t *testing.T) {
 		}
 		// Missing credentials.
 		noCreds := &harness.CLI{Bin: e.cli.Bin, Home: e.cli.Home, Key: e.cli.Key, KnownHosts: e.cli.KnownHosts,
-			Env: append(append([]string{}, e.moto.Env()...), "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=")}
+			Env: append(append([]string{}, e.lc.Env()...), "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=")}
 		r := noCreds.Run(ctx, e.createArgs()...)
 		if r.ExitCode == 0 || !strings.Contains(strings.ToLower(r.Stderr), "credentials") {
 			t.Errorf("missing credentials:\n%s", r)
@@ -197,6 +230,12 @@ func TestCreateStopStartDestroy(t *testing.T) {
 		r := run(e.createArgs("--topics", "orders,events", "--tls", "--auth", "scram")...)
 		harness.MustSucceed(t, r)
 		t.Logf("create:\n%s", r.Stderr)
+		bootstrap = e.publicIP(ctx, t) + ":9092"
+		// EC2 posts the console late (here consoleDelay after boot): create
+		// waits for it and pins the host key from it, never on first use.
+		if strings.Contains(r.Stderr, "on first use") || !strings.Contains(r.Stderr, "read from its console output") {
+			t.Errorf("create did not pin the host key from the console output (posted %s after boot):\n%s", consoleDelay, r.Stderr)
+		}
 		if !strings.Contains(r.Stdout, "Bootstrap servers: "+bootstrap+" (SASL_SSL") || !strings.Contains(r.Stdout, "orders, events") ||
 			!strings.Contains(r.Stdout, "kcat -F "+clientConf) {
 			t.Errorf("create output:\n%s", r.Stdout)
@@ -251,8 +290,14 @@ func TestCreateStopStartDestroy(t *testing.T) {
 		if v := vols.Volumes[0]; v.VolumeType != ec2types.VolumeTypeGp3 || !aws.ToBool(v.Encrypted) {
 			t.Errorf("root volume %s encrypted=%v", v.VolumeType, aws.ToBool(v.Encrypted))
 		}
-		if aws.ToString(inst.PublicIpAddress) != e.vm.Addr {
-			t.Errorf("public IP %s, want the Elastic IP %s", aws.ToString(inst.PublicIpAddress), e.vm.Addr)
+		if got := aws.ToString(inst.PublicIpAddress) + ":9092"; got != bootstrap {
+			t.Errorf("public IP %s, want the bootstrap address %s", got, bootstrap)
+		}
+		// The image's own behaviour: cloud-init made the user and ran to the end.
+		state, err := testssh.Run(ctx, testssh.Target{Addr: aws.ToString(inst.PublicIpAddress), User: "ubuntu", KeyPath: e.key},
+			"cloud-init status; systemctl is-enabled unattended-upgrades apt-daily.timer")
+		if err != nil || !strings.Contains(state, "status: done") {
+			t.Errorf("cloud-init on the instance: %q, %v", state, err)
 		}
 	})
 
@@ -268,21 +313,25 @@ func TestCreateStopStartDestroy(t *testing.T) {
 		}
 	})
 
-	t.Run("stop and start with a new address: advertised listener follows, data kept", func(t *testing.T) {
+	t.Run("stop and start: a new public address, advertised listener follows, data kept", func(t *testing.T) {
+		before := e.publicIP(ctx, t)
 		r := run("stop", name)
 		harness.MustSucceed(t, r)
-		// The instance comes back at another address (as without an Elastic IP).
-		found, _ := e.cloud.Find(ctx, name)
-		if _, err := e.ec2.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{PublicIp: aws.String(e.vm.Addr)}); err != nil {
-			t.Fatal(err)
+		inst := e.instance(ctx, t)
+		if inst.State.Name != ec2types.InstanceStateNameStopped || aws.ToString(inst.PublicIpAddress) != "" {
+			t.Errorf("after stop: %s with public IP %q, want stopped without one", inst.State.Name, aws.ToString(inst.PublicIpAddress))
 		}
-		if _, err := e.ec2.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: aws.String(e.eip2), InstanceId: aws.String(found.Instances[0].ID)}); err != nil {
-			t.Fatal(err)
+		if lc := e.lc.Instance(aws.ToString(inst.InstanceId)); lc == nil || lc.Running() {
+			t.Error("the VM still runs after kafkaup stop")
 		}
 		r = run("start", name)
 		harness.MustSucceed(t, r)
-		newBootstrap := e.vm.Aliases[0] + ":9092"
-		if !strings.Contains(r.Stderr, "issued a broker certificate for "+e.vm.Aliases[0]) {
+		after := e.publicIP(ctx, t)
+		if after == before {
+			t.Fatalf("the instance came back at the same address %s: a start without an Elastic IP gives a new one", after)
+		}
+		newBootstrap := after + ":9092"
+		if !strings.Contains(r.Stderr, "issued a broker certificate for "+after) {
 			t.Errorf("no new certificate for the new address:\n%s", r.Stderr)
 		}
 		// kcat checks the certificate against the address it dials.
@@ -301,6 +350,16 @@ func TestCreateStopStartDestroy(t *testing.T) {
 	})
 
 	t.Run("destroy works without the local state and leaves nothing", func(t *testing.T) {
+		// An Elastic IP the user associated by hand is theirs: destroy
+		// must not release it.
+		eip, err := e.ec2.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: ec2types.DomainTypeVpc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ec2.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: eip.AllocationId, InstanceId: e.instance(ctx, t).InstanceId}); err != nil {
+			t.Fatal(err)
+		}
+		id := aws.ToString(e.instance(ctx, t).InstanceId)
 		if err := os.Remove(filepath.Join(e.cli.Home, "brokers", name+".json")); err != nil {
 			t.Fatal(err)
 		}
@@ -317,10 +376,16 @@ func TestCreateStopStartDestroy(t *testing.T) {
 		if _, err := os.Stat(filepath.Dir(clientConf)); !os.IsNotExist(err) {
 			t.Errorf("the broker's secrets outlive it: %v", err)
 		}
-		// The user's own Elastic IPs are never released.
-		addrs, err := e.ec2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{e.eip, e.eip2}})
-		if err != nil || len(addrs.Addresses) != 2 {
-			t.Errorf("user Elastic IPs: %v, %v", addrs, err)
+		addrs, err := e.ec2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{aws.ToString(eip.AllocationId)}})
+		if err != nil || len(addrs.Addresses) != 1 {
+			t.Errorf("the user's Elastic IP: %v, %v", addrs, err)
+		}
+		inst := e.lc.Instance(id)
+		if err := inst.WaitIdle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if inst.Running() {
+			t.Error("the VM still runs after destroy")
 		}
 		r = run("destroy", name, "--yes")
 		harness.MustSucceed(t, r)

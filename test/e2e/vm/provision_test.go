@@ -90,38 +90,65 @@ func (e *env) cmdline(t *testing.T) string {
 	return e.sh(t, "sudo tr '\\0' ' ' </proc/$(systemctl show -p MainPID --value kafka)/cmdline")
 }
 
-// lockHolder takes the dpkg locks the way apt and dpkg do (fcntl write locks
-// on the whole of lock-frontend and lock), writes its pid, and lets go after
-// $1 seconds or when killed. Runs as root.
-const lockHolder = `rm -f /run/lockholder.pid
+// lockHolder takes locks the way apt and dpkg do (fcntl write locks on the
+// whole file: dpkg's lock-frontend and lock for a package run, apt's
+// lists/lock for apt-get update), on the files named after $1, writes its
+// pid, and lets go after $1 seconds or when killed. Runs as root.
+const lockHolder = `pidfile=/run/lockholder.$$.pid
 setsid perl -MFcntl -e '
   $0 = "lock-holder";
+  my ($secs, $pidfile, @paths) = @ARGV;
   my @held;
-  for my $p ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock") {
+  for my $p (@paths) {
     open(my $fh, "+>>", $p) or die "open $p: $!";
     my $lk = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0); # struct flock on x86_64
     fcntl($fh, F_SETLK, $lk) or die "lock $p: $!";
     push @held, $fh;
   }
-  open(my $pf, ">", "/run/lockholder.pid.tmp") or die "pid file: $!";
+  open(my $pf, ">", "$pidfile.tmp") or die "pid file: $!";
   print $pf "$$\n";
   close $pf;
-  rename "/run/lockholder.pid.tmp", "/run/lockholder.pid";
-  sleep $ARGV[0];
-' "$1" </dev/null >/dev/null 2>/run/lockholder.err &
-for _ in $(seq 100); do [ -s /run/lockholder.pid ] && break; sleep 0.1; done
-cat /run/lockholder.pid /run/lockholder.err
+  rename "$pidfile.tmp", $pidfile;
+  sleep $secs;
+' "$1" "$pidfile" "${@:2}" </dev/null >/dev/null 2>/run/lockholder.err &
+for _ in $(seq 100); do [ -s "$pidfile" ] && break; sleep 0.1; done
+cat "$pidfile" /run/lockholder.err
 `
 
-// holdDpkgLock starts lockHolder in the VM for secs seconds and returns its pid.
-func (e *env) holdDpkgLock(t *testing.T, secs int) string {
+// The locks a package run takes: dpkg's, and apt's for apt-get update.
+var (
+	dpkgLocks = []string{"/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"}
+	listsLock = []string{"/var/lib/apt/lists/lock"}
+)
+
+// holdLocks starts lockHolder in the VM on paths for secs seconds and
+// returns its pid.
+func (e *env) holdLocks(t *testing.T, secs int, paths []string) string {
 	t.Helper()
 	script := base64.StdEncoding.EncodeToString([]byte(lockHolder))
-	pid := e.sh(t, "echo "+script+" | base64 -d | sudo -n bash -s "+strconv.Itoa(secs))
+	pid := e.sh(t, "echo "+script+" | base64 -d | sudo -n bash -s "+strconv.Itoa(secs)+" "+strings.Join(paths, " "))
 	if _, err := strconv.Atoi(pid); err != nil {
-		t.Fatalf("the dpkg lock holder did not start: %q", pid)
+		t.Fatalf("the lock holder did not start: %q", pid)
 	}
 	return pid
+}
+
+// waitForLog waits until the debug log of the run in progress (a log
+// other than before) says want; the run ending first fails the test.
+func (e *env) waitForLog(t *testing.T, before string, done chan harness.Result, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); {
+		select {
+		case r := <-done:
+			done <- r
+			t.Fatalf("the run ended before its log said %q:\n%s", want, r)
+		case <-time.After(500 * time.Millisecond):
+		}
+		if log, err := e.cli.LastLog(); err == nil && log != before && strings.Contains(log, want) {
+			return
+		}
+	}
+	t.Fatalf("the run's log never said %q", want)
 }
 
 // untouched fails the test if a refused run left anything kafkaup makes.
@@ -156,7 +183,7 @@ func TestProvisionDebianVM(t *testing.T) {
 	})
 
 	t.Run("dpkg lock held past --apt-lock-timeout: clear error, nothing changed", func(t *testing.T) {
-		holder := e.holdDpkgLock(t, 600)
+		holder := e.holdLocks(t, 600, dpkgLocks)
 		defer e.sh(t, "sudo -n kill "+holder+" 2>/dev/null || true")
 		r := e.provision(ctx, e.vm.User, "--apt-lock-timeout", "5s")
 		harness.MustFail(t, r, 1, "held the dpkg lock /var/lib/dpkg/lock-frontend", "pid "+holder+": lock-holder",
@@ -165,10 +192,34 @@ func TestProvisionDebianVM(t *testing.T) {
 		e.untouched(t)
 	})
 
+	t.Run("apt lists lock held past --apt-lock-timeout: clear error, nothing changed", func(t *testing.T) {
+		holder := e.holdLocks(t, 600, listsLock)
+		defer e.sh(t, "sudo -n kill "+holder+" 2>/dev/null || true")
+		r := e.provision(ctx, e.vm.User, "--apt-lock-timeout", "5s")
+		harness.MustFail(t, r, 1, "held the apt lists lock /var/lib/apt/lists/lock", "pid "+holder+": lock-holder",
+			"for all of the 5s", "--apt-lock-timeout")
+		t.Logf("refused after %s: %s", r.Took.Round(100*time.Millisecond), harness.LastLine(r.Stderr))
+		e.untouched(t)
+	})
+
 	var clusterID, pid string
-	t.Run("fresh VM, dpkg lock busy for 20s: provision waits, then real clients at the advertised address", func(t *testing.T) {
-		e.holdDpkgLock(t, 20)
-		r := e.provision(ctx, e.vm.User, "--json")
+	t.Run("fresh VM, apt busy (dpkg's locks, then apt-get update's lists lock): provision waits for both, then real clients at the advertised address", func(t *testing.T) {
+		// The lists lock alone used to fail apt-get update at once: the
+		// wait covered only dpkg's locks, which apt-get update does not take.
+		// Each holder lets go once kafkaup says it waits for its lock (the
+		// lists lock 15s later), so the test does not race the run's start.
+		dpkg := e.holdLocks(t, 900, dpkgLocks)
+		lists := e.holdLocks(t, 900, listsLock)
+		defer e.sh(t, "sudo -n kill "+dpkg+" "+lists+" 2>/dev/null || true")
+		before, _ := e.cli.LastLog()
+		done := make(chan harness.Result, 1)
+		go func() { done <- e.provision(ctx, e.vm.User, "--json") }()
+		e.waitForLog(t, before, done, "waiting for the dpkg lock: /var/lib/dpkg/lock-frontend")
+		e.sh(t, "sudo -n kill "+dpkg)
+		e.waitForLog(t, before, done, "waiting for the apt lists lock: /var/lib/apt/lists/lock is held by another apt or dpkg (pid "+lists+": lock-holder")
+		time.Sleep(15 * time.Second)
+		e.sh(t, "sudo -n kill "+lists)
+		r := <-done
 		harness.MustSucceed(t, r)
 		t.Logf("full provision:\n%s", r.Stderr)
 		m := regexp.MustCompile(`ok +wait-apt .*  ([0-9.]+)s\n`).FindStringSubmatch(r.Stderr)
@@ -176,14 +227,19 @@ func TestProvisionDebianVM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		freed := regexp.MustCompile(`the dpkg lock is free after waiting (\d+)s`).FindStringSubmatch(log)
+		freed := regexp.MustCompile(`the apt and dpkg locks are free after waiting (\d+)s`).FindStringSubmatch(log)
 		if m == nil || freed == nil {
-			t.Fatalf("no wait for the dpkg lock in the progress or the debug log:\n%s", log)
+			t.Fatalf("no wait for the apt locks in the progress or the debug log:\n%s", log)
 		}
-		if waited, _ := strconv.Atoi(freed[1]); waited < 10 {
-			t.Errorf("waited only %ds for a lock held 20s", waited)
+		for _, want := range []string{"waiting for the dpkg lock: /var/lib/dpkg/lock-frontend", "waiting for the apt lists lock: /var/lib/apt/lists/lock is held by another apt or dpkg (pid " + lists + ": lock-holder"} {
+			if !strings.Contains(r.Stderr, want) {
+				t.Errorf("the progress does not say %q", want)
+			}
 		}
-		t.Logf("waited %ss for the dpkg lock (step wait-apt: %ss)", freed[1], m[1])
+		if waited, _ := strconv.Atoi(freed[1]); waited < 15 {
+			t.Errorf("waited only %ds, although the lists lock was held 15s after kafkaup began waiting for it", waited)
+		}
+		t.Logf("waited %ss for the apt and dpkg locks (step wait-apt: %ss)", freed[1], m[1])
 		var out struct {
 			Result struct {
 				ClusterID string `json:"cluster_id"`

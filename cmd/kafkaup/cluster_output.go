@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/provision/secrets"
+	"github.com/kafkaup/kafkaup/provision/workflow"
+)
+
+// clusterOutput is what provision prints for a cluster of several nodes.
+type clusterOutput struct {
+	Name      string                    `json:"name"`
+	Bootstrap string                    `json:"bootstrap"`
+	ClusterID string                    `json:"cluster_id,omitempty"`
+	Nodes     []nodeOutput              `json:"nodes"`
+	Verified  *kafkaclient.Verification `json:"verified,omitempty"`
+	Client    *secrets.ClientFiles      `json:"client,omitempty"`
+}
+
+// nodeOutput is one node's run.
+type nodeOutput struct {
+	ID int `json:"id"`
+	*provision.Result
+	Error string `json:"error,omitempty"`
+}
+
+func printCluster(c *cli.Context, out *workflow.Outcome, err error) error {
+	co := clusterOutput{Name: out.Name, Bootstrap: out.Bootstrap, ClusterID: out.Spec.ClusterID, Verified: out.Verified, Client: out.Client}
+	for _, n := range out.Nodes {
+		no := nodeOutput{ID: n.ID, Result: n.Result}
+		if no.Result == nil {
+			no.Result = &provision.Result{Host: n.Host, Bootstrap: n.Spec.Bootstrap()}
+		}
+		if n.Err != nil {
+			no.Error = n.Err.Error()
+		}
+		co.Nodes = append(co.Nodes, no)
+	}
+	if c.Bool("json") {
+		if jerr := writeJSON(c.App.Writer, co, err); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	printClusterResult(c.App.Writer, co, out.Spec, err)
+	return err
+}
+
+func printClusterResult(w io.Writer, co clusterOutput, spec provision.Spec, err error) {
+	var warnings []string
+	warned := map[string]bool{}
+	for _, n := range co.Nodes {
+		res, who := n.Result, fmt.Sprintf("node %d (%s)", n.ID, n.Host)
+		switch {
+		case res.DryRun && len(res.Plan) == 0 && n.Error == "":
+			fmt.Fprintf(w, "%s is already as specified: nothing to do.\n", who)
+		case res.DryRun && n.Error == "":
+			fmt.Fprintf(w, "Plan for %s (dry run, nothing changed):\n", who)
+			for i, st := range res.Plan {
+				fmt.Fprintf(w, "  %d. %-8s %s  [%s]\n", i+1, st.ID, st.Title, st.Reason)
+			}
+		case res.DryRun:
+		case len(res.Plan) == 0 && res.Facts.OSID != "" && n.Error == "":
+			fmt.Fprintf(w, "%s was already as specified: nothing changed.\n", who)
+		case len(res.Applied) > 0:
+			var done []string
+			for _, a := range res.Applied {
+				if a.Error == "" {
+					done = append(done, a.ID)
+				}
+			}
+			fmt.Fprintf(w, "Applied on %s: %s\n", who, strings.Join(done, ", "))
+		}
+		for _, warn := range res.Warnings {
+			if !warned[warn] && !res.DryRun {
+				warnings = append(warnings, warn)
+				warned[warn] = true
+			}
+		}
+	}
+	for _, warn := range warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if err != nil || (len(co.Nodes) > 0 && co.Nodes[0].DryRun) {
+		return
+	}
+	fmt.Fprintf(w, "Kafka %s is running on %d nodes, each a broker and a controller (cluster id %s).\n", spec.KafkaVersion, len(co.Nodes), co.ClusterID)
+	if v := co.Verified; v != nil {
+		fmt.Fprintf(w, "Verified from here: the cluster lists %d brokers (%s); a record produced with acks=all came back in %s.\n",
+			len(v.Advertised), strings.Join(v.Advertised, ", "), v.RoundTrip)
+	}
+	fmt.Fprintf(w, "Topics get %d replicas by default, and an acks=all write needs %d in sync.\n",
+		provision.ReplicationFactor(len(co.Nodes)), provision.MinInSyncReplicas(len(co.Nodes)))
+	printTryIt(w, co.Bootstrap, co.Client, co.Name)
+}
