@@ -162,6 +162,21 @@ func runStep(ctx context.Context, h Host, s Step) ([]byte, error) {
 	return h.RunScript(ctx, s.ID, script)
 }
 
+// applyRound runs one plan's steps, within opt.BeforeApply's hold when it
+// is set (the cluster workflow restarts one node at a time with it).
+func applyRound(ctx context.Context, h Host, steps []Step, opt Options) ([]StepResult, error) {
+	if opt.BeforeApply != nil {
+		release, err := opt.BeforeApply(steps)
+		if err != nil {
+			return nil, err
+		}
+		if release != nil {
+			defer release()
+		}
+	}
+	return Apply(ctx, h, steps, opt.Progress)
+}
+
 // replans tells whether a step asks for a new plan once it has run.
 func replans(steps []Step) bool {
 	for _, st := range steps {
@@ -340,16 +355,7 @@ func Provision(ctx context.Context, h Host, s Spec, hostName string, opt Options
 			res.ClusterID = facts.ClusterID
 			return res, nil
 		}
-		if opt.BeforeApply != nil {
-			release, err := opt.BeforeApply(steps)
-			if err != nil {
-				return res, err
-			}
-			if release != nil {
-				defer release()
-			}
-		}
-		applied, err := Apply(ctx, h, steps, opt.Progress)
+		applied, err := applyRound(ctx, h, steps, opt)
 		res.Applied = append(res.Applied, applied...)
 		if err != nil {
 			return res, err

@@ -40,8 +40,14 @@ record pid "$$"
 stamp started
 log "head start: Java from ${JAVA_PACKAGES[*]}, $DIST_NAME.tgz from ${URLS[*]}"
 
-# apt_locks are the locks an apt-get update and install take.
-apt_locks="/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock"
+# apt_run runs apt-get with ARGS through lib.sh's apt_try (every apt lock
+# waited for, a lock taken in between retried) and logs its output.
+apt_run() {
+  local rc=0
+  apt_try "$@" || rc=$?
+  printf '%s\n' "$apt_out"
+  [ "$rc" = 0 ] || die "apt-get $1 failed (see above)"
+}
 
 install_java() {
   local pkg held
@@ -51,20 +57,20 @@ install_java() {
     stamp java.end
     return 0
   fi
-  if held=$(lock_holder $apt_locks) && [ -n "$held" ]; then
+  if held=$(lock_holder "${APT_LOCK_FILES[@]}") && [ -n "$held" ]; then
     record apt_wait.holder "${held#*$'\t'}"
     stamp apt_wait.start
-    DPKG_LOCK_FILES=$apt_locks wait_for_dpkg_lock
+    wait_for_apt_locks
     stamp apt_wait.end
   fi
   stamp apt_locked
   stamp apt_update.start
-  apt_get update
+  apt_run update
   stamp apt_update.end
   pkg=$(pick_java_package "${JAVA_PACKAGES[@]}")
   [ -n "$pkg" ] || die "none of ${JAVA_PACKAGES[*]} is available from this host's apt sources"
   record java.package "$pkg"
-  apt_get install --no-install-recommends "$pkg"
+  apt_run install --no-install-recommends "$pkg"
   record java.result ok
   stamp java.end
 }

@@ -177,7 +177,7 @@ func createTimeline(start, created time.Time, inst *cloud.Broker, out *Outcome) 
 	} else {
 		tl.Add("aws", "API calls (the instance was there already)", inst.InstanceID, start, created)
 	}
-	tl.Add("aws", "read the host keys from the console output", out.console.Detail, out.console.Start, out.console.End)
+	tl.Add("aws", "wait for the SSH host keys in the console output", out.console.Detail, out.console.Start, out.console.End)
 	tl.Add("ssh", "SSH ready: sshd up and the key accepted", "", out.connect.Start, out.connect.End)
 	tl.AddRun(out.Result)
 	tl.Sort()

@@ -118,7 +118,7 @@ func TestCreateTimeline(t *testing.T) {
 	}
 	t.Logf("\n%s", strings.Join(tl.Lines(), "\n"))
 	want := []string{"aws API calls: key pair, security group, launch", "aws instance pending -> running",
-		"aws read the host keys from the console output", "ssh SSH ready", "host head start: from its launch", "host head start: download",
+		"aws wait for the SSH host keys in the console output", "ssh SSH ready", "host head start: from its launch", "host head start: download",
 		"ssh broker start: start the broker", "client first produce"}
 	got := strings.Join(names, "\n")
 	last := -1

@@ -6,6 +6,10 @@
 //
 // Aim: with / without <= 0.7 on the local cloud.
 //
+// -apt-at-boot runs apt's daily jobs at first boot (as an overdue cloud
+// image does); both runs then wait for them, up to --apt-lock-timeout 30m
+// (this machine's mirror link is slow).
+//
 // -rate limits the tarball's download (MB/s) to model a slow mirror: at
 // archive.apache.org's few Mbit/s the download is the longest phase of a
 // create, and the head start's gain is how much of it hides behind the
@@ -36,7 +40,7 @@ import (
 func main() {
 	log.SetFlags(0)
 	rate := flag.Float64("rate", 0, "serve the Kafka tarball at this many MB/s (0: as fast as the local mirror goes)")
-	aptAtBoot := flag.Bool("apt-at-boot", true, "run apt's daily jobs (update, unattended-upgrades) at first boot, as overdue cloud images do")
+	aptAtBoot := flag.Bool("apt-at-boot", false, "run apt's daily jobs (update, unattended-upgrades) at first boot, as overdue cloud images do")
 	flag.Parse()
 	if err := run(*rate, *aptAtBoot); err != nil {
 		log.Fatalf("bench: %v", err)
@@ -109,7 +113,7 @@ func run(rate float64, aptAtBoot bool) error {
 	create := func(name string, extra ...string) (outcome, error) {
 		args := append([]string{"create", name, "--yes", "--json", "--instance-type", "t3.small", "--allow-cidr", "127.0.0.1/32",
 			"--ssh-key", key + ".pub", "--identity", key, "--user", localcloud.DefaultUser, "--address", "ip",
-			"--ami-parameter", amiParam, "--kafka-url", url}, extra...)
+			"--ami-parameter", amiParam, "--kafka-url", url, "--apt-lock-timeout", "30m"}, extra...)
 		log.Printf("create %s %s ...", name, strings.Join(extra, " "))
 		r := cli.Run(ctx, args...)
 		if r.ExitCode != 0 {
