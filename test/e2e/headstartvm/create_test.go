@@ -58,6 +58,12 @@ func TestCreateWithHeadStartOnAVM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: a VM under qemu behind the local cloud (skipped with -short)")
 	}
+	if os.Getenv("KAFKAUP_HEADSTART_VM") == "" {
+		// A second VM package beside test/e2e/cloud doubles the emulated
+		// CPU load of make test; it runs with make test-headstart until
+		// CI's budget for it is measured (issue #12).
+		t.Skip("the head start on a VM runs with make test-headstart (KAFKAUP_HEADSTART_VM=1)")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (the local cloud binds 127.0.0.N:22)")
 	}
