@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/kafkaup/kafkaup/provision/atomicfile"
 )
 
 // HostKeys decides whether to trust a host's key. Keys are looked up in the
@@ -239,26 +241,7 @@ func rewritePins(pinFile string, addrs, add []string) error {
 	if out == string(data) {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(pinFile), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(pinFile), "."+filepath.Base(pinFile)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(out); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), pinFile)
+	return atomicfile.Write(pinFile, []byte(out))
 }
 
 // namesHost tells whether a known_hosts line is for one of hosts (by its

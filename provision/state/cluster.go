@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/atomicfile"
 	"github.com/kafkaup/kafkaup/provision/security"
 )
 
@@ -203,33 +204,10 @@ func (s Store) Save(c Cluster) error {
 	if err != nil {
 		return fmt.Errorf("save broker %s: %w", c.Name, err)
 	}
-	if err := writeAtomic(recordPath(s.Dir, c.Name), append(data, '\n')); err != nil {
+	if err := atomicfile.Write(recordPath(s.Dir, c.Name), append(data, '\n')); err != nil {
 		return fmt.Errorf("save broker %s: %w", c.Name, err)
 	}
 	return nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // Load reads one cluster's record, migrating one written by an earlier
@@ -305,7 +283,7 @@ func KeyPath(dir, name string) string { return filepath.Join(dir, "keys", name) 
 // SaveKey writes a private key with mode 0600 and returns its path.
 func (s Store) SaveKey(name string, pem []byte) (string, error) {
 	p := KeyPath(s.Dir, name)
-	if err := writeAtomic(p, pem); err != nil {
+	if err := atomicfile.Write(p, pem); err != nil {
 		return "", fmt.Errorf("save key for %s: %w", name, err)
 	}
 	return p, nil
