@@ -104,9 +104,12 @@ func setup(t *testing.T) *env {
 // createArgs are the flags of a create on the local cloud: everything else
 // (the user, the address) is what it would be on AWS.
 func (e *env) createArgs(extra ...string) []string {
+	// cloud-init prints the host keys in its final stage: under TCG on a
+	// loaded machine that came 3m47s after "running" (the default
+	// --console-timeout is 4m, then create would trust on first use).
 	args := []string{"create", name, "--yes", "--allow-cidr", "127.0.0.1/32",
 		"--ssh-key", e.key + ".pub", "--identity", e.key, "--address", "ip",
-		"--ami-parameter", e.amiParam, "--kafka-url", e.url}
+		"--ami-parameter", e.amiParam, "--kafka-url", e.url, "--console-timeout", "10m"}
 	return append(args, extra...)
 }
 
