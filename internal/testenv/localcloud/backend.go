@@ -43,6 +43,9 @@ type Machine interface {
 	Stop(ctx context.Context, timeout time.Duration) error
 	// Kill powers it off at once (the end of an EC2 termination).
 	Kill() error
+	// Off is closed once the machine is off, whatever the reason: Stop,
+	// Kill, a shutdown from inside, or its process killed.
+	Off() <-chan struct{}
 }
 
 // LaunchSpec is what RunInstances asked for, as the instance sees it
@@ -167,3 +170,5 @@ func (m *vmMachine) Stop(ctx context.Context, timeout time.Duration) error {
 }
 
 func (m *vmMachine) Kill() error { return m.v.Close() }
+
+func (m *vmMachine) Off() <-chan struct{} { return m.v.Exited() }

@@ -37,6 +37,7 @@ type Instance struct {
 	mu          sync.Mutex
 	phase       string // a transitional state, or "" when moto's state is the truth
 	machine     Machine
+	halting     Machine // the machine the cloud is powering off (Stop, Kill)
 	bootedAt    time.Time
 	boots       int
 	lastConsole string // the console of the last boot, once it ended
@@ -206,7 +207,38 @@ func (i *Instance) boot(ctx context.Context) error {
 	i.machine, i.bootedAt = m, time.Now()
 	i.boots++
 	i.mu.Unlock()
+	go i.watch(m)
 	return nil
+}
+
+// watch notices a machine that goes off by itself (a shutdown from inside,
+// its process killed): EC2 then stops the instance (the default shutdown
+// behaviour), and so does the cloud.
+func (i *Instance) watch(m Machine) {
+	<-m.Off()
+	i.mu.Lock()
+	mine := i.machine == m && i.halting != m
+	i.mu.Unlock()
+	if !mine {
+		return
+	}
+	i.opMu.Lock()
+	defer i.opMu.Unlock()
+	i.mu.Lock()
+	if i.machine != m {
+		i.mu.Unlock()
+		return
+	}
+	i.lastConsole, i.machine = m.Console(), nil
+	i.mu.Unlock()
+	_ = m.Kill() // frees what the machine held (addresses, slot)
+	i.c.logf("localcloud: instance %s: its machine went off by itself (a shutdown from inside, or its process was killed): stopped, as EC2 does", i.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := i.c.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{i.ID}}); err != nil {
+		i.c.logf("localcloud: instance %s: stop in moto: %v", i.ID, err)
+	}
+	i.c.syncAll(ctx)
 }
 
 // stop powers the machine off in an orderly way, keeping its disk.
@@ -221,6 +253,9 @@ func (i *Instance) stop(ctx context.Context) error {
 	if v, ok := i.c.opts.Backend.(VMs); ok && v.ShutdownTimeout > 0 {
 		timeout = v.ShutdownTimeout
 	}
+	i.mu.Lock()
+	i.halting = m
+	i.mu.Unlock()
 	err := m.Stop(ctx, timeout)
 	i.mu.Lock()
 	i.lastConsole, i.machine = m.Console(), nil
@@ -235,6 +270,9 @@ func (i *Instance) terminate(ctx context.Context) error {
 	i.mu.Unlock()
 	var err error
 	if m != nil {
+		i.mu.Lock()
+		i.halting = m
+		i.mu.Unlock()
 		err = m.Kill()
 		i.mu.Lock()
 		i.lastConsole, i.machine = m.Console(), nil

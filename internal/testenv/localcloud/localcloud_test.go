@@ -554,3 +554,34 @@ func TestNamespaceHostBoothook(t *testing.T) {
 		t.Errorf("boothook runs: %q, %v", got, err)
 	}
 }
+
+// TestShutdownFromInside: an instance whose machine goes off by itself is
+// stopped, as EC2 stops one shut down from inside, and starts again.
+func TestShutdownFromInside(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f := start(t, Options{Backend: NamespaceHosts{}})
+	id := f.run(ctx, t, "")
+	pub := aws.ToString(f.waitState(ctx, t, id, ec2types.InstanceStateNameRunning).PublicIpAddress)
+	target := testssh.Target{Addr: pub, User: DefaultUser, KeyPath: f.key}
+	if err := testssh.WaitLogin(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	// sshd is what keeps a namespace host up: its end is the host's.
+	_, _ = testssh.Run(ctx, target, "sudo -n sh -c 'kill $(cat /run/sshd.pid)'")
+	in := f.waitState(ctx, t, id, ec2types.InstanceStateNameStopped)
+	if a := aws.ToString(in.PublicIpAddress); a != "" {
+		t.Errorf("stopped instance has public IP %q", a)
+	}
+	if f.c.Instance(id).Running() {
+		t.Error("the cloud still counts the machine as running")
+	}
+	if _, err := f.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	target.Addr = aws.ToString(f.waitState(ctx, t, id, ec2types.InstanceStateNameRunning).PublicIpAddress)
+	if err := testssh.WaitLogin(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -114,6 +114,8 @@ func (m *nsMachine) Stop(ctx context.Context, timeout time.Duration) error {
 
 func (m *nsMachine) Kill() error { return m.h.Close() }
 
+func (m *nsMachine) Off() <-chan struct{} { return m.h.Exited() }
+
 // Host is the namespace host (for tests that look inside as root).
 func (m *nsMachine) Host() *nshost.Host { return m.h }
 

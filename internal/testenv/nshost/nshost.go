@@ -235,6 +235,10 @@ func waitGone(pid int, limit time.Duration) bool {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
+// Exited is closed once the host is gone: its init ended (sshd died,
+// Close, or something killed it).
+func (h *Host) Exited() <-chan struct{} { return h.exited }
+
 // Shutdown stops the host the way an orderly power-off does: every process
 // but the host's PID 1 and its sshd (whose exit ends the host) gets SIGTERM
 // and up to timeout to exit (a broker's controlled shutdown), then Close

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/kafkaup/kafkaup/internal/testenv/kafkadist"
 	"github.com/kafkaup/kafkaup/internal/testenv/localcloud"
@@ -103,10 +104,28 @@ func setup(t *testing.T) *env {
 // createArgs are the flags of a create on the local cloud: everything else
 // (the user, the address) is what it would be on AWS.
 func (e *env) createArgs(extra ...string) []string {
+	// cloud-init prints the host keys in its final stage: under TCG on a
+	// loaded machine that came 3m47s after "running" (the default
+	// --console-timeout is 4m, then create would trust on first use).
 	args := []string{"create", name, "--yes", "--allow-cidr", "127.0.0.1/32",
 		"--ssh-key", e.key + ".pub", "--identity", e.key, "--address", "ip",
-		"--ami-parameter", e.amiParam, "--kafka-url", e.url}
+		"--ami-parameter", e.amiParam, "--kafka-url", e.url, "--console-timeout", "10m"}
 	return append(args, extra...)
+}
+
+// liveHostKey is the host key sshd presents at addr:22.
+func liveHostKey(t *testing.T, addr string) ssh.PublicKey {
+	t.Helper()
+	var got ssh.PublicKey
+	cfg := &ssh.ClientConfig{User: "nobody", Auth: []ssh.AuthMethod{ssh.Password("x")}, Timeout: 30 * time.Second,
+		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error { got = key; return nil }}
+	if c, err := ssh.Dial("tcp", net.JoinHostPort(addr, "22"), cfg); err == nil {
+		c.Close()
+	}
+	if got == nil {
+		t.Fatalf("no host key from %s:22", addr)
+	}
+	return got
 }
 
 // instance is the broker's instance as EC2 describes it now.
@@ -298,6 +317,22 @@ func TestCreateStopStartDestroy(t *testing.T) {
 			"cloud-init status; systemctl is-enabled unattended-upgrades apt-daily.timer")
 		if err != nil || !strings.Contains(state, "status: done") {
 			t.Errorf("cloud-init on the instance: %q, %v", state, err)
+		}
+		// The console output, posted late, holds the host key the
+		// instance presents at its public address.
+		var keys []ssh.PublicKey
+		for deadline := time.Now().Add(consoleDelay + 2*time.Minute); len(keys) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Second) {
+			if keys, err = e.cloud.ConsoleHostKeys(ctx, aws.ToString(inst.InstanceId)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		live := liveHostKey(t, aws.ToString(inst.PublicIpAddress))
+		listed := false
+		for _, k := range keys {
+			listed = listed || string(k.Marshal()) == string(live.Marshal())
+		}
+		if !listed {
+			t.Errorf("the host key %s is not among the %d keys of the console output", ssh.FingerprintSHA256(live), len(keys))
 		}
 	})
 
