@@ -3,7 +3,8 @@
 # at boot installs Java and downloads Kafka, instead of racing it for the
 # apt lock and the download. A progress line every 15 s says what it is
 # doing. The wait is bounded: a head start that shows no progress for
-# STALL_TIMEOUT seconds (its log, status and download stay the same), or
+# STALL_TIMEOUT seconds (its log, status, download and dpkg's logs stay the
+# same and its processes use no CPU), or
 # still runs after TIMEOUT seconds, is stopped, and the plan that follows
 # does its work over SSH. Changes nothing else.
 # Inputs: HEAD_START_DIR, UNIT, DIST_NAME, TIMEOUT, STALL_TIMEOUT.
@@ -37,7 +38,25 @@ doing() {
   printf '%s' "${what[*]}"
 }
 
-signature() { { stat -c '%s %Y' "$st" "$HEAD_START_DIR/log" "$part" 2>/dev/null || true; } | tr '\n' ' '; }
+# session_cpu lists the CPU time of every process in the head start's
+# session (systemd-run and setsid both make head-start.sh a session
+# leader, so its pid is the session id). apt logs nothing while dpkg runs
+# a long, silent maintainer script (a JDK's, under a slow CPU, for
+# minutes), so work shows here and in dpkg's own logs, not in the head
+# start's log: a head start busy that way is not a stalled one.
+session_cpu() {
+  local pid
+  pid=$(value pid)
+  [ -n "$pid" ] || return 0
+  ps -e -o sess=,pid=,time= 2>/dev/null | awk -v s="$pid" '$1 == s {printf "%s:%s ", $2, $3}' || true
+}
+
+# signature changes whenever the head start makes progress: its status,
+# its log, the download, dpkg's logs, or CPU time used.
+signature() {
+  { stat -c '%s %Y' "$st" "$HEAD_START_DIR/log" "$part" /var/log/dpkg.log /var/log/apt/term.log 2>/dev/null || true; } | tr '\n' ' '
+  session_cpu
+}
 
 stop_it() {
   note "stopping the head start: $1; kafkaup does its work over SSH instead"
