@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -407,6 +409,35 @@ func TestRemovePins(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(pins); string(got) != "# a comment\n"+pinLine("203.0.113.70", k3) {
 		t.Errorf("after RemovePins:\n%s", got)
+	}
+}
+
+// TestPinKeysInParallel: pins written at the same time (a cluster's nodes
+// are pinned in parallel; two kafkaup commands may run at once) are all
+// kept.
+func TestPinKeysInParallel(t *testing.T) {
+	pins := filepath.Join(t.TempDir(), "known_hosts")
+	const n = 24
+	keys := make([]ssh.PublicKey, n)
+	for i := range keys {
+		keys[i] = newTestKey(t).PublicKey()
+	}
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := PinKeys(pins, fmt.Sprintf("198.51.100.%d:22", i+1), keys[i:i+1]); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	data, _ := os.ReadFile(pins)
+	for i, k := range keys {
+		if want := pinLine(fmt.Sprintf("198.51.100.%d", i+1), k); !strings.Contains(string(data), want) {
+			t.Errorf("pin %d lost:\n%s", i+1, data)
+		}
 	}
 }
 

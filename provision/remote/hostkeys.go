@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -167,6 +168,11 @@ func (h *HostKeys) pin(hostname string, key ssh.PublicKey) error {
 	if err := os.MkdirAll(filepath.Dir(h.PinFile), 0o700); err != nil {
 		return fmt.Errorf("pin host key: %w", err)
 	}
+	unlock, err := lockPins(h.PinFile)
+	if err != nil {
+		return fmt.Errorf("pin host key: %w", err)
+	}
+	defer unlock()
 	f, err := os.OpenFile(h.PinFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("pin host key: %w", err)
@@ -219,6 +225,14 @@ func RemovePins(pinFile string, addrs ...string) error {
 // rewritePins drops the lines naming any of addrs and appends add; the file
 // is replaced (temp file and rename, mode 0600) only when it changes.
 func rewritePins(pinFile string, addrs, add []string) error {
+	if err := os.MkdirAll(filepath.Dir(pinFile), 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockPins(pinFile)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	data, err := os.ReadFile(pinFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -278,3 +292,21 @@ var probeKey = func() ssh.PublicKey {
 	}
 	return k
 }()
+
+// lockPins holds an exclusive lock on the pin file (on a sidecar file, as
+// the pin file itself is replaced by rename) until the returned function
+// is called. Its read-modify-write would otherwise lose pins written at
+// the same time: a cluster's nodes are pinned in parallel, and two
+// kafkaup commands may run at once. The kernel drops the lock if the
+// process dies.
+func lockPins(pinFile string) (func(), error) {
+	f, err := os.OpenFile(pinFile+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", pinFile, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", pinFile, err)
+	}
+	return func() { f.Close() }, nil
+}
