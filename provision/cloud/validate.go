@@ -79,9 +79,9 @@ type plan struct {
 	ami        string
 	rootDevice string
 	vpcID      string
-	subnetID   string // node 1's
-	zone       string // node 1's
-	placements []Placement // one per node
+	subnetID   string        // node 1's
+	zone       string        // node 1's
+	placements []Placement   // one per node
 	pubKey     ssh.PublicKey // nil: generate
 }
 
