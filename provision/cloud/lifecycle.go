@@ -90,22 +90,20 @@ func (c *Cloud) brokerInstances(ctx context.Context, name string) ([]types.Insta
 	return insts, nil
 }
 
-// Stop stops broker name's one instance; StopAll for a cluster.
+// Stop stops broker name's one instance (a cluster's is refused before
+// anything changes: StopAll).
 func (c *Cloud) Stop(ctx context.Context, name string) (*Broker, error) {
-	return one(c.StopAll(ctx, name))
+	return one(c.eachInstance(ctx, name, true, c.stopInstance))
 }
 
-// Start starts broker name's one instance; StartAll for a cluster.
+// Start starts broker name's one instance (StartAll for a cluster).
 func (c *Cloud) Start(ctx context.Context, name string) (*Broker, error) {
-	return one(c.StartAll(ctx, name))
+	return one(c.eachInstance(ctx, name, true, c.startInstance))
 }
 
 func one(bs []*Broker, err error) (*Broker, error) {
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, err
-	case len(bs) != 1:
-		return nil, fmt.Errorf("broker %s has %d instances (a cluster): stop and start act on all of them", bs[0].Name, len(bs))
 	}
 	return bs[0], nil
 }
@@ -114,21 +112,25 @@ func one(bs []*Broker, err error) (*Broker, error) {
 // they are stopped. Their public IPs go away unless they have Elastic
 // IPs; their private IPs stay. The brokers are returned in node order.
 func (c *Cloud) StopAll(ctx context.Context, name string) ([]*Broker, error) {
-	return c.eachInstance(ctx, name, c.stopInstance)
+	return c.eachInstance(ctx, name, false, c.stopInstance)
 }
 
 // StartAll starts every instance of broker name at once and waits until
 // they run. Without Elastic IPs they come back with new public IPs.
 func (c *Cloud) StartAll(ctx context.Context, name string) ([]*Broker, error) {
-	return c.eachInstance(ctx, name, c.startInstance)
+	return c.eachInstance(ctx, name, false, c.startInstance)
 }
 
-// eachInstance runs act on every instance of broker name at once and
-// returns them read back, in node order.
-func (c *Cloud) eachInstance(ctx context.Context, name string, act func(context.Context, string, types.Instance) (*types.Instance, error)) ([]*Broker, error) {
+// eachInstance runs act on every instance of broker name at once (with
+// single, only when there is one) and returns them read back, in node
+// order.
+func (c *Cloud) eachInstance(ctx context.Context, name string, single bool, act func(context.Context, string, types.Instance) (*types.Instance, error)) ([]*Broker, error) {
 	insts, err := c.brokerInstances(ctx, name)
 	if err != nil {
 		return nil, err
+	}
+	if single && len(insts) > 1 {
+		return nil, fmt.Errorf("broker %s has %d instances (a cluster): StopAll and StartAll act on all of them", name, len(insts))
 	}
 	out := make([]*Broker, len(insts))
 	errs := make([]error, len(insts))

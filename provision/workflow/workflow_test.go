@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,6 +97,7 @@ type fakeCloud struct {
 	fixedIP   string // every instance gets this address (an Elastic IP)
 	// keys are what the console shows; consoleWaits the bound of each read.
 	keys         []ssh.PublicKey
+	consoleMu    sync.Mutex // nodes read their consoles at once
 	consoleWaits []time.Duration
 	// allowed are the CIDRs of each security group, allowPorts its ports.
 	allowed    map[string][]string
@@ -199,6 +201,8 @@ func (c *fakeCloud) Destroy(_ context.Context, name string, _ bool) (*cloud.Reso
 	return &cloud.Resources{}, nil
 }
 func (c *fakeCloud) WaitConsoleHostKeys(_ context.Context, _ string, w cloud.ConsoleWait) ([]ssh.PublicKey, error) {
+	c.consoleMu.Lock()
+	defer c.consoleMu.Unlock()
 	c.consoleWaits = append(c.consoleWaits, w.Timeout)
 	return c.keys, nil
 }
