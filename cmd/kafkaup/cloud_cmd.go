@@ -44,11 +44,13 @@ func createCommand() *cli.Command {
 	flags = append(flags, outputFlags()...)
 	return &cli.Command{
 		Name:      "create",
-		Usage:     "launch an EC2 instance and provision a Kafka broker on it",
+		Usage:     "launch an EC2 instance and provision a Kafka broker on it (or, with --nodes 3, a KRaft cluster over three zones)",
 		UsageText: "kafkaup create [NAME] [--nodes 1|3] [--region R] [--instance-type t3.micro] [--elastic-ip] [--allow-cidr CIDR] [--topics a,b] [provision flags]",
 		Description: "Looks up the image, imports your SSH key, makes a security group open only to you on 22 and 9092, launches\n" +
 			"an instance with IMDSv2 and an encrypted gp3 root volume (everything tagged at creation), waits for SSH, provisions\n" +
-			"Kafka and proves it with a produce and consume from here. Rerun it after any failure: it resumes.",
+			"Kafka and proves it with a produce and consume from here. Rerun it after any failure: it resumes.\n" +
+			"--nodes 3 launches three instances at once, one per availability zone, whose controllers and replication\n" +
+			"use their private IPs (the security group admits 9093-9094 only from itself); clients get the public addresses.",
 		Flags:  flags,
 		Action: runCreate,
 	}
@@ -195,10 +197,10 @@ func destroyCommand() *cli.Command {
 
 // instanceCommand is `kafkaup stop|start NAME`: the EC2 instance itself.
 func instanceCommand(action string) *cli.Command {
-	usage := "stop the broker's EC2 instance (saves money; data stays on the volume)"
+	usage := "stop the broker's EC2 instances (saves money; data stays on the volumes)"
 	flags := []cli.Flag{regionFlag()}
 	if action == "start" {
-		usage = "start the broker's EC2 instance again, fix advertised.listeners if its address changed, and verify"
+		usage = "start the broker's EC2 instances again, fix advertised.listeners where an address changed, and verify"
 		flags = append(flags, jsonFlag(), &cli.BoolFlag{Name: "skip-verify", Hidden: true},
 			&cli.DurationFlag{Name: "connect-timeout", Value: 5 * time.Minute, Usage: "how long to wait for SSH once the instance runs"})
 	}
@@ -215,7 +217,7 @@ func instanceCommand(action string) *cli.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "instance of %s stopped in %s; kafkaup start %s brings it back\n", name, took.Round(100*time.Millisecond), name)
+					fmt.Fprintf(c.App.Writer, "instances of %s stopped in %s; kafkaup start %s brings them back\n", name, took.Round(100*time.Millisecond), name)
 					return nil
 				}
 				out, err := workflow.Start(c.Context, env, workflow.StartOptions{Name: name, Region: c.String("region"), RunOptions: runOptions(c)})
