@@ -37,7 +37,7 @@ func (c *Cloud) brokerInstance(ctx context.Context, name string) (*types.Instanc
 	case 1:
 		return &insts[0], nil
 	}
-	return nil, fmt.Errorf("broker %s has %d instances; destroy it and create it again", name, len(insts))
+	return nil, fmt.Errorf("broker %s has %d instances (a cluster made with --nodes, or a leftover): DescribeAll lists them", name, len(insts))
 }
 
 // Describe returns broker name's instance (with its Elastic IP, if any).
@@ -106,6 +106,12 @@ func one(bs []*Broker, err error) (*Broker, error) {
 		return nil, err
 	}
 	return bs[0], nil
+}
+
+// DescribeAll returns every instance of broker name (with its Elastic
+// IP), in node order.
+func (c *Cloud) DescribeAll(ctx context.Context, name string) ([]*Broker, error) {
+	return c.eachInstance(ctx, name, false, func(_ context.Context, _ string, inst types.Instance) (*types.Instance, error) { return &inst, nil })
 }
 
 // StopAll stops every instance of broker name at once and waits until

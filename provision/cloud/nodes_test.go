@@ -119,6 +119,13 @@ func TestMotoCreateNodes(t *testing.T) {
 		t.Errorf("zones %v, private addresses %v: want 3 distinct each", zones, privs)
 	}
 	checkClusterRules(t, e, bs[0].SecurityGroupID, req.AllowCIDRs)
+	all, err := e.c.DescribeAll(e.ctx, "trio")
+	if err != nil || len(all) != 3 || all[2].InstanceID != bs[2].InstanceID || all[2].EIPAllocationID != bs[2].EIPAllocationID {
+		t.Errorf("DescribeAll: %v, %v", all, err)
+	}
+	if _, err := e.c.Describe(e.ctx, "trio"); err == nil || !strings.Contains(err.Error(), "DescribeAll") {
+		t.Errorf("Describe of a cluster: %v", err)
+	}
 
 	again, err := e.c.CreateNodes(e.ctx, req)
 	if err != nil {
