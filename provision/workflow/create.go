@@ -129,6 +129,7 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 	if o.Identity != "" {
 		setTarget(&rec, 0, Target{Host: n.Host, Port: 22, User: o.User, Identity: o.Identity})
 	}
+	rec.Node(o.Nodes - 1) // the cluster's size is recorded before anything is made, so a rerun resumes it
 	rec.EC2 = &state.EC2{Region: cl.RegionName(), AddressKind: o.AddressKind, AllowCIDRs: o.Request.AllowCIDRs}
 	if err := env.Store.Save(rec); err != nil {
 		return nil, err
@@ -240,7 +241,11 @@ func checkCreate(o *CreateOptions, env Env) (state.Cluster, provision.Spec, erro
 		o.Request.AllowCIDRs = rec.EC2.AllowCIDRs
 		env.UI.Printf("keeping the addresses allowed in for %s: %s (kafkaup allow %s changes them)", o.Name, strings.Join(o.Request.AllowCIDRs, ", "), o.Name)
 	}
-	if spec, err = o.Overrides.Apply(rec, 0, "placeholder.invalid"); err != nil {
+	// The shared settings are checked on node 1 alone: a cluster's
+	// addresses and ids are laid out once its instances exist.
+	first := rec
+	first.Nodes = rec.Nodes[:min(len(rec.Nodes), 1)]
+	if spec, err = o.Overrides.Apply(first, 0, "placeholder.invalid"); err != nil {
 		return rec, spec, err
 	}
 	if err := checkLocalTarball(&spec); err != nil {

@@ -49,11 +49,11 @@ func sayPlacements(ui UI, name string, ps []cloud.Placement, subnetGiven bool) {
 	for i, p := range ps {
 		zones[i] = fmt.Sprintf("node %d in %s", i+1, p.Zone)
 	}
-	why := "the region has fewer availability zones with a default subnet (offering the instance type) than nodes"
+	why := "the region has fewer availability zones (with a default subnet and the instance type) than nodes"
 	if subnetGiven {
 		why = "--subnet puts every node in its subnet's zone"
 	}
-	ui.Printf("note: %s: %s, so losing one zone can stop %s's quorum (%s)", why, strings.Join(zones, ", "), name, "replicas still spread over the zones there are")
+	ui.Printf("note: %s: %s. Losing a zone that holds a majority of the nodes stops %s's quorum", why, strings.Join(zones, ", "), name)
 }
 
 // confirmCreate is the question asked before anything is made.

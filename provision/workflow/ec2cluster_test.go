@@ -133,3 +133,48 @@ func TestCreateNodeCounts(t *testing.T) {
 		t.Errorf("--advertised-host with 3 nodes: %v", err)
 	}
 }
+
+// TestCreateClusterResumesAfterCloudFailure: the cluster's size is
+// recorded before AWS is asked, so a create --nodes 3 that failed in AWS
+// resumes as three nodes (with or without --nodes).
+func TestCreateClusterResumesAfterCloudFailure(t *testing.T) {
+	f := newClusterFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	o := createOptions()
+	o.Nodes = 3
+	f.cloud.failCreate = errors.New("InsufficientInstanceCapacity")
+	if _, err := Create(context.Background(), f.env, o); err == nil {
+		t.Fatal("create succeeded")
+	}
+	if rec, err := f.store.Load("demo"); err != nil || len(rec.Nodes) != 3 {
+		t.Fatalf("record after the failure: %+v, %v", rec, err)
+	}
+	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if f.cloud.lastReq.Nodes != 3 || f.cloud.created != 3 {
+		t.Errorf("rerun asked %d nodes, created %d", f.cloud.lastReq.Nodes, f.cloud.created)
+	}
+	if rec, _ := f.store.Load("demo"); rec.Nodes[2].InternalHost == "" || rec.Nodes[2].Rack != fakeZones[2] {
+		t.Errorf("node 3 after the rerun: %+v", rec.Nodes[2])
+	}
+}
+
+// TestCreateClusterSaysSharedZones: fewer zones than nodes is said before
+// anything is made.
+func TestCreateClusterSaysSharedZones(t *testing.T) {
+	f := newClusterFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	o := createOptions()
+	o.Nodes, o.DryRun = 5, true
+	out, err := Create(context.Background(), f.env, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := out.CreatePlan; p == nil || p.Nodes != 5 || !p.SharedZones || p.Placements[3].Zone != fakeZones[0] || f.cloud.created != 0 {
+		t.Fatalf("plan %+v", out.CreatePlan)
+	}
+	if !strings.Contains(strings.Join(f.lines, "\n"), "node 4 in us-east-1a") {
+		t.Errorf("no note on shared zones: %v", f.lines)
+	}
+}

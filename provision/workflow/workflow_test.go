@@ -102,6 +102,8 @@ type fakeCloud struct {
 	// allowed are the CIDRs of each security group, allowPorts its ports.
 	allowed    map[string][]string
 	allowPorts []int32
+	// failCreate, when set, is the next CreateNodes' answer (then cleared).
+	failCreate error
 }
 
 func newFakeCloud() *fakeCloud {
@@ -133,6 +135,10 @@ func (c *fakeCloud) Layout(_ context.Context, req cloud.CreateRequest) ([]cloud.
 }
 func (c *fakeCloud) CreateNodes(ctx context.Context, req cloud.CreateRequest) ([]*cloud.Broker, error) {
 	c.lastReq = req
+	if err := c.failCreate; err != nil {
+		c.failCreate = nil
+		return nil, err
+	}
 	if bs, ok := c.instances[req.Name]; ok {
 		return bs, nil // found by tag: resumed
 	}
