@@ -288,6 +288,15 @@ func TestCreateClusterNamespaceHosts(t *testing.T) {
 		checkBrokers(ctx, t, rec)
 	})
 
+	t.Run("list shows one cluster of three instances", func(t *testing.T) {
+		r := e.cli.Run(ctx, "list")
+		harness.MustSucceed(t, r)
+		ids := rec.Nodes[0].InstanceID + "," + rec.Nodes[1].InstanceID + "," + rec.Nodes[2].InstanceID
+		if strings.Count(r.Stdout, clusterName+" ") != 1 || !strings.Contains(r.Stdout, "ec2 (3 nodes)") || !strings.Contains(r.Stdout, ids) {
+			t.Errorf("list:\n%s", r.Stdout)
+		}
+	})
+
 	t.Run("the quorum has three voters on the private addresses", func(t *testing.T) {
 		status := e.root(t, rec, 1, "/opt/kafka/current/bin/kafka-metadata-quorum.sh --bootstrap-server "+rec.Nodes[1].InternalHost+":9094 describe --status")
 		t.Logf("kafka-metadata-quorum.sh describe --status on node 2:\n%s", status)
