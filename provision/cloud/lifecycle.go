@@ -37,7 +37,7 @@ func (c *Cloud) brokerInstance(ctx context.Context, name string) (*types.Instanc
 	case 1:
 		return &insts[0], nil
 	}
-	return nil, fmt.Errorf("broker %s has %d instances (a cluster made with --nodes, or a leftover): DescribeAll lists them", name, len(insts))
+	return nil, fmt.Errorf("broker %s has %d instances (a cluster made with create --nodes), and this works on a single broker's instance only", name, len(insts))
 }
 
 // Describe returns broker name's instance (with its Elastic IP, if any).
@@ -136,7 +136,7 @@ func (c *Cloud) eachInstance(ctx context.Context, name string, single bool, act 
 		return nil, err
 	}
 	if single && len(insts) > 1 {
-		return nil, fmt.Errorf("broker %s has %d instances (a cluster): StopAll and StartAll act on all of them", name, len(insts))
+		return nil, fmt.Errorf("broker %s has %d instances (a cluster made with create --nodes), and this works on a single broker's instance only", name, len(insts))
 	}
 	out := make([]*Broker, len(insts))
 	errs := make([]error, len(insts))

@@ -123,7 +123,7 @@ func TestMotoCreateNodes(t *testing.T) {
 	if err != nil || len(all) != 3 || all[2].InstanceID != bs[2].InstanceID || all[2].EIPAllocationID != bs[2].EIPAllocationID {
 		t.Errorf("DescribeAll: %v, %v", all, err)
 	}
-	if _, err := e.c.Describe(e.ctx, "trio"); err == nil || !strings.Contains(err.Error(), "DescribeAll") {
+	if _, err := e.c.Describe(e.ctx, "trio"); err == nil || !strings.Contains(err.Error(), "single broker's instance only") {
 		t.Errorf("Describe of a cluster: %v", err)
 	}
 
