@@ -19,6 +19,7 @@ func createCommand() *cli.Command {
 	flags := []cli.Flag{
 		regionFlag(),
 		&cli.StringFlag{Name: "instance-type", Value: cloud.DefaultInstanceType, Usage: "EC2 instance type"},
+		&cli.IntFlag{Name: "nodes", Usage: "instances in the cluster: 1 (a single broker), or 3 (or another odd number up to 9) for a KRaft cluster spread over availability zones (default: the recorded size, else 1)"},
 		&cli.StringFlag{Name: "ami", Usage: "image id to launch (default: Ubuntu 24.04 LTS for the type's architecture)"},
 		&cli.StringFlag{Name: "ami-parameter", Usage: "SSM parameter holding the image id; {arch} becomes amd64 or arm64 (default: Canonical's Ubuntu 24.04 parameter)"},
 		&cli.StringFlag{Name: "ssh-key", Usage: "public key file to import as the key pair (default: ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub; else kafkaup makes a key)"},
@@ -43,11 +44,13 @@ func createCommand() *cli.Command {
 	flags = append(flags, outputFlags()...)
 	return &cli.Command{
 		Name:      "create",
-		Usage:     "launch an EC2 instance and provision a Kafka broker on it",
-		UsageText: "kafkaup create [NAME] [--region R] [--instance-type t3.micro] [--elastic-ip] [--allow-cidr CIDR] [--topics a,b] [provision flags]",
+		Usage:     "launch an EC2 instance and provision a Kafka broker on it (or, with --nodes 3, a KRaft cluster over three zones)",
+		UsageText: "kafkaup create [NAME] [--nodes 1|3] [--region R] [--instance-type t3.micro] [--elastic-ip] [--allow-cidr CIDR] [--topics a,b] [provision flags]",
 		Description: "Looks up the image, imports your SSH key, makes a security group open only to you on 22 and 9092, launches\n" +
 			"an instance with IMDSv2 and an encrypted gp3 root volume (everything tagged at creation), waits for SSH, provisions\n" +
-			"Kafka and proves it with a produce and consume from here. Rerun it after any failure: it resumes.",
+			"Kafka and proves it with a produce and consume from here. Rerun it after any failure: it resumes.\n" +
+			"--nodes 3 launches three instances at once, one per availability zone, whose controllers and replication\n" +
+			"use their private IPs (the security group admits 9093-9094 only from itself); clients get the public addresses.",
 		Flags:  flags,
 		Action: runCreate,
 	}
@@ -63,6 +66,7 @@ func runCreate(c *cli.Context) error {
 			SubnetID: c.String("subnet"), AllowCIDRs: c.StringSlice("allow-cidr"), ElasticIP: c.Bool("elastic-ip"),
 			EIPAllocationID: c.String("eip-allocation"), RootSizeGB: c.Int("root-size")},
 		SSHKey: c.String("ssh-key"), Identity: c.String("identity"), User: c.String("user"), AddressKind: c.String("address"),
+		Nodes:  c.Int("nodes"),
 		Topics: splitList(c.StringSlice("topics")), OpenToWorld: c.Bool("open-to-world"), Yes: c.Bool("yes"), ConsoleTimeout: c.Duration("console-timeout"),
 		NoHeadStart: c.Bool("no-head-start"), UserDataFile: c.String("user-data"),
 		Overrides: overrides(c), RunOptions: runOptions(c)}
@@ -104,15 +108,41 @@ func printCreatePlan(c *cli.Context, p *workflow.CreatePlan) {
 	for i, port := range p.Ports {
 		ports[i] = fmt.Sprint(port)
 	}
-	fmt.Fprintf(c.App.Writer, "Would create broker %s in %s: a %s instance (%d GB gp3, encrypted, IMDSv2), security group %s open to %s on %s, key pair %s",
-		p.Name, p.Region, p.InstanceType, p.RootSizeGB, p.SecurityGroup, strings.Join(p.AllowCIDRs, ", "), strings.Join(ports, " and "), p.KeyPair)
-	if p.ElasticIP {
+	if p.Nodes > 1 {
+		printClusterPlan(c, p, ports)
+	} else {
+		fmt.Fprintf(c.App.Writer, "Would create broker %s in %s: a %s instance (%d GB gp3, encrypted, IMDSv2), security group %s open to %s on %s, key pair %s",
+			p.Name, p.Region, p.InstanceType, p.RootSizeGB, p.SecurityGroup, strings.Join(p.AllowCIDRs, ", "), strings.Join(ports, " and "), p.KeyPair)
+	}
+	if p.ElasticIP && p.Nodes > 1 {
+		fmt.Fprint(c.App.Writer, ", an Elastic IP per node")
+	} else if p.ElasticIP {
 		fmt.Fprint(c.App.Writer, ", an Elastic IP")
 	}
 	if p.HeadStart {
 		fmt.Fprint(c.App.Writer, ", with a head start at first boot (Java and the Kafka download begin before SSH answers)")
 	}
+	if p.Nodes > 1 {
+		fmt.Fprintln(c.App.Writer, "; then provision Kafka", p.KafkaVersion, "on every node at once. Nothing was created.")
+		return
+	}
 	fmt.Fprintln(c.App.Writer, "; then provision Kafka", p.KafkaVersion, "on it. Nothing was created.")
+}
+
+// printClusterPlan is the first part of a cluster's dry run: the
+// instances, where each goes, and the security group.
+func printClusterPlan(c *cli.Context, p *workflow.CreatePlan, ports []string) {
+	var where []string
+	for i, pl := range p.Placements {
+		where = append(where, fmt.Sprintf("node %d in %s (%s)", i+1, pl.Zone, pl.SubnetID))
+	}
+	fmt.Fprintf(c.App.Writer, "Would create cluster %s in %s: %d %s instances (%d GB gp3 each, encrypted, IMDSv2; %d times a single broker's cost): %s",
+		p.Name, p.Region, p.Nodes, p.InstanceType, p.RootSizeGB, p.Nodes, strings.Join(where, ", "))
+	if p.SharedZones {
+		fmt.Fprint(c.App.Writer, " (fewer zones than nodes: some share a zone)")
+	}
+	fmt.Fprintf(c.App.Writer, "; security group %s open to %s on %s and to itself on %d-%d (controllers and replication over private addresses), key pair %s",
+		p.SecurityGroup, strings.Join(p.AllowCIDRs, ", "), strings.Join(ports, " and "), cloud.ControllerPort, cloud.InternalPort, p.KeyPair)
 }
 
 // splitList reads a repeatable, comma-separated flag.
@@ -167,10 +197,10 @@ func destroyCommand() *cli.Command {
 
 // instanceCommand is `kafkaup stop|start NAME`: the EC2 instance itself.
 func instanceCommand(action string) *cli.Command {
-	usage := "stop the broker's EC2 instance (saves money; data stays on the volume)"
+	usage := "stop the broker's EC2 instances (saves money; data stays on the volumes)"
 	flags := []cli.Flag{regionFlag()}
 	if action == "start" {
-		usage = "start the broker's EC2 instance again, fix advertised.listeners if its address changed, and verify"
+		usage = "start the broker's EC2 instances again, fix advertised.listeners where an address changed, and verify"
 		flags = append(flags, jsonFlag(), &cli.BoolFlag{Name: "skip-verify", Hidden: true},
 			&cli.DurationFlag{Name: "connect-timeout", Value: 5 * time.Minute, Usage: "how long to wait for SSH once the instance runs"})
 	}
@@ -187,7 +217,7 @@ func instanceCommand(action string) *cli.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "instance of %s stopped in %s; kafkaup start %s brings it back\n", name, took.Round(100*time.Millisecond), name)
+					fmt.Fprintf(c.App.Writer, "instances of %s stopped in %s; kafkaup start %s brings them back\n", name, took.Round(100*time.Millisecond), name)
 					return nil
 				}
 				out, err := workflow.Start(c.Context, env, workflow.StartOptions{Name: name, Region: c.String("region"), RunOptions: runOptions(c)})

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -64,13 +66,14 @@ func printList(c *cli.Context, all []state.Cluster, brokers []cloud.Broker, aske
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	defer tw.Flush()
 	fmt.Fprintln(tw, "NAME\tKIND\tINSTANCE\tSTATE\tADDRESS\tKAFKA\tTYPE\tAGE")
-	onEC2 := map[string]cloud.Broker{}
+	onEC2 := map[string][]cloud.Broker{} // a cluster has one instance per node
 	for _, b := range brokers {
-		onEC2[b.Name] = b
+		onEC2[b.Name] = append(onEC2[b.Name], b)
 	}
 	for _, r := range all {
-		if b, ok := onEC2[r.Name]; ok && r.EC2 != nil {
-			fmt.Fprintf(tw, "%s\tec2\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, b.InstanceID, b.State, r.Bootstrap(), orDash(r.Spec.KafkaVersion), b.InstanceType, age(b.LaunchTime))
+		if bs, ok := onEC2[r.Name]; ok && r.EC2 != nil {
+			ids, states, b := instancesOf(bs)
+			fmt.Fprintf(tw, "%s	%s	%s	%s	%s	%s	%s	%s\n", b.Name, ec2Kind(len(bs)), ids, states, r.Bootstrap(), orDash(r.Spec.KafkaVersion), b.InstanceType, age(b.LaunchTime))
 			delete(onEC2, r.Name)
 			continue
 		}
@@ -80,7 +83,7 @@ func printList(c *cli.Context, all []state.Cluster, brokers []cloud.Broker, aske
 			for _, n := range r.Nodes {
 				ids = append(ids, n.InstanceID)
 			}
-			kind, inst = "ec2", orDash(strings.Join(ids, ","))
+			kind, inst = ec2Kind(len(r.Nodes)), orDash(strings.Trim(strings.Join(ids, ","), ","))
 			if askedEC2 {
 				st = "gone"
 			}
@@ -88,10 +91,38 @@ func printList(c *cli.Context, all []state.Cluster, brokers []cloud.Broker, aske
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t%s\n", r.Name, kind, inst, st, r.Bootstrap(), orDash(r.Spec.KafkaVersion), age(r.Created))
 	}
 	for _, b := range brokers {
-		if _, ok := onEC2[b.Name]; ok {
-			fmt.Fprintf(tw, "%s\tec2 (no local record)\t%s\t%s\t%s\t-\t%s\t%s\n", b.Name, b.InstanceID, b.State, orDash(b.PublicIP), b.InstanceType, age(b.LaunchTime))
+		if bs, ok := onEC2[b.Name]; ok {
+			ids, states, first := instancesOf(bs)
+			var addrs []string
+			for _, x := range bs {
+				addrs = append(addrs, orDash(x.PublicIP))
+			}
+			fmt.Fprintf(tw, "%s\t%s (no local record)\t%s\t%s\t%s\t-\t%s\t%s\n", b.Name, ec2Kind(len(bs)), ids, states, strings.Join(addrs, ","), first.InstanceType, age(first.LaunchTime))
+			delete(onEC2, b.Name)
 		}
 	}
+}
+
+// ec2Kind is the KIND column of an EC2 broker or cluster.
+func ec2Kind(nodes int) string {
+	if nodes > 1 {
+		return fmt.Sprintf("ec2 (%d nodes)", nodes)
+	}
+	return "ec2"
+}
+
+// instancesOf are a cluster's instance ids and states (each state once),
+// and its first instance.
+func instancesOf(bs []cloud.Broker) (ids, states string, first cloud.Broker) {
+	sort.Slice(bs, func(a, b int) bool { return bs[a].Node < bs[b].Node })
+	var idl, stl []string
+	for _, b := range bs {
+		idl = append(idl, b.InstanceID)
+		if !slices.Contains(stl, b.State) {
+			stl = append(stl, b.State)
+		}
+	}
+	return strings.Join(idl, ","), strings.Join(stl, ","), bs[0]
 }
 
 func orDash(s string) string {

@@ -9,9 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
-// ensureEIP associates the broker's own Elastic IP (allocating it if
-// needed) or the user's, and returns it.
-func (cr *creation) ensureEIP(ctx context.Context, instanceID string) (*types.Address, error) {
+// ensureEIP associates node n's own Elastic IP (allocating it if needed)
+// or the user's, and returns it.
+func (cr *creation) ensureEIP(ctx context.Context, node int, instanceID string) (*types.Address, error) {
 	c, p, name := cr.c, cr.p, cr.name
 	var addr *types.Address
 	if p.req.EIPAllocationID != "" {
@@ -27,29 +27,30 @@ func (cr *creation) ensureEIP(ctx context.Context, instanceID string) (*types.Ad
 		}
 		var owned []types.Address
 		for _, a := range out.Addresses {
-			if eipOwned(a, name) {
+			if eipOwned(a, name) && nodeOf(a.Tags) == node {
 				owned = append(owned, a)
 			}
 		}
 		switch len(owned) {
 		case 0:
+			tags := tagSpec(types.ResourceTypeElasticIp, name,
+				types.Tag{Key: aws.String(TagEIPOwned), Value: aws.String("true")}, nodeTag(node))
 			got, err := c.EC2.AllocateAddress(ctx, &ec2.AllocateAddressInput{
-				Domain: types.DomainTypeVpc,
-				TagSpecifications: tagSpec(types.ResourceTypeElasticIp, name,
-					types.Tag{Key: aws.String(TagEIPOwned), Value: aws.String("true")}),
+				Domain: types.DomainTypeVpc, TagSpecifications: tags,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("allocate elastic IP: %w", err)
 			}
-			cr.made.ElasticIPs = append(cr.made.ElasticIPs, ElasticIP{AllocationID: aws.ToString(got.AllocationId), PublicIP: aws.ToString(got.PublicIp), Owned: true})
-			c.logf("elastic IP %s: allocated %s", aws.ToString(got.PublicIp), aws.ToString(got.AllocationId))
-			addr = &types.Address{AllocationId: got.AllocationId, PublicIp: got.PublicIp, Tags: tagSpec(types.ResourceTypeElasticIp, name,
-				types.Tag{Key: aws.String(TagEIPOwned), Value: aws.String("true")})[0].Tags}
+			cr.note(func(m *Resources) {
+				m.ElasticIPs = append(m.ElasticIPs, ElasticIP{AllocationID: aws.ToString(got.AllocationId), PublicIP: aws.ToString(got.PublicIp), Owned: true})
+			})
+			c.logf("elastic IP %s: allocated %s for node %d", aws.ToString(got.PublicIp), aws.ToString(got.AllocationId), node)
+			addr = &types.Address{AllocationId: got.AllocationId, PublicIp: got.PublicIp, Tags: tags[0].Tags}
 		case 1:
 			addr = &owned[0]
 			c.logf("elastic IP %s: found %s", aws.ToString(addr.PublicIp), aws.ToString(addr.AllocationId))
 		default:
-			return nil, fmt.Errorf("broker %s has %d elastic IPs of its own; destroy it and create it again", name, len(owned))
+			return nil, fmt.Errorf("broker %s has %d elastic IPs of its own for node %d; destroy it and create it again", name, len(owned), node)
 		}
 	}
 	switch other := aws.ToString(addr.InstanceId); {

@@ -12,24 +12,26 @@ import (
 )
 
 // clientToken makes RunInstances idempotent for this Create: every retry
-// of the launch, by the SDK or by kafkaup, carries the same token, so EC2
-// answers a repeated launch with the instance it already started.
+// of a node's launch, by the SDK or by kafkaup, carries the same token
+// (this one, then "-N" for node N), so EC2 answers a repeated launch with
+// the instance it already started, and each node gets its own.
 func clientToken(name string) (string, error) {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("make a client token: %w", err)
 	}
-	return fmt.Sprintf("%s-%x", ResourceName(name), b), nil // at most 61 of the 64 characters EC2 takes
+	return fmt.Sprintf("%s-%x", ResourceName(name), b), nil // with "-N", at most 63 of the 64 characters EC2 takes
 }
 
 // runInstance launches the broker's instance. The security group and key
 // pair may have been created a moment ago, so InvalidGroup.NotFound and
 // InvalidKeyPair.NotFound are waited out; the client token makes every
 // attempt the same launch.
-func (cr *creation) runInstance(ctx context.Context, keyName, sgID string) (string, error) {
+func (cr *creation) runInstance(ctx context.Context, node int, keyName, sgID string) (string, error) {
 	c, p, name := cr.c, cr.p, cr.name
+	at := p.placements[node-1]
 	in := &ec2.RunInstancesInput{
-		ClientToken:  aws.String(cr.clientToken),
+		ClientToken:  aws.String(fmt.Sprintf("%s-%d", cr.clientToken, node)),
 		ImageId:      aws.String(p.ami),
 		InstanceType: types.InstanceType(p.req.InstanceType),
 		MinCount:     aws.Int32(1),
@@ -37,7 +39,7 @@ func (cr *creation) runInstance(ctx context.Context, keyName, sgID string) (stri
 		KeyName:      aws.String(keyName),
 		NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{{
 			DeviceIndex:              aws.Int32(0),
-			SubnetId:                 aws.String(p.subnetID),
+			SubnetId:                 aws.String(at.SubnetID),
 			Groups:                   []string{sgID},
 			AssociatePublicIpAddress: aws.Bool(true),
 			DeleteOnTermination:      aws.Bool(true),
@@ -57,12 +59,12 @@ func (cr *creation) runInstance(ctx context.Context, keyName, sgID string) (stri
 		}},
 		UserData: userData(p.req.UserData),
 		TagSpecifications: append(append(
-			tagSpec(types.ResourceTypeInstance, name),
-			tagSpec(types.ResourceTypeVolume, name)...),
-			tagSpec(types.ResourceTypeNetworkInterface, name)...),
+			tagSpec(types.ResourceTypeInstance, name, nodeTag(node)),
+			tagSpec(types.ResourceTypeVolume, name, nodeTag(node))...),
+			tagSpec(types.ResourceTypeNetworkInterface, name, nodeTag(node))...),
 	}
 	var out *ec2.RunInstancesOutput
-	what := fmt.Sprintf("launch %s from %s in %s", p.req.InstanceType, p.ami, p.zone)
+	what := fmt.Sprintf("launch %s from %s in %s", p.req.InstanceType, p.ami, at.Zone)
 	err := c.untilVisible(ctx, what, notYet("InvalidGroup.NotFound", "InvalidKeyPair.NotFound"), func() error {
 		var err error
 		out, err = c.EC2.RunInstances(ctx, in)
@@ -75,8 +77,8 @@ func (cr *creation) runInstance(ctx context.Context, keyName, sgID string) (stri
 		return "", fmt.Errorf("RunInstances returned %d instances, want 1", len(out.Instances))
 	}
 	id := aws.ToString(out.Instances[0].InstanceId)
-	cr.made.Instances = append(cr.made.Instances, Instance{ID: id, State: "launched"})
-	c.logf("instance %s: launched %s (%s, %s, %s)", ResourceName(name), id, p.req.InstanceType, p.ami, p.zone)
+	cr.note(func(m *Resources) { m.Instances = append(m.Instances, Instance{ID: id, State: "launched", Node: node}) })
+	c.logf("instance %s: launched %s for node %d (%s, %s, %s)", ResourceName(name), id, node, p.req.InstanceType, p.ami, at.Zone)
 	return id, nil
 }
 

@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,7 +37,7 @@ func (c *Cloud) brokerInstance(ctx context.Context, name string) (*types.Instanc
 	case 1:
 		return &insts[0], nil
 	}
-	return nil, fmt.Errorf("broker %s has %d instances; destroy it and create it again", name, len(insts))
+	return nil, fmt.Errorf("broker %s has %d instances (a cluster made with create --nodes), and this works on a single broker's instance only", name, len(insts))
 }
 
 // Describe returns broker name's instance (with its Elastic IP, if any).
@@ -62,15 +64,105 @@ func (c *Cloud) brokerWithEIP(ctx context.Context, name string, inst *types.Inst
 	return &b, nil
 }
 
-// Stop stops broker name's instance and waits until it is stopped. Its
-// public IP goes away unless it has an Elastic IP.
+// brokerInstances are every instance of broker name that is not
+// terminated or terminating, in node order.
+func (c *Cloud) brokerInstances(ctx context.Context, name string) ([]types.Instance, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	insts, err := c.describeInstances(ctx, append(brokerFilters(name),
+		types.Filter{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}}))
+	if err != nil {
+		return nil, fmt.Errorf("find the instances of broker %s: %w", name, err)
+	}
+	if len(insts) == 0 {
+		return nil, fmt.Errorf("broker %s has no instance in %s (`kafkaup list` shows the brokers there)", name, c.Region)
+	}
+	seen := map[int]string{}
+	for _, i := range insts {
+		n, id := nodeOf(i.Tags), aws.ToString(i.InstanceId)
+		if was, ok := seen[n]; ok {
+			return nil, fmt.Errorf("broker %s has two instances for node %d (%s, %s); destroy it and create it again", name, n, was, id)
+		}
+		seen[n] = id
+	}
+	sort.Slice(insts, func(a, b int) bool { return nodeOf(insts[a].Tags) < nodeOf(insts[b].Tags) })
+	return insts, nil
+}
+
+// Stop stops broker name's one instance (a cluster's is refused before
+// anything changes: StopAll).
 func (c *Cloud) Stop(ctx context.Context, name string) (*Broker, error) {
-	inst, err := c.brokerInstance(ctx, name)
+	return one(c.eachInstance(ctx, name, true, c.stopInstance))
+}
+
+// Start starts broker name's one instance (StartAll for a cluster).
+func (c *Cloud) Start(ctx context.Context, name string) (*Broker, error) {
+	return one(c.eachInstance(ctx, name, true, c.startInstance))
+}
+
+func one(bs []*Broker, err error) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	return bs[0], nil
+}
+
+// DescribeAll returns every instance of broker name (with its Elastic
+// IP), in node order.
+func (c *Cloud) DescribeAll(ctx context.Context, name string) ([]*Broker, error) {
+	return c.eachInstance(ctx, name, false, func(_ context.Context, _ string, inst types.Instance) (*types.Instance, error) { return &inst, nil })
+}
+
+// StopAll stops every instance of broker name at once and waits until
+// they are stopped. Their public IPs go away unless they have Elastic
+// IPs; their private IPs stay. The brokers are returned in node order.
+func (c *Cloud) StopAll(ctx context.Context, name string) ([]*Broker, error) {
+	return c.eachInstance(ctx, name, false, c.stopInstance)
+}
+
+// StartAll starts every instance of broker name at once and waits until
+// they run. Without Elastic IPs they come back with new public IPs.
+func (c *Cloud) StartAll(ctx context.Context, name string) ([]*Broker, error) {
+	return c.eachInstance(ctx, name, false, c.startInstance)
+}
+
+// eachInstance runs act on every instance of broker name at once (with
+// single, only when there is one) and returns them read back, in node
+// order.
+func (c *Cloud) eachInstance(ctx context.Context, name string, single bool, act func(context.Context, string, types.Instance) (*types.Instance, error)) ([]*Broker, error) {
+	insts, err := c.brokerInstances(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if single && len(insts) > 1 {
+		return nil, fmt.Errorf("broker %s has %d instances (a cluster made with create --nodes), and this works on a single broker's instance only", name, len(insts))
+	}
+	out := make([]*Broker, len(insts))
+	errs := make([]error, len(insts))
+	var wg sync.WaitGroup
+	for i := range insts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inst, err := act(ctx, name, insts[i])
+			if err == nil {
+				out[i], err = c.brokerWithEIP(ctx, name, inst)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	sortByNode(out)
+	return out, nil
+}
+
+func (c *Cloud) stopInstance(ctx context.Context, name string, inst types.Instance) (*types.Instance, error) {
 	id := aws.ToString(inst.InstanceId)
-	if stateName(*inst) != "stopped" {
+	if stateName(inst) != "stopped" {
 		// Created a moment ago, the instance may not be visible to
 		// StopInstances yet, or still be pending (IncorrectInstanceState).
 		err := c.untilVisible(ctx, fmt.Sprintf("stop broker %s (%s)", name, id), notYet("InvalidInstanceID.NotFound", "IncorrectInstanceState"), func() error {
@@ -85,26 +177,17 @@ func (c *Cloud) Stop(ctx context.Context, name string) (*Broker, error) {
 		}
 		c.logf("instance %s: stopped", id)
 	}
-	if inst, err = c.describeInstance(ctx, id); err != nil {
-		return nil, err
-	}
-	return c.brokerWithEIP(ctx, name, inst)
+	return c.describeInstance(ctx, id)
 }
 
-// Start starts broker name's instance and waits until it runs. Without an
-// Elastic IP it comes back with a new public IP.
-func (c *Cloud) Start(ctx context.Context, name string) (*Broker, error) {
-	inst, err := c.brokerInstance(ctx, name)
-	if err != nil {
-		return nil, err
-	}
+func (c *Cloud) startInstance(ctx context.Context, name string, inst types.Instance) (*types.Instance, error) {
 	id := aws.ToString(inst.InstanceId)
-	if s := stateName(*inst); s == "stopping" {
+	if s := stateName(inst); s == "stopping" {
 		if err := c.waitStopped(ctx, id); err != nil {
 			return nil, fmt.Errorf("wait for broker %s (%s) to finish stopping: %w", name, id, advise(err))
 		}
 	}
-	if stateName(*inst) != "running" {
+	if stateName(inst) != "running" {
 		// Stopped a moment ago, the instance may still look stopping to
 		// StartInstances (IncorrectInstanceState).
 		err := c.untilVisible(ctx, fmt.Sprintf("start broker %s (%s)", name, id), notYet("InvalidInstanceID.NotFound", "IncorrectInstanceState"), func() error {
@@ -115,10 +198,11 @@ func (c *Cloud) Start(ctx context.Context, name string) (*Broker, error) {
 			return nil, advise(err)
 		}
 	}
-	if inst, err = c.waitRunning(ctx, id); err != nil {
+	out, err := c.waitRunning(ctx, id)
+	if err != nil {
 		return nil, fmt.Errorf("wait for broker %s (%s) to run: %w", name, id, advise(err))
 	}
-	return c.brokerWithEIP(ctx, name, inst)
+	return out, nil
 }
 
 // waitStopped waits until instance id is stopped.

@@ -19,6 +19,8 @@ type Broker struct {
 	PublicIP        string
 	PublicDNS       string
 	PrivateIP       string
+	Zone            string // the availability zone
+	Node            int    // the node it runs (its kafkaup:node tag; 1 without one)
 	InstanceType    string
 	Arch            string // amd64 or arm64
 	AMI             string
@@ -52,6 +54,7 @@ type Instance struct {
 	ID       string
 	State    string
 	PublicIP string // empty when it has none (stopped, no public subnet)
+	Node     int    // its kafkaup:node tag (1 without one)
 }
 
 type SecurityGroup struct {
@@ -226,7 +229,7 @@ func (c *Cloud) Find(ctx context.Context, name string) (*Resources, error) {
 	}
 	r := &Resources{Broker: name}
 	for _, i := range insts {
-		r.Instances = append(r.Instances, Instance{ID: aws.ToString(i.InstanceId), State: stateName(i), PublicIP: aws.ToString(i.PublicIpAddress)})
+		r.Instances = append(r.Instances, Instance{ID: aws.ToString(i.InstanceId), State: stateName(i), PublicIP: aws.ToString(i.PublicIpAddress), Node: nodeOf(i.Tags)})
 	}
 	for _, g := range sgs {
 		r.SecurityGroups = append(r.SecurityGroups, SecurityGroup{ID: aws.ToString(g.GroupId), Name: aws.ToString(g.GroupName), VpcID: aws.ToString(g.VpcId)})
@@ -382,11 +385,15 @@ func brokerFromInstance(i types.Instance) Broker {
 		PublicIP:     aws.ToString(i.PublicIpAddress),
 		PublicDNS:    aws.ToString(i.PublicDnsName),
 		PrivateIP:    aws.ToString(i.PrivateIpAddress),
+		Node:         nodeOf(i.Tags),
 		InstanceType: string(i.InstanceType),
 		Arch:         debianArch(i.Architecture),
 		AMI:          aws.ToString(i.ImageId),
 		KeyName:      aws.ToString(i.KeyName),
 		LaunchTime:   aws.ToTime(i.LaunchTime),
+	}
+	if i.Placement != nil {
+		b.Zone = aws.ToString(i.Placement.AvailabilityZone)
 	}
 	if len(i.SecurityGroups) > 0 {
 		b.SecurityGroupID = aws.ToString(i.SecurityGroups[0].GroupId)

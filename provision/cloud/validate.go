@@ -37,8 +37,15 @@ type CreateRequest struct {
 	// private key in Broker.PrivateKeyPEM (AWS never sees it).
 	SSHPublicKey []byte
 	// SubnetID defaults to a default subnet of the default VPC in a zone
-	// that offers the instance type.
+	// that offers the instance type; for several nodes, one default subnet
+	// per node in distinct zones (round-robin when the region has fewer
+	// zones than nodes). Given, every node is launched in it.
 	SubnetID string
+	// Nodes is how many instances to launch, one per node of a cluster
+	// (0 means 1): 1, or an odd number up to MaxNodes (CheckNodeCount).
+	// Each instance, its volume, network interface and Elastic IP carry
+	// the tag kafkaup:node=N.
+	Nodes int
 	// AllowCIDRs may reach Ports, nothing else (at least one; IPv4 or
 	// IPv6, without host bits). The caller adds the caller's /32.
 	AllowCIDRs []string
@@ -72,8 +79,9 @@ type plan struct {
 	ami        string
 	rootDevice string
 	vpcID      string
-	subnetID   string
-	zone       string
+	subnetID   string        // node 1's
+	zone       string        // node 1's
+	placements []Placement   // one per node
 	pubKey     ssh.PublicKey // nil: generate
 }
 
@@ -142,6 +150,15 @@ func (p *plan) checkLocal() error {
 	}
 	if r.RootSizeGB == 0 {
 		r.RootSizeGB = DefaultRootSizeGB
+	}
+	if r.Nodes == 0 {
+		r.Nodes = 1
+	}
+	if err := CheckNodeCount(r.Nodes); err != nil {
+		return err
+	}
+	if r.Nodes > 1 && r.EIPAllocationID != "" {
+		return requestErrorf("--eip-allocation names one address, and a cluster of %d nodes needs one per node: use --elastic-ip (kafkaup allocates one per node and releases them at destroy)", r.Nodes)
 	}
 	if r.RootSizeGB < 8 || r.RootSizeGB > 16384 {
 		return requestErrorf("root volume size %d GB is out of range: use 8 to 16384", r.RootSizeGB)
@@ -353,7 +370,8 @@ func (c *Cloud) resolveSubnet(ctx context.Context, p *plan) error {
 			return requestErrorf("subnet %s does not exist in %s: check --subnet (`aws ec2 describe-subnets --region %s` lists them)", id, c.Region, c.Region)
 		}
 		s := out.Subnets[0]
-		p.subnetID, p.vpcID, p.zone = id, aws.ToString(s.VpcId), aws.ToString(s.AvailabilityZone)
+		p.vpcID = aws.ToString(s.VpcId)
+		p.place([]Placement{{SubnetID: id, Zone: aws.ToString(s.AvailabilityZone)}})
 		return nil
 	}
 	vpcs, err := c.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []types.Filter{
@@ -383,11 +401,16 @@ func (c *Cloud) resolveSubnet(ctx context.Context, p *plan) error {
 	sort.Slice(subs.Subnets, func(i, j int) bool {
 		return aws.ToString(subs.Subnets[i].AvailabilityZone) < aws.ToString(subs.Subnets[j].AvailabilityZone)
 	})
+	var cands []Placement
 	for _, s := range subs.Subnets {
 		if offered[aws.ToString(s.AvailabilityZone)] {
-			p.subnetID, p.vpcID, p.zone = aws.ToString(s.SubnetId), vpc, aws.ToString(s.AvailabilityZone)
-			return nil
+			cands = append(cands, Placement{SubnetID: aws.ToString(s.SubnetId), Zone: aws.ToString(s.AvailabilityZone)})
 		}
+	}
+	if len(cands) > 0 {
+		p.vpcID = vpc
+		p.place(cands)
+		return nil
 	}
 	return requestErrorf("no zone with a default subnet in %s offers instance type %s: choose another --instance-type or pass --subnet", c.Region, p.req.InstanceType)
 }

@@ -71,17 +71,29 @@ func provisionCluster(ctx context.Context, env Env, o ProvisionOptions) (*Outcom
 	if err := layOutCluster(&rec, existed, o.Nodes); err != nil {
 		return nil, err
 	}
-	specs, err := clusterSpecs(rec, o.Overrides)
+	specs, err := clusterSpecs(rec, o.Overrides, false)
 	if err != nil {
 		return nil, err
 	}
 	for i := range specs {
 		state.Remember(&rec, i, specs[i])
 	}
+	return runCluster(ctx, env, &rec, specs, o.RunOptions)
+}
 
+// runCluster provisions every node of rec with its spec, all at once (one
+// goroutine each), the way both provision --host and create set up a
+// cluster: it connects to every node (checking the host keys the record
+// holds, else trusting on first use), saves the record once every host
+// answers and before any change (so a rerun formats with the same cluster
+// and directory ids), makes or loads the cluster's secrets, runs the
+// engine on each node, lets one broker restart at a time, and verifies
+// the cluster from this machine (a produce and consume with acks=all to a
+// topic replicated on every node, up to 3).
+func runCluster(ctx context.Context, env Env, rec *state.Cluster, specs []provision.Spec, o RunOptions) (*Outcome, error) {
 	hosts := make([]Host, len(rec.Nodes))
 	dialErrs := make([]error, len(rec.Nodes))
-	eachNode(len(rec.Nodes), func(i int) { hosts[i], dialErrs[i] = env.Dial.Dial(ctx, target(rec, i), o.Dial) })
+	eachNode(len(rec.Nodes), func(i int) { hosts[i], dialErrs[i] = dialNode(ctx, env, *rec, i, o.Dial) })
 	defer func() {
 		for _, h := range hosts {
 			if h != nil {
@@ -89,15 +101,15 @@ func provisionCluster(ctx context.Context, env Env, o ProvisionOptions) (*Outcom
 			}
 		}
 	}()
-	if err := nodeErrors(rec, dialErrs); err != nil {
+	if err := nodeErrors(*rec, dialErrs); err != nil {
 		return nil, err
 	}
 	if !o.DryRun {
-		if err := env.Store.Save(rec); err != nil {
+		if err := env.Store.Save(*rec); err != nil {
 			return nil, err
 		}
 	}
-	sec, err := clusterSecrets(env, rec, specs, o.DryRun)
+	sec, err := clusterSecrets(env, *rec, specs, o.DryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +140,7 @@ func provisionCluster(ctx context.Context, env Env, o ProvisionOptions) (*Outcom
 		}
 	}
 	if !o.DryRun {
-		if err := env.Store.Save(rec); err != nil {
+		if err := env.Store.Save(*rec); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -225,12 +237,16 @@ func sameCluster(rec state.Cluster, nodes []NodeTarget) error {
 	return nil
 }
 
-// clusterSpecs is every node's spec: the defaults and the user's settings
-// (provision does not keep recorded settings), the node's own addresses and
-// the cluster's voters. A tarball to upload is hashed once.
-func clusterSpecs(rec state.Cluster, ov state.Overrides) ([]provision.Spec, error) {
+// clusterSpecs is every node's spec: the defaults (or, with keepRecorded,
+// the recorded settings, as create and start keep them) and the user's
+// settings (provision does not keep recorded settings), the node's own
+// addresses and rack, and the cluster's voters. A tarball to upload is
+// hashed once.
+func clusterSpecs(rec state.Cluster, ov state.Overrides, keepRecorded bool) ([]provision.Spec, error) {
 	base := rec
-	base.Spec = state.SharedSpec{}
+	if !keepRecorded {
+		base.Spec = state.SharedSpec{}
+	}
 	specs := make([]provision.Spec, len(rec.Nodes))
 	for i, n := range rec.Nodes {
 		spec, err := ov.Apply(base, i, n.Host)

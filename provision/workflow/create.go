@@ -35,6 +35,9 @@ type CreateOptions struct {
 	User        string // the image's SSH user
 	AddressKind string // what clients are given: dns or ip
 	Topics      []string
+	// Nodes is the cluster's size: 1 (a single broker) or an odd number up
+	// to cloud.MaxNodes, one instance each. 0: the recorded size, else 1.
+	Nodes       int
 	OpenToWorld bool
 	Yes         bool // do not ask before creating AWS resources
 	// ConsoleTimeout bounds the wait for a new instance's console output to
@@ -66,6 +69,12 @@ type CreatePlan struct {
 	KafkaVersion  string   `json:"kafka_version"`
 	HeadStart     bool     `json:"head_start"`
 	UserDataBytes int      `json:"user_data_bytes"`
+	// Nodes is how many instances (one per node); Placements where each
+	// goes; SharedZones says two nodes share a zone (the region has
+	// fewer zones than nodes, or --subnet put them in one).
+	Nodes       int               `json:"nodes"`
+	Placements  []cloud.Placement `json:"placements"`
+	SharedZones bool              `json:"shared_zones,omitempty"`
 }
 
 // Create launches an instance and provisions a broker on it. A rerun
@@ -96,23 +105,21 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 		o.Request.AllowCIDRs = []string{cidr}
 	}
 	env.UI.Printf("checking the request in %s", cl.RegionName())
-	if err := cl.Validate(ctx, o.Request); err != nil {
+	placements, err := cl.Layout(ctx, o.Request)
+	if err != nil {
 		return nil, validationError(err)
 	}
+	sayPlacements(env.UI, o.Name, placements, o.Request.SubnetID != "")
 	if o.DryRun {
 		return &Outcome{Name: o.Name, Spec: spec, CreatePlan: &CreatePlan{Name: o.Name, Region: cl.RegionName(),
 			InstanceType: o.Request.InstanceType, RootSizeGB: o.Request.RootSizeGB,
 			SecurityGroup: cloud.ResourceName(o.Name), KeyPair: cloud.ResourceName(o.Name),
 			AllowCIDRs: o.Request.AllowCIDRs, Ports: cloud.IngressPorts(o.Request), ElasticIP: o.Request.ElasticIP,
-			KafkaVersion: spec.KafkaVersion, HeadStart: !o.NoHeadStart, UserDataBytes: len(o.Request.UserData)}}, nil
+			KafkaVersion: spec.KafkaVersion, HeadStart: !o.NoHeadStart, UserDataBytes: len(o.Request.UserData),
+			Nodes: o.Nodes, Placements: placements, SharedZones: cloud.SharedZones(placements)}}, nil
 	}
 	if !o.Yes {
-		eip := ""
-		if o.Request.ElasticIP {
-			eip = " and Elastic IP"
-		}
-		ok, err := env.UI.Confirm(fmt.Sprintf("Create a %s instance and its security group, key pair%s for broker %s in %s (billed to your AWS account)?",
-			o.Request.InstanceType, eip, o.Name, cl.RegionName()))
+		ok, err := env.UI.Confirm(confirmCreate(o, cl.RegionName()))
 		if err != nil || !ok {
 			return nil, err
 		}
@@ -122,13 +129,14 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 	if o.Identity != "" {
 		setTarget(&rec, 0, Target{Host: n.Host, Port: 22, User: o.User, Identity: o.Identity})
 	}
+	rec.Node(o.Nodes - 1) // the cluster's size is recorded before anything is made, so a rerun resumes it
 	rec.EC2 = &state.EC2{Region: cl.RegionName(), AddressKind: o.AddressKind, AllowCIDRs: o.Request.AllowCIDRs}
 	if err := env.Store.Save(rec); err != nil {
 		return nil, err
 	}
 	env.UI.Printf("creating AWS resources for %s", o.Name)
 	start := time.Now()
-	inst, err := cl.Create(ctx, o.Request)
+	insts, err := cl.CreateNodes(ctx, o.Request)
 	created := time.Now()
 	var ce *cloud.CreateError
 	if errors.As(err, &ce) && len(ce.PrivateKeyPEM) > 0 {
@@ -139,13 +147,19 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(inst.PrivateKeyPEM) > 0 {
-		if err := storeGeneratedKey(env, &rec, inst.PrivateKeyPEM); err != nil {
+	if len(insts[0].PrivateKeyPEM) > 0 {
+		if err := storeGeneratedKey(env, &rec, insts[0].PrivateKeyPEM); err != nil {
 			return nil, err
 		}
 	}
-	env.UI.Printf("instance %s is %s at %s (%s)", inst.InstanceID, inst.State, inst.PublicIP, time.Since(start).Round(100*time.Millisecond))
+	for _, inst := range insts {
+		env.UI.Printf("instance %s is %s at %s%s (%s)", inst.InstanceID, inst.State, inst.PublicIP, zoneNote(inst, len(insts)), time.Since(start).Round(100*time.Millisecond))
+	}
 	o.Dial.RetryAuth = true
+	if o.Nodes > 1 {
+		return createCluster(ctx, env, cl, &rec, insts, o)
+	}
+	inst := insts[0]
 	out, err := provisionInstance(ctx, env, cl, &rec, 0, inst, spec, o.Overrides.AdvertisedHost != nil, o.ConsoleTimeout, o.RunOptions)
 	if out != nil {
 		out.Timeline = createTimeline(start, created, inst, out)
@@ -153,15 +167,26 @@ func Create(ctx context.Context, env Env, o CreateOptions) (*Outcome, error) {
 	if err != nil {
 		return out, err
 	}
+	began := time.Now()
+	if err := createTopicsAfter(ctx, env, rec, o, out); err != nil {
+		return out, err
+	}
 	if len(o.Topics) > 0 {
-		began := time.Now()
-		if err := createTopics(ctx, env, rec, o.Topics); err != nil {
-			return out, fmt.Errorf("the broker runs, but creating --topics failed: %w (rerun kafkaup create %s, or use kafkaup topics create)", err, o.Name)
-		}
-		out.Topics = o.Topics
 		out.Timeline.Add("client", "create --topics", strings.Join(o.Topics, ", "), began, time.Now())
 	}
 	return out, nil
+}
+
+// createTopicsAfter makes create's --topics once the cluster runs.
+func createTopicsAfter(ctx context.Context, env Env, rec state.Cluster, o CreateOptions, out *Outcome) error {
+	if len(o.Topics) == 0 {
+		return nil
+	}
+	if err := createTopics(ctx, env, rec, o.Topics); err != nil {
+		return fmt.Errorf("the cluster runs, but creating --topics failed: %w (rerun kafkaup create %s, or use kafkaup topics create)", err, o.Name)
+	}
+	out.Topics = o.Topics
+	return nil
 }
 
 // createTimeline says where a create's time went: the AWS calls and the
@@ -209,11 +234,18 @@ func checkCreate(o *CreateOptions, env Env) (state.Cluster, provision.Spec, erro
 	if found && rec.EC2 == nil {
 		return rec, spec, provision.Inputf("the name %q is already used for host %s (set up with provision --host); pick another name", o.Name, rec.Nodes[0].Host)
 	}
+	if err := checkNodes(o, rec, found); err != nil {
+		return rec, spec, err
+	}
 	if len(o.Request.AllowCIDRs) == 0 && rec.EC2 != nil && len(rec.EC2.AllowCIDRs) > 0 {
 		o.Request.AllowCIDRs = rec.EC2.AllowCIDRs
 		env.UI.Printf("keeping the addresses allowed in for %s: %s (kafkaup allow %s changes them)", o.Name, strings.Join(o.Request.AllowCIDRs, ", "), o.Name)
 	}
-	if spec, err = o.Overrides.Apply(rec, 0, "placeholder.invalid"); err != nil {
+	// The shared settings are checked on node 1 alone: a cluster's
+	// addresses and ids are laid out once its instances exist.
+	first := rec
+	first.Nodes = rec.Nodes[:min(len(rec.Nodes), 1)]
+	if spec, err = o.Overrides.Apply(first, 0, "placeholder.invalid"); err != nil {
 		return rec, spec, err
 	}
 	if err := checkLocalTarball(&spec); err != nil {

@@ -143,16 +143,16 @@ type launchTimes struct {
 	running time.Time
 }
 
-func (c *launchTimes) Create(ctx context.Context, req cloud.CreateRequest) (*cloud.Broker, error) {
+func (c *launchTimes) CreateNodes(ctx context.Context, req cloud.CreateRequest) ([]*cloud.Broker, error) {
 	time.Sleep(10 * time.Millisecond)
 	launched := time.Now()
 	time.Sleep(20 * time.Millisecond)
-	b, err := c.fakeCloud.Create(ctx, req)
+	bs, err := c.fakeCloud.CreateNodes(ctx, req)
 	if err == nil {
 		c.running = time.Now()
-		b.Launched, b.Running = launched, c.running
+		bs[0].Launched, bs[0].Running = launched, c.running
 	}
-	return b, err
+	return bs, err
 }
 
 type slowDialer struct{ *fakeDialer }

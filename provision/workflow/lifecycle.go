@@ -28,16 +28,22 @@ func Start(ctx context.Context, env Env, o StartOptions) (*Outcome, error) {
 		return nil, err
 	}
 	start := time.Now()
-	inst, err := cl.Start(ctx, rec.Name)
+	insts, err := cl.StartAll(ctx, rec.Name)
 	if err != nil {
 		return nil, err
 	}
-	env.UI.Printf("instance %s running at %s (%s)", inst.InstanceID, inst.PublicIP, time.Since(start).Round(100*time.Millisecond))
+	for _, inst := range insts {
+		env.UI.Printf("instance %s running at %s%s (%s)", inst.InstanceID, inst.PublicIP, zoneNote(inst, len(insts)), time.Since(start).Round(100*time.Millisecond))
+	}
+	o.Dial.RetryAuth = true
+	if len(rec.Nodes) > 1 || len(insts) > 1 {
+		return startCluster(ctx, env, cl, &rec, insts, o.RunOptions)
+	}
+	inst := insts[0]
 	spec, err := state.SpecFor(rec, 0)
 	if err != nil {
 		return nil, err
 	}
-	o.Dial.RetryAuth = true
 	return provisionInstance(ctx, env, cl, &rec, 0, inst, spec, false, 0, o.RunOptions)
 }
 
@@ -47,14 +53,15 @@ type StopOptions struct {
 	Region string
 }
 
-// Stop stops a cluster's instances (their volumes, and the data, stay).
+// Stop stops a cluster's instances, all at once (their volumes, the data
+// and their private addresses stay).
 func Stop(ctx context.Context, env Env, o StopOptions) (time.Duration, error) {
 	rec, cl, err := ec2Cluster(ctx, env, o.Name, o.Region, "stop")
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	_, err = cl.Stop(ctx, rec.Name)
+	_, err = cl.StopAll(ctx, rec.Name)
 	return time.Since(start), err
 }
 

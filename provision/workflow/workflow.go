@@ -78,11 +78,15 @@ type Store interface {
 // Cloud is what the workflows need of EC2 (*cloud.Cloud has it).
 type Cloud interface {
 	RegionName() string
-	Validate(ctx context.Context, req cloud.CreateRequest) error
-	Create(ctx context.Context, req cloud.CreateRequest) (*cloud.Broker, error)
+	// Layout checks a create request and says where each node goes.
+	Layout(ctx context.Context, req cloud.CreateRequest) ([]cloud.Placement, error)
+	// CreateNodes makes (or finds) every node's instance, in node order.
+	CreateNodes(ctx context.Context, req cloud.CreateRequest) ([]*cloud.Broker, error)
 	Describe(ctx context.Context, name string) (*cloud.Broker, error)
-	Start(ctx context.Context, name string) (*cloud.Broker, error)
-	Stop(ctx context.Context, name string) (*cloud.Broker, error)
+	// StartAll and StopAll act on every instance of a cluster at once and
+	// return them in node order.
+	StartAll(ctx context.Context, name string) ([]*cloud.Broker, error)
+	StopAll(ctx context.Context, name string) ([]*cloud.Broker, error)
 	Find(ctx context.Context, name string) (*cloud.Resources, error)
 	Destroy(ctx context.Context, name string, dryRun bool) (*cloud.Resources, error)
 	WaitConsoleHostKeys(ctx context.Context, instanceID string, w cloud.ConsoleWait) ([]ssh.PublicKey, error)

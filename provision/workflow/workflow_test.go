@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,25 +85,29 @@ func (e *fakeEngine) run(ctx context.Context, _ provision.Host, s provision.Spec
 	return res, nil
 }
 
-// fakeCloud is one instance per name, with a public IP that changes on
-// every start (no Elastic IP).
+// fakeCloud is one instance per node per name, with a public IP that
+// changes on every start (no Elastic IP), a private IP that does not, and
+// nodes spread over three zones.
 type fakeCloud struct {
 	lastReq   cloud.CreateRequest
-	instances map[string]*cloud.Broker
+	instances map[string][]*cloud.Broker
 	created   int
 	destroyed []string
 	nextIP    int
 	fixedIP   string // every instance gets this address (an Elastic IP)
 	// keys are what the console shows; consoleWaits the bound of each read.
 	keys         []ssh.PublicKey
+	consoleMu    sync.Mutex // nodes read their consoles at once
 	consoleWaits []time.Duration
 	// allowed are the CIDRs of each security group, allowPorts its ports.
 	allowed    map[string][]string
 	allowPorts []int32
+	// failCreate, when set, is the next CreateNodes' answer (then cleared).
+	failCreate error
 }
 
 func newFakeCloud() *fakeCloud {
-	return &fakeCloud{instances: map[string]*cloud.Broker{}, nextIP: 10, allowed: map[string][]string{}}
+	return &fakeCloud{instances: map[string][]*cloud.Broker{}, nextIP: 10, allowed: map[string][]string{}}
 }
 
 func (c *fakeCloud) ip() string {
@@ -113,45 +118,86 @@ func (c *fakeCloud) ip() string {
 	return fmt.Sprintf("203.0.113.%d", c.nextIP)
 }
 
-func (c *fakeCloud) RegionName() string                                  { return "us-east-1" }
-func (c *fakeCloud) Validate(context.Context, cloud.CreateRequest) error { return nil }
-func (c *fakeCloud) Create(_ context.Context, req cloud.CreateRequest) (*cloud.Broker, error) {
-	c.lastReq = req
-	if b, ok := c.instances[req.Name]; ok {
-		return b, nil // found by tag: resumed
+var fakeZones = []string{"us-east-1a", "us-east-1b", "us-east-1c"}
+
+func (c *fakeCloud) RegionName() string { return "us-east-1" }
+func (c *fakeCloud) Layout(_ context.Context, req cloud.CreateRequest) ([]cloud.Placement, error) {
+	n := max(req.Nodes, 1)
+	if err := cloud.CheckNodeCount(n); err != nil {
+		return nil, err
 	}
-	c.created++
+	out := make([]cloud.Placement, n)
+	for i := range out {
+		z := fakeZones[i%len(fakeZones)]
+		out[i] = cloud.Placement{SubnetID: "subnet-" + z, Zone: z}
+	}
+	return out, nil
+}
+func (c *fakeCloud) CreateNodes(ctx context.Context, req cloud.CreateRequest) ([]*cloud.Broker, error) {
+	c.lastReq = req
+	if err := c.failCreate; err != nil {
+		c.failCreate = nil
+		return nil, err
+	}
+	if bs, ok := c.instances[req.Name]; ok {
+		return bs, nil // found by tag: resumed
+	}
+	places, err := c.Layout(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	c.allowed[req.Name] = append([]string{}, req.AllowCIDRs...)
-	b := &cloud.Broker{Name: req.Name, InstanceID: fmt.Sprintf("i-%d", c.created), State: "running", PublicIP: c.ip()}
-	b.PublicDNS = "ec2-" + strings.ReplaceAll(b.PublicIP, ".", "-") + ".compute-1.amazonaws.com"
-	c.instances[req.Name] = b
-	return b, nil
+	var bs []*cloud.Broker
+	for i, p := range places {
+		c.created++
+		b := &cloud.Broker{Name: req.Name, Node: i + 1, Zone: p.Zone, InstanceID: fmt.Sprintf("i-%d", c.created), State: "running",
+			PublicIP: c.ip(), PrivateIP: fmt.Sprintf("172.31.%d.%d", i*16, 10+c.created)}
+		b.PublicDNS = "ec2-" + strings.ReplaceAll(b.PublicIP, ".", "-") + ".compute-1.amazonaws.com"
+		bs = append(bs, b)
+	}
+	c.instances[req.Name] = bs
+	return bs, nil
+}
+
+// Create is CreateNodes for one node.
+func (c *fakeCloud) Create(ctx context.Context, req cloud.CreateRequest) (*cloud.Broker, error) {
+	bs, err := c.CreateNodes(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return bs[0], nil
 }
 func (c *fakeCloud) Describe(_ context.Context, name string) (*cloud.Broker, error) {
-	if b, ok := c.instances[name]; ok {
-		return b, nil
+	if bs, ok := c.instances[name]; ok {
+		return bs[0], nil
 	}
 	return nil, fmt.Errorf("no instance for %s", name)
 }
-func (c *fakeCloud) Start(ctx context.Context, name string) (*cloud.Broker, error) {
-	b, err := c.Describe(ctx, name)
-	if err == nil {
+func (c *fakeCloud) StartAll(_ context.Context, name string) ([]*cloud.Broker, error) {
+	bs, ok := c.instances[name]
+	if !ok {
+		return nil, fmt.Errorf("no instance for %s", name)
+	}
+	for _, b := range bs {
 		b.State, b.PublicIP = "running", c.ip()
 		b.PublicDNS = "ec2-" + strings.ReplaceAll(b.PublicIP, ".", "-") + ".compute-1.amazonaws.com"
 	}
-	return b, err
+	return bs, nil
 }
-func (c *fakeCloud) Stop(ctx context.Context, name string) (*cloud.Broker, error) {
-	b, err := c.Describe(ctx, name)
-	if err == nil {
+func (c *fakeCloud) StopAll(_ context.Context, name string) ([]*cloud.Broker, error) {
+	bs, ok := c.instances[name]
+	if !ok {
+		return nil, fmt.Errorf("no instance for %s", name)
+	}
+	for _, b := range bs {
 		b.State, b.PublicIP, b.PublicDNS = "stopped", "", ""
 	}
-	return b, err
+	return bs, nil
 }
 func (c *fakeCloud) Find(_ context.Context, name string) (*cloud.Resources, error) {
 	r := &cloud.Resources{}
-	if b, ok := c.instances[name]; ok {
-		r.Instances = append(r.Instances, cloud.Instance{ID: b.InstanceID, State: b.State})
+	for _, b := range c.instances[name] {
+		r.Instances = append(r.Instances, cloud.Instance{ID: b.InstanceID, State: b.State, Node: b.Node})
 	}
 	return r, nil
 }
@@ -161,6 +207,8 @@ func (c *fakeCloud) Destroy(_ context.Context, name string, _ bool) (*cloud.Reso
 	return &cloud.Resources{}, nil
 }
 func (c *fakeCloud) WaitConsoleHostKeys(_ context.Context, _ string, w cloud.ConsoleWait) ([]ssh.PublicKey, error) {
+	c.consoleMu.Lock()
+	defer c.consoleMu.Unlock()
 	c.consoleWaits = append(c.consoleWaits, w.Timeout)
 	return c.keys, nil
 }

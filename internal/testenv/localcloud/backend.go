@@ -54,6 +54,7 @@ type LaunchSpec struct {
 	InstanceID   string
 	InstanceType string
 	Hostname     string   // local-hostname: ip-172-31-x-y, from the private DNS name
+	PrivateIP    string   // moto's private address (NamespaceHosts with a LAN put eth1 there)
 	PublicKeys   []string // the key pair's public key (authorized for the default user)
 	UserData     []byte   // as given, decoded from base64
 	VendorData   string   // Options.VendorData

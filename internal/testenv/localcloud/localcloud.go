@@ -44,6 +44,12 @@
 //
 // The VMs reach this machine's loopback at 10.0.2.2 (a Kafka mirror
 // there); namespace hosts at their Host.HostSideAddr.
+//
+// Several instances of a cluster: NamespaceHosts{LAN: lan} puts every
+// instance on one private LAN (nshost.NewLAN) at the private IP moto gave
+// it (172.31.x.y/16, in the default subnet of its zone), so the instances
+// reach each other at their private addresses as in a VPC, while this
+// machine reaches them only at their public (loopback) addresses.
 package localcloud
 
 import (

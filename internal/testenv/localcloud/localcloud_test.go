@@ -19,6 +19,7 @@ import (
 	"github.com/aws/smithy-go"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/kafkaup/kafkaup/internal/testenv/nshost"
 	"github.com/kafkaup/kafkaup/internal/testenv/testssh"
 )
 
@@ -584,4 +585,84 @@ func TestShutdownFromInside(t *testing.T) {
 	if err := testssh.WaitLogin(ctx, target); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestNamespaceHostsPrivateLAN: with a LAN, three instances launched in
+// three default subnets reach each other at the private IPs moto gave
+// them (as instances of one VPC), still reached from here at their
+// public addresses; a stopped and started instance is back at the same
+// private IP.
+func TestNamespaceHostsPrivateLAN(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	lan, err := nshost.NewLAN(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lan.Close() })
+	f := start(t, Options{Backend: NamespaceHosts{LAN: lan}})
+	subs, err := f.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("default-for-az"), Values: []string{"true"}}}})
+	if err != nil || len(subs.Subnets) < 3 {
+		t.Fatalf("default subnets: %v, %v", subs, err)
+	}
+	var ids, privs []string
+	var targets []testssh.Target
+	for i := 0; i < 3; i++ {
+		in := f.runInput("")
+		in.SecurityGroupIds = nil
+		in.NetworkInterfaces = []ec2types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0), SubnetId: subs.Subnets[i].SubnetId,
+			Groups: []string{f.sg}, AssociatePublicIpAddress: aws.Bool(true), DeleteOnTermination: aws.Bool(true)}}
+		out, err := f.ec2.RunInstances(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, aws.ToString(out.Instances[0].InstanceId))
+	}
+	for _, id := range ids {
+		inst := f.waitState(ctx, t, id, ec2types.InstanceStateNameRunning)
+		privs = append(privs, aws.ToString(inst.PrivateIpAddress))
+		target := testssh.Target{Addr: aws.ToString(inst.PublicIpAddress), User: DefaultUser, KeyPath: f.key}
+		if err := testssh.WaitLogin(ctx, target); err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, target)
+	}
+	t.Logf("private addresses %v in subnets of %s, %s, %s", privs, aws.ToString(subs.Subnets[0].AvailabilityZone),
+		aws.ToString(subs.Subnets[1].AvailabilityZone), aws.ToString(subs.Subnets[2].AvailabilityZone))
+	reach := func(from int) {
+		t.Helper()
+		for to, ip := range privs {
+			if to == from {
+				continue
+			}
+			if _, err := testssh.Run(ctx, targets[from], "timeout 5 bash -c 'echo >/dev/tcp/"+ip+"/22'"); err != nil {
+				t.Errorf("instance %d cannot reach instance %d at %s:22: %v", from+1, to+1, ip, err)
+			}
+		}
+	}
+	for i := range ids {
+		if got, err := testssh.Run(ctx, targets[i], "ip -4 -o addr show dev eth1"); err != nil || !strings.Contains(got, privs[i]+"/16") {
+			t.Errorf("instance %d's eth1: %q, %v", i+1, got, err)
+		}
+		reach(i)
+	}
+	if _, err := f.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ids[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitState(ctx, t, ids[0], ec2types.InstanceStateNameStopped)
+	if _, err := f.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: ids[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	inst := f.waitState(ctx, t, ids[0], ec2types.InstanceStateNameRunning)
+	if aws.ToString(inst.PrivateIpAddress) != privs[0] {
+		t.Errorf("private address after start %s, was %s", aws.ToString(inst.PrivateIpAddress), privs[0])
+	}
+	targets[0].Addr = aws.ToString(inst.PublicIpAddress)
+	if err := testssh.WaitLogin(ctx, targets[0]); err != nil {
+		t.Fatal(err)
+	}
+	reach(0)
+	reach(1)
 }

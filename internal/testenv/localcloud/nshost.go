@@ -36,7 +36,24 @@ var firstBootScript string
 // instance. Stop sends SIGTERM to every process and keeps the overlay; a
 // started host has its files and host keys back, but nothing runs again
 // by itself.
-type NamespaceHosts struct{}
+//
+// With a LAN, every instance also joins it at moto's private IP, on-link
+// to the whole default VPC (VPCPrefix), as instances of one VPC reach
+// each other at their private addresses whatever their subnet; this
+// machine has no address there and still reaches them only at their
+// public (loopback) address, through the cloud's relays. The address
+// stays across a stop and start, as on EC2.
+type NamespaceHosts struct {
+	LAN *nshost.LAN
+	// OnBoot, when set, runs at each boot once the host is up and before
+	// the stand-in for cloud-init: what a test's surroundings need there
+	// (a listener for a mirror on the host's side of its veth, a name for
+	// it in /etc/hosts), as a cloud's network provides.
+	OnBoot func(ctx context.Context, h *nshost.Host) error
+}
+
+// VPCPrefix is the length of moto's default VPC (172.31.0.0/16).
+const VPCPrefix = 16
 
 func (NamespaceHosts) Kind() string           { return "nshost" }
 func (NamespaceHosts) DefaultMaxRunning() int { return 16 }
@@ -45,7 +62,7 @@ func (NamespaceHosts) DefaultMaxRunning() int { return 16 }
 // inside the hosts), in the instance's directory of the cloud.
 func nsDisk(spec LaunchSpec) string { return filepath.Join(spec.Dir, "nshost-disk") }
 
-func (NamespaceHosts) Boot(ctx context.Context, spec LaunchSpec) (Machine, error) {
+func (b NamespaceHosts) Boot(ctx context.Context, spec LaunchSpec) (Machine, error) {
 	disk := nsDisk(spec)
 	_, err := os.Stat(filepath.Join(disk, "upper"))
 	first := os.IsNotExist(err)
@@ -53,8 +70,20 @@ func (NamespaceHosts) Boot(ctx context.Context, spec LaunchSpec) (Machine, error
 	if err != nil {
 		return nil, err
 	}
+	if b.LAN != nil && spec.PrivateIP != "" {
+		if err := b.LAN.JoinAt(ctx, h, fmt.Sprintf("%s/%d", spec.PrivateIP, VPCPrefix)); err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
+	if b.OnBoot != nil {
+		if err := b.OnBoot(ctx, h); err != nil {
+			h.Close()
+			return nil, fmt.Errorf("localcloud: OnBoot of %s: %w", spec.InstanceID, err)
+		}
+	}
 	m := &nsMachine{h: h, spec: spec, done: make(chan struct{})}
-	m.say("localcloud: namespace host %s (%s) powered on at %s; first boot: %v", spec.InstanceID, h.NetNS, h.Addr, first)
+	m.say("localcloud: namespace host %s (%s) powered on at %s (private %s); first boot: %v", spec.InstanceID, h.NetNS, h.Addr, spec.PrivateIP, first)
 	go m.boot(first)
 	return m, nil
 }

@@ -316,6 +316,7 @@ func (c *Cloud) launched(ctx context.Context, cl *call, tree *node) {
 			InstanceID:   item.childText("instanceId"),
 			InstanceType: item.childText("instanceType"),
 			Hostname:     strings.SplitN(item.childText("privateDnsName"), ".", 2)[0],
+			PrivateIP:    item.childText("privateIpAddress"),
 			PublicKeys:   keys,
 			UserData:     userData,
 			VendorData:   c.opts.VendorData,

@@ -134,6 +134,34 @@ func (l *LAN) Join(ctx context.Context, h *Host) (string, error) {
 	return addr, nil
 }
 
+// JoinAt gives h an interface on the LAN (eth1) with the address prefix
+// given (e.g. 172.31.16.5/16: an EC2 instance's private IP, on-link to
+// the whole VPC). Unlike Join it does not remember the host: a host
+// started again (a new namespace, maybe in another slot) joins again.
+func (l *LAN) JoinAt(ctx context.Context, h *Host, prefix string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	unlock, err := flock(filepath.Join(BaseDir, ".setup.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	end := "h" + strconv.Itoa(h.slot)
+	_ = runCmd(ctx, "ip", "-n", l.NetNS, "link", "del", end) // a stale end of an earlier host in this slot
+	for _, args := range [][]string{
+		{"-n", l.NetNS, "link", "add", end, "type", "veth", "peer", "name", "eth1", "netns", h.NetNS},
+		{"-n", l.NetNS, "link", "set", end, "master", "br0"},
+		{"-n", l.NetNS, "link", "set", end, "up"},
+		{"-n", h.NetNS, "addr", "add", prefix, "dev", "eth1"},
+		{"-n", h.NetNS, "link", "set", "eth1", "up"},
+	} {
+		if err := runCmd(ctx, "ip", args...); err != nil {
+			return fmt.Errorf("nshost: %s joins LAN %s at %s: %w", h.NetNS, l.NetNS, prefix, err)
+		}
+	}
+	return nil
+}
+
 // Close deletes the LAN's namespace (and with it the bridge and every
 // host's eth1) and frees its slot. Safe to call more than once.
 func (l *LAN) Close() error {

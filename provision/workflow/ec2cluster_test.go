@@ -1,0 +1,180 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/kafkaup/kafkaup/provision"
+)
+
+func isInput(err error) bool {
+	var ie *provision.InputError
+	return errors.As(err, &ie)
+}
+
+// TestCreateClusterOfThree: create --nodes 3 asks for three nodes, records
+// each at its public address (SSH and clients), its private address (the
+// other nodes: voters and replication) and its zone (broker.rack), runs
+// the three nodes at once with the same voters and cluster id, and
+// verifies the cluster; a rerun launches nothing and keeps the ids; stop
+// and start give new public addresses, which are advertised, while the
+// private ones and the voters stay.
+func TestCreateClusterOfThree(t *testing.T) {
+	f := newClusterFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	o := createOptions()
+	o.Nodes, o.SkipVerify = 3, false
+	f.barrier = make(chan struct{}, 3) // the nodes must run at once
+	out, err := Create(context.Background(), f.env, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.barrier = nil
+	if f.cloud.lastReq.Nodes != 3 || f.cloud.created != 3 || f.maxAtOnce != 3 || len(f.verified) != 1 || len(out.Nodes) != 3 {
+		t.Fatalf("asked %d nodes, created %d, %d at once, verified %d times, %d outcomes", f.cloud.lastReq.Nodes, f.cloud.created, f.maxAtOnce, len(f.verified), len(out.Nodes))
+	}
+	rec, err := f.store.Load("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	insts := f.cloud.instances["demo"]
+	var voters []string
+	for i, n := range rec.Nodes {
+		b := insts[i]
+		if n.ID != i+1 || n.Host != b.PublicIP || n.AdvertisedHost != b.PublicIP || n.InternalHost != b.PrivateIP || n.Rack != fakeZones[i] ||
+			n.InstanceID != b.InstanceID || n.DirectoryID == "" || n.User != "ubuntu" {
+			t.Errorf("node %d recorded as %+v (instance %+v)", i+1, n, *b)
+		}
+		voters = append(voters, fmt.Sprintf("%d@%s:9093:%s", n.ID, b.PrivateIP, n.DirectoryID))
+	}
+	if rec.ClusterID == "" || rec.EC2 == nil || rec.Bootstrap() != insts[0].PublicIP+":9092,"+insts[1].PublicIP+":9092,"+insts[2].PublicIP+":9092" {
+		t.Errorf("record %+v", rec)
+	}
+	checkSpecs := func(when string, run int) {
+		t.Helper()
+		for i := range rec.Nodes {
+			s := f.specs[i+1][run]
+			var got []string
+			for _, v := range s.Voters {
+				got = append(got, fmt.Sprintf("%d@%s:9093:%s", v.NodeID, v.Host, v.DirectoryID))
+			}
+			if strings.Join(got, ",") != strings.Join(voters, ",") || s.InternalHost != insts[i].PrivateIP ||
+				s.AdvertisedHost != insts[i].PublicIP || s.Rack != fakeZones[i] || s.ClusterID != rec.ClusterID {
+				t.Errorf("%s: node %d spec: voters %v internal %s advertised %s rack %s cluster %s", when, i+1, got, s.InternalHost, s.AdvertisedHost, s.Rack, s.ClusterID)
+			}
+		}
+	}
+	checkSpecs("create", 0)
+
+	// A rerun without --nodes resumes the recorded size and launches nothing.
+	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if f.cloud.created != 3 || f.cloud.lastReq.Nodes != 3 {
+		t.Errorf("rerun: created %d, asked %d nodes", f.cloud.created, f.cloud.lastReq.Nodes)
+	}
+	checkSpecs("rerun", 1)
+
+	// Stop and start: new public addresses advertised, private ones kept.
+	oldPublic := insts[0].PublicIP
+	if _, err := Stop(context.Background(), f.env, StopOptions{Name: "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(context.Background(), f.env, StartOptions{Name: "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	if insts[0].PublicIP == oldPublic {
+		t.Fatal("the fake gave the same address")
+	}
+	checkSpecs("start", 2)
+	if rec, _ = f.store.Load("demo"); rec.Nodes[0].Host != insts[0].PublicIP || rec.Nodes[2].AdvertisedHost != insts[2].PublicIP {
+		t.Errorf("record after start: %+v", rec.Nodes)
+	}
+	if len(f.verified) != 2 { // create and start (the rerun skipped it)
+		t.Errorf("verified %d times", len(f.verified))
+	}
+}
+
+// TestCreateNodeCounts: even counts and more than 9 are refused before any
+// AWS call, with the quorum's reason; a recorded cluster keeps its size;
+// one --advertised-host for several nodes is refused.
+func TestCreateNodeCounts(t *testing.T) {
+	for _, n := range []int{2, 4, 11} {
+		f := newFakes(t)
+		t.Setenv("HOME", t.TempDir())
+		o := createOptions()
+		o.Nodes = n
+		_, err := Create(context.Background(), f.env, o)
+		if !isInput(err) || f.cloud.created != 0 {
+			t.Errorf("--nodes %d: %v (created %d)", n, err, f.cloud.created)
+		}
+		if n == 2 && !strings.Contains(fmt.Sprint(err), "majority") {
+			t.Errorf("--nodes 2: %v", err)
+		}
+	}
+	f := newFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+		t.Fatal(err)
+	}
+	o := createOptions()
+	o.Nodes = 3
+	if _, err := Create(context.Background(), f.env, o); !isInput(err) || !strings.Contains(err.Error(), "has 1 nodes") {
+		t.Errorf("growing a single broker: %v", err)
+	}
+	o = createOptions()
+	o.Name, o.Nodes = "other", 3
+	adv := "kafka.example.com"
+	o.Overrides.AdvertisedHost = &adv
+	if _, err := Create(context.Background(), f.env, o); !isInput(err) {
+		t.Errorf("--advertised-host with 3 nodes: %v", err)
+	}
+}
+
+// TestCreateClusterResumesAfterCloudFailure: the cluster's size is
+// recorded before AWS is asked, so a create --nodes 3 that failed in AWS
+// resumes as three nodes (with or without --nodes).
+func TestCreateClusterResumesAfterCloudFailure(t *testing.T) {
+	f := newClusterFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	o := createOptions()
+	o.Nodes = 3
+	f.cloud.failCreate = errors.New("InsufficientInstanceCapacity")
+	if _, err := Create(context.Background(), f.env, o); err == nil {
+		t.Fatal("create succeeded")
+	}
+	if rec, err := f.store.Load("demo"); err != nil || len(rec.Nodes) != 3 {
+		t.Fatalf("record after the failure: %+v, %v", rec, err)
+	}
+	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if f.cloud.lastReq.Nodes != 3 || f.cloud.created != 3 {
+		t.Errorf("rerun asked %d nodes, created %d", f.cloud.lastReq.Nodes, f.cloud.created)
+	}
+	if rec, _ := f.store.Load("demo"); rec.Nodes[2].InternalHost == "" || rec.Nodes[2].Rack != fakeZones[2] {
+		t.Errorf("node 3 after the rerun: %+v", rec.Nodes[2])
+	}
+}
+
+// TestCreateClusterSaysSharedZones: fewer zones than nodes is said before
+// anything is made.
+func TestCreateClusterSaysSharedZones(t *testing.T) {
+	f := newClusterFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	o := createOptions()
+	o.Nodes, o.DryRun = 5, true
+	out, err := Create(context.Background(), f.env, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := out.CreatePlan; p == nil || p.Nodes != 5 || !p.SharedZones || p.Placements[3].Zone != fakeZones[0] || f.cloud.created != 0 {
+		t.Fatalf("plan %+v", out.CreatePlan)
+	}
+	if !strings.Contains(strings.Join(f.lines, "\n"), "node 4 in us-east-1a") {
+		t.Errorf("no note on shared zones: %v", f.lines)
+	}
+}
