@@ -7,6 +7,7 @@ import (
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -148,7 +149,13 @@ func DecryptPKCS8(der []byte, password string) ([]byte, error) {
 	if pad == 0 || pad > aes.BlockSize || !bytes.Equal(plain[len(plain)-pad:], bytes.Repeat([]byte{byte(pad)}, pad)) {
 		return nil, errors.New("wrong password (or a damaged key)")
 	}
-	return plain[:len(plain)-pad], nil
+	// A wrong key passes the padding check about once in 256 tries (a
+	// last byte of 1): the plaintext must also be a PKCS#8 key.
+	plain = plain[:len(plain)-pad]
+	if _, err := x509.ParsePKCS8PrivateKey(plain); err != nil {
+		return nil, errors.New("wrong password (or a damaged key)")
+	}
+	return plain, nil
 }
 
 // checkPassword enforces what Java's PBE key factory accepts.

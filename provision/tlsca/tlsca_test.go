@@ -243,8 +243,13 @@ func TestKeystorePEM(t *testing.T) {
 			if der, err = DecryptPKCS8(der, password); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := DecryptPKCS8(blocks[0].Bytes, "wrong"); err == nil {
-				t.Error("decrypt with a wrong password: no error")
+			// A wrong key's padding looks right about once in 256: many
+			// wrong passwords, so that this fails every time if only the
+			// padding is checked.
+			for i := range 1000 {
+				if _, err := DecryptPKCS8(blocks[0].Bytes, fmt.Sprintf("wrong%d", i)); err == nil {
+					t.Fatalf("decrypt with the wrong password wrong%d: no error", i)
+				}
 			}
 		}
 		// The key and first certificate form a working TLS pair.
