@@ -145,15 +145,21 @@ func DecryptPKCS8(der []byte, password string) ([]byte, error) {
 	}
 	plain := make([]byte, len(ct))
 	cipher.NewCBCDecrypter(block, iv).CryptBlocks(plain, ct)
+	return unpadKey(plain)
+}
+
+// unpadKey strips the CBC padding from a decrypted key and checks that what
+// is left is a PKCS#8 key: a wrong password's padding looks right about once
+// in 256 (a last byte of 1), so the padding alone does not tell.
+func unpadKey(plain []byte) ([]byte, error) {
+	wrong := errors.New("wrong password (or a damaged key)")
 	pad := int(plain[len(plain)-1])
 	if pad == 0 || pad > aes.BlockSize || !bytes.Equal(plain[len(plain)-pad:], bytes.Repeat([]byte{byte(pad)}, pad)) {
-		return nil, errors.New("wrong password (or a damaged key)")
+		return nil, wrong
 	}
-	// A wrong key passes the padding check about once in 256 tries (a
-	// last byte of 1): the plaintext must also be a PKCS#8 key.
 	plain = plain[:len(plain)-pad]
 	if _, err := x509.ParsePKCS8PrivateKey(plain); err != nil {
-		return nil, errors.New("wrong password (or a damaged key)")
+		return nil, wrong
 	}
 	return plain, nil
 }
