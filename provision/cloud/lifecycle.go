@@ -5,9 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -294,44 +292,6 @@ func (c *Cloud) WaitConsoleHostKeys(ctx context.Context, instanceID string, w Co
 			return nil, err
 		}
 	}
-}
-
-// DefaultCallerIPURL answers with the caller's public IPv4 address.
-const DefaultCallerIPURL = "https://checkip.amazonaws.com"
-
-// CallerIP asks url (default DefaultCallerIPURL) for this machine's public
-// IP address as the internet sees it. client nil: a client with a 10s
-// timeout. Use HostCIDR to turn it into the /32 to allow.
-func CallerIP(ctx context.Context, client *http.Client, url string) (string, error) {
-	if url == "" {
-		url = DefaultCallerIPURL
-	}
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
-	const advice = "pass the addresses to allow with --allow-cidr instead"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", fmt.Errorf("look up this machine's public IP at %s: %w", url, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("look up this machine's public IP at %s: %w; %s", url, err, advice)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 256))
-	if err != nil {
-		return "", fmt.Errorf("look up this machine's public IP at %s: read the answer: %w; %s", url, err, advice)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("look up this machine's public IP at %s: %s; %s", url, resp.Status, advice)
-	}
-	s := strings.TrimSpace(string(body))
-	ip := net.ParseIP(s)
-	if ip == nil {
-		return "", fmt.Errorf("look up this machine's public IP at %s: the answer %q is not an IP address; %s", url, s, advice)
-	}
-	return ip.String(), nil
 }
 
 // HostCIDR is the single-address CIDR of ip: /32 for IPv4, /128 for IPv6.

@@ -116,16 +116,21 @@ type Cloud struct {
 	Moto *moto.Server
 	// Endpoint is the proxy's URL, http://127.0.0.1:PORT.
 	Endpoint string
+	// CallerIPURLs are two "what is my IP" services on loopback that answer
+	// with the caller's address (127.0.0.1): Env points kafkaup at them
+	// (KAFKAUP_CALLER_IP_URLS), in place of the ones on the internet.
+	CallerIPURLs []string
 
-	opts    Options
-	ownMoto bool
-	ln      net.Listener
-	srv     *http.Server
-	ec2     *ec2.Client // straight to moto
-	dir     string      // this cloud's instance directories
-	unlock  func()      // the flock that marks dir as live
-	logf    func(format string, args ...any)
-	wg      sync.WaitGroup
+	opts      Options
+	ownMoto   bool
+	ln        net.Listener
+	srv       *http.Server
+	ipServers []*http.Server // the caller-IP services
+	ec2       *ec2.Client    // straight to moto
+	dir       string         // this cloud's instance directories
+	unlock    func()         // the flock that marks dir as live
+	logf      func(format string, args ...any)
+	wg        sync.WaitGroup
 
 	mu           sync.Mutex
 	instances    map[string]*Instance
@@ -180,6 +185,10 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 		return nil, fmt.Errorf("localcloud: listen: %w", err)
 	}
 	c.Endpoint = "http://" + c.ln.Addr().String()
+	if err := c.startCallerIPServices(); err != nil {
+		c.Close()
+		return nil, err
+	}
 	c.srv = &http.Server{Handler: http.HandlerFunc(c.serve), ReadHeaderTimeout: 30 * time.Second}
 	go c.srv.Serve(c.ln)
 	c.logf("localcloud: EC2 at %s (moto %s), %s backend, console after %s, at most %d running",
@@ -228,7 +237,9 @@ func tryFlock(path string) (*os.File, bool) {
 }
 
 // Env is what a process (the kafkaup binary under test) needs in its
-// environment to use this cloud: moto.Server.Env with the proxy's endpoint.
+// environment to use this cloud: moto.Server.Env with the proxy's
+// endpoint, and KAFKAUP_CALLER_IP_URLS naming the cloud's caller-IP
+// services (CallerIPURLs).
 func (c *Cloud) Env() []string {
 	var env []string
 	for _, kv := range c.Moto.Env() {
@@ -237,8 +248,12 @@ func (c *Cloud) Env() []string {
 		}
 		env = append(env, kv)
 	}
-	return env
+	return append(env, CallerIPURLsEnv+"="+strings.Join(c.CallerIPURLs, ","))
 }
+
+// CallerIPURLsEnv is kafkaup's variable for its caller-IP lookup services
+// (cloud.CallerIPURLsEnv; the harness does not import product code).
+const CallerIPURLsEnv = "KAFKAUP_CALLER_IP_URLS"
 
 // Config is an SDK configuration for this cloud (moto.Server.Config with
 // the proxy's endpoint).
@@ -313,6 +328,9 @@ func (c *Cloud) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = c.srv.Shutdown(ctx)
 		cancel()
+	}
+	for _, s := range c.ipServers {
+		s.Close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
