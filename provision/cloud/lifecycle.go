@@ -241,9 +241,16 @@ func latestRefused(err error) bool {
 
 // DefaultConsoleTimeout is how long create waits for an instance's console
 // output to show its SSH host keys. cloud-init prints them at the end of
-// the first boot; EC2 serves the latest output of Nitro instances within
-// seconds of that, but posts other types' output only minutes later.
-const DefaultConsoleTimeout = 4 * time.Minute
+// the first boot, a minute or two after "running" (later while the head
+// start's apt work competes for a small instance's CPU); EC2 serves the
+// latest output of Nitro instances within seconds of that, but posts other
+// types' output only minutes later. Keys that come late are only a wait:
+// the wait ends as soon as they show (or cloud-init says it finished
+// without them), and the head start installs in the meantime, which the
+// SSH run would wait for anyway. Keys that come after the timeout turn a
+// verified host key into one trusted on first use, so the bound is
+// generous: 5 minutes.
+const DefaultConsoleTimeout = 5 * time.Minute
 
 // ConsoleWait bounds WaitConsoleHostKeys.
 type ConsoleWait struct {

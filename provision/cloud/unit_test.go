@@ -235,6 +235,27 @@ func TestWaitConsoleHostKeys(t *testing.T) {
 	})
 }
 
+// TestConsoleKeysPostedLateWithinDefault: an instance whose console shows
+// the host keys 4m35s after running (an older instance type posting its
+// output late, or a slow first boot: under emulation cloud-init printed
+// them 3m47s after running) is still waited for with the default timeout,
+// so create verifies the host key instead of trusting it on first use.
+func TestConsoleKeysPostedLateWithinDefault(t *testing.T) {
+	block := "ec2: -----BEGIN SSH HOST KEY KEYS-----\r\nec2: " + edKey + "\r\nec2: -----END SSH HOST KEY KEYS-----\r\n"
+	late := 4*time.Minute + 35*time.Second
+	s := &consoleScript{t: t, refuse: "UnsupportedOperation"}
+	for i := 0; i < int(late/(5*time.Second)); i++ {
+		s.outputs = append(s.outputs, "")
+	}
+	s.outputs = append(s.outputs, "[  OK  ] Started cloud-final.service\r\n"+block)
+	c, _ := fakeClockCloud(&fakeEC2{consoleOutput: s.read})
+	start := c.clock()
+	keys, err := c.WaitConsoleHostKeys(context.Background(), "i-1", ConsoleWait{Timeout: DefaultConsoleTimeout})
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys posted %s after running, default timeout %s: %d keys, %v after %s", late, DefaultConsoleTimeout, len(keys), err, c.clock().Sub(start))
+	}
+}
+
 func TestHostCIDR(t *testing.T) {
 	if cidr, err := HostCIDR("203.0.113.7"); err != nil || cidr != "203.0.113.7/32" {
 		t.Fatalf("HostCIDR: %q %v", cidr, err)
