@@ -21,6 +21,12 @@
 //     (IncorrectInstanceState);
 //   - more instances than MaxRunning: InsufficientInstanceCapacity.
 //
+// For the cases that break SSH host keys: SetConsoleHostKeys makes the
+// console show other keys than the instance presents, and
+// Options.RecycleAddresses hands a new instance the public address another
+// gave up. Two "what is my IP" services on loopback (CallerIPURLs, in Env)
+// stand in for the internet's.
+//
 // The network rule: tests dial only loopback. Every instance's public
 // address is a 127.0.0.N of the cloud's (auto-assigned at launch and at
 // each start, released at stop; an Elastic IP is allocated at a 127.0.0.N
@@ -90,6 +96,12 @@ type Options struct {
 	// relayed only when a rule of the instance's security groups allows
 	// its port from its source address.
 	IgnoreSecurityGroups bool
+	// RecycleAddresses gives a launched (or started) instance the public
+	// address another instance gave up last, when it is free, as EC2 hands
+	// released addresses to new instances: a test then meets what a
+	// recycled IP does to known_hosts. By default a new address is any
+	// free one.
+	RecycleAddresses bool
 	// VendorData is cloud-init vendor-data given to every instance (a
 	// cloud's own first-boot behaviour), e.g. VendorDataAPTAtFirstBoot.
 	VendorData string
@@ -138,6 +150,8 @@ type Cloud struct {
 	allocIDs     map[string]string      // Elastic IP allocation id -> IP
 	eipOf        map[string]string      // instance id -> its Elastic IP, as moto's addresses say
 	consoleDelay time.Duration
+	consoleKeys  []string // forged SSH HOST KEY KEYS lines (SetConsoleHostKeys)
+	recycled     []string // auto-assigned addresses given up, the last one last
 	closed       bool
 }
 
@@ -267,6 +281,18 @@ func (c *Cloud) SetConsoleDelay(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.consoleDelay = d
+}
+
+// SetConsoleHostKeys makes GetConsoleOutput show keys (authorized_keys
+// lines, "ssh-ed25519 AAAA...") in place of every instance's own in its
+// -----BEGIN SSH HOST KEY KEYS----- block, from now on: what kafkaup sees
+// when the console it reads belongs to another machine than the one that
+// answers at the address (someone in the middle, or an address handed on).
+// nil shows the instances' own keys again.
+func (c *Cloud) SetConsoleHostKeys(keys []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.consoleKeys = keys
 }
 
 // Instance returns the instance with that id, or nil.
