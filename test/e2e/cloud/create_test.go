@@ -5,6 +5,9 @@
 // (the user "ubuntu" with the imported key), posts its console output late,
 // gets a public loopback address at launch and a new one after a stop and
 // start, and is reachable only on the ports its security group opens.
+// hostkeys_test.go runs the same cloud on namespace hosts (no VM) for what
+// breaks SSH host keys: a console that shows other keys than the address
+// presents, and an address handed from one instance to the next.
 package cloud_test
 
 import (
