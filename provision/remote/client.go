@@ -155,6 +155,9 @@ func (c *Client) dialOnce(ctx context.Context) (*ssh.Client, error) {
 	stop()
 	if err != nil {
 		raw.Close()
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil, fmt.Errorf("ssh handshake with %s: %w", c.cfg.Addr(), ctx.Err())
+		}
 		if isAuthFailure(err) {
 			return nil, &AuthError{Addr: c.cfg.Addr(), User: c.cfg.User, Err: err}
 		}
