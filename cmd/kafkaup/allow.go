@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kafkaup/kafkaup/provision/cloud"
 	"github.com/kafkaup/kafkaup/provision/workflow"
 )
 
@@ -19,6 +20,7 @@ func allowCommand() *cli.Command {
 		Flags: []cli.Flag{
 			regionFlag(),
 			&cli.BoolFlag{Name: "my-ip", Usage: "this machine's public IP (as a /32)"},
+			callerIPURLFlag(),
 			&cli.BoolFlag{Name: "revoke", Usage: "take the given addresses out instead of letting them in"},
 			&cli.BoolFlag{Name: "open-to-world", Usage: "allow 0.0.0.0/0 or ::/0 on a broker without TLS and a login"},
 			jsonFlag(),
@@ -54,4 +56,12 @@ func allowCommand() *cli.Command {
 			})
 		},
 	}
+}
+
+// callerIPURLFlag is where create and allow --my-ip look up this machine's
+// public IP.
+func callerIPURLFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "caller-ip-url", EnvVars: []string{cloud.CallerIPURLsEnv},
+		Usage: "service answering with this machine's public IP as plain text, repeatable; all are asked (never through a proxy) and must agree (default: " +
+			strings.Join(cloud.DefaultCallerIPURLs, ", ") + ")"}
 }

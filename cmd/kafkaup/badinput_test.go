@@ -149,6 +149,8 @@ func TestBadInput(t *testing.T) {
 		{"allow: CIDR with host bits", []string{"allow", "demo", "10.1.2.3/8"}, "host bits", 0},
 		{"allow: revoke nothing", []string{"allow", "demo", "--revoke"}, "--my-ip", 0},
 		{"allow: unknown broker", []string{"allow", "nosuch", "--my-ip"}, "no record of a broker named", 1},
+		{"allow: caller-IP URL without a scheme", []string{"allow", "demo", "--my-ip", "--caller-ip-url", "checkip.example"}, "--caller-ip-url", 0},
+		{"create: caller-IP URL not http", c("--caller-ip-url", "ftp://checkip.example"), "not an http", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,6 +26,7 @@ func createCommand() *cli.Command {
 		&cli.StringFlag{Name: "subnet", Usage: "subnet id to launch in (default: a default subnet of the default VPC)"},
 		&cli.StringSliceFlag{Name: "allow-cidr", Usage: "CIDR allowed to reach SSH (22) and Kafka (9092), repeatable (default: your public IP /32)"},
 		&cli.BoolFlag{Name: "open-to-world", Usage: "allow --allow-cidr 0.0.0.0/0 or ::/0: anyone on the internet may then read and write your topics"},
+		callerIPURLFlag(),
 		&cli.BoolFlag{Name: "elastic-ip", Usage: "allocate an Elastic IP so the address survives stop/start (released by destroy)"},
 		&cli.StringFlag{Name: "eip-allocation", Usage: "associate your own Elastic IP (allocation id; never released by kafkaup)"},
 		&cli.IntFlag{Name: "root-size", Value: cloud.DefaultRootSizeGB, Usage: "root volume size in GB (gp3, encrypted)"},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -60,6 +59,13 @@ func (s *session) env(c *cli.Context) (workflow.Env, error) {
 			return workflow.Env{}, usagef("--known-hosts: %v", err)
 		}
 	}
+	lookup := cloud.CallerIPLookup{URLs: c.StringSlice("caller-ip-url"), Logf: s.ui.Printf}
+	if !hasFlag(c, "caller-ip-url") {
+		lookup.URLs = nil
+	}
+	if err := cloud.CheckCallerIPURLs(lookup.URLs); err != nil {
+		return workflow.Env{}, usagef("--caller-ip-url (or %s): %v", cloud.CallerIPURLsEnv, err)
+	}
 	return workflow.Env{
 		StateDir: s.stateDir,
 		Store:    state.Store{Dir: s.stateDir},
@@ -78,10 +84,8 @@ func (s *session) env(c *cli.Context) (workflow.Env, error) {
 			cl.Log = s.logFile
 			return cl, nil
 		},
-		CallerIP: func(ctx context.Context) (string, error) {
-			return cloud.CallerIP(ctx, &http.Client{Timeout: 10 * time.Second}, cloud.DefaultCallerIPURL)
-		},
-		UI: s.ui,
+		CallerIP: lookup.Find,
+		UI:       s.ui,
 	}, nil
 }
 

@@ -5,9 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -327,9 +325,16 @@ func latestRefused(err error) bool {
 
 // DefaultConsoleTimeout is how long create waits for an instance's console
 // output to show its SSH host keys. cloud-init prints them at the end of
-// the first boot; EC2 serves the latest output of Nitro instances within
-// seconds of that, but posts other types' output only minutes later.
-const DefaultConsoleTimeout = 4 * time.Minute
+// the first boot, a minute or two after "running" (later while the head
+// start's apt work competes for a small instance's CPU); EC2 serves the
+// latest output of Nitro instances within seconds of that, but posts other
+// types' output only minutes later. Keys that come late are only a wait:
+// the wait ends as soon as they show (or cloud-init says it finished
+// without them), and the head start installs in the meantime, which the
+// SSH run would wait for anyway. Keys that come after the timeout turn a
+// verified host key into one trusted on first use, so the bound is
+// generous: 5 minutes.
+const DefaultConsoleTimeout = 5 * time.Minute
 
 // ConsoleWait bounds WaitConsoleHostKeys.
 type ConsoleWait struct {
@@ -378,44 +383,6 @@ func (c *Cloud) WaitConsoleHostKeys(ctx context.Context, instanceID string, w Co
 			return nil, err
 		}
 	}
-}
-
-// DefaultCallerIPURL answers with the caller's public IPv4 address.
-const DefaultCallerIPURL = "https://checkip.amazonaws.com"
-
-// CallerIP asks url (default DefaultCallerIPURL) for this machine's public
-// IP address as the internet sees it. client nil: a client with a 10s
-// timeout. Use HostCIDR to turn it into the /32 to allow.
-func CallerIP(ctx context.Context, client *http.Client, url string) (string, error) {
-	if url == "" {
-		url = DefaultCallerIPURL
-	}
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
-	const advice = "pass the addresses to allow with --allow-cidr instead"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", fmt.Errorf("look up this machine's public IP at %s: %w", url, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("look up this machine's public IP at %s: %w; %s", url, err, advice)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 256))
-	if err != nil {
-		return "", fmt.Errorf("look up this machine's public IP at %s: read the answer: %w; %s", url, err, advice)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("look up this machine's public IP at %s: %s; %s", url, resp.Status, advice)
-	}
-	s := strings.TrimSpace(string(body))
-	ip := net.ParseIP(s)
-	if ip == nil {
-		return "", fmt.Errorf("look up this machine's public IP at %s: the answer %q is not an IP address; %s", url, s, advice)
-	}
-	return ip.String(), nil
 }
 
 // HostCIDR is the single-address CIDR of ip: /32 for IPv4, /128 for IPv6.

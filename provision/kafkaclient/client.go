@@ -108,6 +108,10 @@ func dialConn(ctx context.Context, cn conn) (*Client, error) {
 		if cerr != nil && !guessed {
 			return nil, cerr
 		}
+		var netErr net.Error // os.ErrDeadlineExceeded and context.DeadlineExceeded are ones
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			return nil, &UnreachableError{Addr: bootstrap, Silent: true, Err: err}
+		}
 		if cerr != nil {
 			err = cerr
 		}

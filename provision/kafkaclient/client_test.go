@@ -145,6 +145,54 @@ func TestDialNotKafka(t *testing.T) {
 	t.Log(err)
 }
 
+// A port that accepts TCP and then says nothing (a relay or firewall that
+// holds what it does not pass on) is unreachable, Silent, with the
+// time-out as its cause: callers add advice by type.
+func TestDialSilentPort(t *testing.T) {
+	addr := silentListener(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	begin := time.Now()
+	c, err := Dial(ctx, addr)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial to a silent port succeeded")
+	}
+	var ue *UnreachableError
+	var ne net.Error
+	if !errors.As(err, &ue) || !ue.Silent || !errors.As(ue.Err, &ne) || !ne.Timeout() ||
+		!strings.Contains(err.Error(), "accepted the connection but did not answer") {
+		t.Fatalf("Dial to a silent port = %T %v", err, err)
+	}
+	t.Logf("after %s: %v", time.Since(begin).Round(10*time.Millisecond), err)
+}
+
+// silentListener accepts connections on loopback and never answers them.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, conn)
+		}
+	}()
+	return l.Addr().String()
+}
+
 func TestCluster(t *testing.T) {
 	c, ctx := dial(t)
 	b := broker(t)

@@ -36,14 +36,21 @@ type Verification struct {
 	RoundTrip  string   `json:"round_trip"` // produce + consume
 }
 
-// UnreachableError says the broker could not be reached from this machine.
+// UnreachableError says the broker could not be reached from this machine:
+// the connection failed (refused, timed out, no route), or, Silent, it was
+// accepted but nothing answered a Kafka request in time (a firewall or
+// relay that holds connections it does not pass on looks like that).
 type UnreachableError struct {
-	Addr string
-	Err  error
+	Addr   string
+	Silent bool
+	Err    error
 }
 
 func (e *UnreachableError) Error() string {
 	host, port, _ := net.SplitHostPort(e.Addr)
+	if e.Silent {
+		return fmt.Sprintf("the broker at %s accepted the connection but did not answer a Kafka request in time (%v). Something between this machine and the broker may hold the connection without passing it on: check that a firewall or security group lets this machine reach %s on TCP port %s, and that the broker runs (kafkaup logs)", e.Addr, e.Err, host, port)
+	}
 	return fmt.Sprintf("cannot reach the broker at %s from this machine (%v). The broker may be fine on the host: check that a firewall or security group lets this machine reach %s on TCP port %s", e.Addr, e.Err, host, port)
 }
 

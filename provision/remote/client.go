@@ -142,10 +142,22 @@ func (c *Client) dialOnce(ctx context.Context) (*ssh.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = raw.SetDeadline(time.Now().Add(timeout)) // the handshake must not hang
+	// The handshake must not hang: it ends at the dial timeout, at the
+	// caller's deadline if that comes first, or when ctx is cancelled (a
+	// silent peer then fails with a time-out, os.ErrDeadlineExceeded).
+	handshakeEnd := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(handshakeEnd) {
+		handshakeEnd = d
+	}
+	_ = raw.SetDeadline(handshakeEnd)
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Now()) })
 	sc, chans, reqs, err := ssh.NewClientConn(raw, c.cfg.Addr(), sshCfg)
+	stop()
 	if err != nil {
 		raw.Close()
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil, fmt.Errorf("ssh handshake with %s: %w", c.cfg.Addr(), ctx.Err())
+		}
 		if isAuthFailure(err) {
 			return nil, &AuthError{Addr: c.cfg.Addr(), User: c.cfg.User, Err: err}
 		}

@@ -466,6 +466,48 @@ func TestSilentHostIsUnreachableError(t *testing.T) {
 	}
 }
 
+// TestSilentHostHonoursContext: the handshake with a host that never
+// answers ends at the caller's deadline (a time-out, as from the host's own
+// silence), and a cancel ends it as a cancel, not as an unreachable host.
+func TestSilentHostHonoursContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, nc) // accepted, never answered
+		}
+	}()
+	cfg := Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "u", HostKeys: &HostKeys{}, DialTimeout: time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	_, err = Dial(ctx, cfg)
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || !ue.Timeout || time.Since(begin) > 10*time.Second {
+		t.Errorf("deadline: %T %v after %s", err, err, time.Since(begin))
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	begin = time.Now()
+	_, err = Dial(ctx, cfg)
+	if !errors.Is(err, context.Canceled) || errors.As(err, &ue) || time.Since(begin) > 10*time.Second {
+		t.Errorf("cancel: %T %v after %s", err, err, time.Since(begin))
+	}
+}
+
 func pinLine(host string, k ssh.PublicKey) string {
 	return knownhosts.Line([]string{host}, k) + "\n"
 }

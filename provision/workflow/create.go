@@ -362,6 +362,11 @@ func provisionInstance(ctx context.Context, env Env, cl Cloud, rec *state.Cluste
 	if out != nil {
 		out.console = console
 	}
+	var mismatch *remote.HostKeyMismatchError
+	if errors.As(err, &mismatch) && len(mismatch.Expected) > 0 {
+		err = fmt.Errorf("%w\nNothing was installed on instance %s; it still runs (and is billed). Once you have looked at its system log: kafkaup destroy %s removes it, and kafkaup create %s then launches a new one",
+			err, inst.InstanceID, rec.Name, rec.Name)
+	}
 	return out, err
 }
 

@@ -153,7 +153,8 @@ func TestConsoleKeyMismatchAborts(t *testing.T) {
 	f.dial.hostKeys = map[string]ssh.PublicKey{"203.0.113.11": edKey(t)}
 	_, err := Create(context.Background(), f.env, createOptions())
 	var mismatch *remote.HostKeyMismatchError
-	if !errors.As(err, &mismatch) || !strings.Contains(err.Error(), "printed on its console") || !strings.Contains(err.Error(), "stopped before sending anything") {
+	if !errors.As(err, &mismatch) || !strings.Contains(err.Error(), "printed on its console") || !strings.Contains(err.Error(), "stopped before sending anything") ||
+		!strings.Contains(err.Error(), "kafkaup destroy demo removes it") {
 		t.Fatalf("err = %v", err)
 	}
 	if len(f.engine.specs) > 0 || len(pinned(t, f, "203.0.113.11")) > 0 {

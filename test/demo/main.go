@@ -75,12 +75,14 @@ func run() error {
 	}
 	env := append(os.Environ(), "HOME="+home, "KAFKAUP_HOME="+filepath.Join(dir, "kafkaup-home"), "SSH_AUTH_SOCK=")
 	env = append(env, lc.Env()...)
-	// What AWS has and the local cloud has not: the caller-IP lookup on the
-	// internet (tests dial only loopback), DNS for the public names,
-	// Canonical's AMI parameter, Apache's download site.
-	local := []string{"--allow-cidr", "127.0.0.1/32", "--address", "ip", "--ami-parameter", amiParam,
+	// What AWS has and the local cloud has not: DNS for the public names,
+	// Canonical's AMI parameter, Apache's download site. The caller-IP
+	// lookup asks the local cloud's two "what is my IP" services on
+	// loopback (KAFKAUP_CALLER_IP_URLS, in lc.Env) instead of the internet's.
+	local := []string{"--address", "ip", "--ami-parameter", amiParam,
 		"--kafka-url", mirror.URLVia(0, "10.0.2.2", "4.0.0")}
 	fmt.Printf("ready in %s: EC2 at %s (moto behind the local cloud's proxy); instances boot when launched\n", time.Since(start).Round(time.Second), lc.Endpoint)
+	fmt.Printf("this machine's public IP is looked up at the local cloud's services: %s=%s\n", localcloud.CallerIPURLsEnv, strings.Join(lc.CallerIPURLs, ","))
 
 	kafkaup := func(onAWS string, args []string, stdin string) error {
 		fmt.Printf("\n$ %s\n", onAWS)

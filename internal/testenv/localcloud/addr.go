@@ -71,7 +71,28 @@ func (c *Cloud) releaseAuto(i *Instance) {
 	}
 	i.auto.close()
 	delete(c.addrs, i.auto.ip)
+	c.recycled = append(c.recycled, i.auto.ip)
 	i.auto = nil
+}
+
+// reserveAuto takes a new auto-assigned address for an instance, not one
+// in avoid: with Options.RecycleAddresses the last one given up that is
+// free again, else any free one. The caller holds c.mu.
+func (c *Cloud) reserveAuto(avoid map[string]bool) (*publicAddr, error) {
+	if c.opts.RecycleAddresses {
+		for n := len(c.recycled) - 1; n >= 0; n-- {
+			ip := c.recycled[n]
+			if avoid[ip] || c.addrs[ip] != nil {
+				continue
+			}
+			if a, err := c.reserveAddr(ip, nil, false); err == nil {
+				c.recycled = append(c.recycled[:n], c.recycled[n+1:]...)
+				c.logf("localcloud: public address %s recycled", ip)
+				return a, nil
+			}
+		}
+	}
+	return c.reserveAddr("", avoid, false)
 }
 
 // reconcile makes instance i's public address match what moto reports
@@ -108,7 +129,7 @@ func (c *Cloud) reconcile(i *Instance, motoIP string) {
 	case motoIP != "":
 		if i.auto == nil || i.motoIP != motoIP {
 			c.releaseAuto(i)
-			a, err := c.reserveAddr("", map[string]bool{i.prevPublic: true, i.public: true}, false)
+			a, err := c.reserveAuto(map[string]bool{i.prevPublic: true, i.public: true})
 			if err != nil {
 				c.logf("localcloud: instance %s: %v", i.ID, err)
 				break

@@ -21,6 +21,12 @@
 //     (IncorrectInstanceState);
 //   - more instances than MaxRunning: InsufficientInstanceCapacity.
 //
+// For the cases that break SSH host keys: SetConsoleHostKeys makes the
+// console show other keys than the instance presents, and
+// Options.RecycleAddresses hands a new instance the public address another
+// gave up. Two "what is my IP" services on loopback (CallerIPURLs, in Env)
+// stand in for the internet's.
+//
 // The network rule: tests dial only loopback. Every instance's public
 // address is a 127.0.0.N of the cloud's (auto-assigned at launch and at
 // each start, released at stop; an Elastic IP is allocated at a 127.0.0.N
@@ -96,6 +102,12 @@ type Options struct {
 	// relayed only when a rule of the instance's security groups allows
 	// its port from its source address.
 	IgnoreSecurityGroups bool
+	// RecycleAddresses gives a launched (or started) instance the public
+	// address another instance gave up last, when it is free, as EC2 hands
+	// released addresses to new instances: a test then meets what a
+	// recycled IP does to known_hosts. By default a new address is any
+	// free one.
+	RecycleAddresses bool
 	// VendorData is cloud-init vendor-data given to every instance (a
 	// cloud's own first-boot behaviour), e.g. VendorDataAPTAtFirstBoot.
 	VendorData string
@@ -122,16 +134,21 @@ type Cloud struct {
 	Moto *moto.Server
 	// Endpoint is the proxy's URL, http://127.0.0.1:PORT.
 	Endpoint string
+	// CallerIPURLs are two "what is my IP" services on loopback that answer
+	// with the caller's address (127.0.0.1): Env points kafkaup at them
+	// (KAFKAUP_CALLER_IP_URLS), in place of the ones on the internet.
+	CallerIPURLs []string
 
-	opts    Options
-	ownMoto bool
-	ln      net.Listener
-	srv     *http.Server
-	ec2     *ec2.Client // straight to moto
-	dir     string      // this cloud's instance directories
-	unlock  func()      // the flock that marks dir as live
-	logf    func(format string, args ...any)
-	wg      sync.WaitGroup
+	opts      Options
+	ownMoto   bool
+	ln        net.Listener
+	srv       *http.Server
+	ipServers []*http.Server // the caller-IP services
+	ec2       *ec2.Client    // straight to moto
+	dir       string         // this cloud's instance directories
+	unlock    func()         // the flock that marks dir as live
+	logf      func(format string, args ...any)
+	wg        sync.WaitGroup
 
 	mu           sync.Mutex
 	instances    map[string]*Instance
@@ -139,6 +156,8 @@ type Cloud struct {
 	allocIDs     map[string]string      // Elastic IP allocation id -> IP
 	eipOf        map[string]string      // instance id -> its Elastic IP, as moto's addresses say
 	consoleDelay time.Duration
+	consoleKeys  []string // forged SSH HOST KEY KEYS lines (SetConsoleHostKeys)
+	recycled     []string // auto-assigned addresses given up, the last one last
 	closed       bool
 }
 
@@ -186,6 +205,10 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 		return nil, fmt.Errorf("localcloud: listen: %w", err)
 	}
 	c.Endpoint = "http://" + c.ln.Addr().String()
+	if err := c.startCallerIPServices(); err != nil {
+		c.Close()
+		return nil, err
+	}
 	c.srv = &http.Server{Handler: http.HandlerFunc(c.serve), ReadHeaderTimeout: 30 * time.Second}
 	go c.srv.Serve(c.ln)
 	c.logf("localcloud: EC2 at %s (moto %s), %s backend, console after %s, at most %d running",
@@ -234,7 +257,9 @@ func tryFlock(path string) (*os.File, bool) {
 }
 
 // Env is what a process (the kafkaup binary under test) needs in its
-// environment to use this cloud: moto.Server.Env with the proxy's endpoint.
+// environment to use this cloud: moto.Server.Env with the proxy's
+// endpoint, and KAFKAUP_CALLER_IP_URLS naming the cloud's caller-IP
+// services (CallerIPURLs).
 func (c *Cloud) Env() []string {
 	var env []string
 	for _, kv := range c.Moto.Env() {
@@ -243,8 +268,12 @@ func (c *Cloud) Env() []string {
 		}
 		env = append(env, kv)
 	}
-	return env
+	return append(env, CallerIPURLsEnv+"="+strings.Join(c.CallerIPURLs, ","))
 }
+
+// CallerIPURLsEnv is kafkaup's variable for its caller-IP lookup services
+// (cloud.CallerIPURLsEnv; the harness does not import product code).
+const CallerIPURLsEnv = "KAFKAUP_CALLER_IP_URLS"
 
 // Config is an SDK configuration for this cloud (moto.Server.Config with
 // the proxy's endpoint).
@@ -258,6 +287,18 @@ func (c *Cloud) SetConsoleDelay(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.consoleDelay = d
+}
+
+// SetConsoleHostKeys makes GetConsoleOutput show keys (authorized_keys
+// lines, "ssh-ed25519 AAAA...") in place of every instance's own in its
+// -----BEGIN SSH HOST KEY KEYS----- block, from now on: what kafkaup sees
+// when the console it reads belongs to another machine than the one that
+// answers at the address (someone in the middle, or an address handed on).
+// nil shows the instances' own keys again.
+func (c *Cloud) SetConsoleHostKeys(keys []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.consoleKeys = keys
 }
 
 // Instance returns the instance with that id, or nil.
@@ -319,6 +360,9 @@ func (c *Cloud) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = c.srv.Shutdown(ctx)
 		cancel()
+	}
+	for _, s := range c.ipServers {
+		s.Close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -666,3 +666,21 @@ func TestNamespaceHostsPrivateLAN(t *testing.T) {
 	reach(0)
 	reach(1)
 }
+
+// TestReplaceHostKeys: SetConsoleHostKeys puts its keys in place of the
+// lines of each SSH HOST KEY KEYS block and leaves the rest of the console
+// as it was.
+func TestReplaceHostKeys(t *testing.T) {
+	console := "boot\r\n-----BEGIN SSH HOST KEY KEYS-----\r\nssh-ed25519 AAAAold1\r\nssh-rsa AAAAold2\r\n-----END SSH HOST KEY KEYS-----\r\nCloud-init finished\r\n"
+	got := replaceHostKeys(console, []string{"ssh-ed25519 AAAAforged"})
+	want := "boot\r\n-----BEGIN SSH HOST KEY KEYS-----\r\nssh-ed25519 AAAAforged\r\n-----END SSH HOST KEY KEYS-----\r\nCloud-init finished\r\n"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if keys := consoleKeys(got); len(keys) != 1 || keys[0] != "ssh-ed25519 AAAAforged" {
+		t.Errorf("keys in the forged console: %v", keys)
+	}
+	if got := replaceHostKeys("no block yet", []string{"ssh-ed25519 AAAAforged"}); got != "no block yet" {
+		t.Errorf("a console without the block: %q", got)
+	}
+}

@@ -364,9 +364,12 @@ func (c *Cloud) consoleAnswer(tree *node) {
 		return
 	}
 	c.mu.Lock()
-	delay := c.consoleDelay
+	delay, forged := c.consoleDelay, c.consoleKeys
 	c.mu.Unlock()
 	text := i.consoleOutput(delay)
+	if forged != nil {
+		text = replaceHostKeys(text, forged)
+	}
 	if len(text) > 64<<10 {
 		text = text[len(text)-64<<10:]
 	}
@@ -486,4 +489,31 @@ func listParam(form url.Values, name string) []string {
 		}
 		out = append(out, v)
 	}
+}
+
+// replaceHostKeys puts keys in place of the lines of every SSH HOST KEY
+// KEYS block of a console text.
+func replaceHostKeys(text string, keys []string) string {
+	const begin, end = "-----BEGIN SSH HOST KEY KEYS-----", "-----END SSH HOST KEY KEYS-----"
+	var out strings.Builder
+	for {
+		i := strings.Index(text, begin)
+		if i < 0 {
+			break
+		}
+		j := strings.Index(text[i:], end)
+		if j < 0 {
+			break
+		}
+		out.WriteString(text[:i+len(begin)])
+		out.WriteString("\r\n")
+		for _, k := range keys {
+			out.WriteString(strings.TrimSpace(k) + "\r\n")
+		}
+		text = text[i+j:]
+		out.WriteString(text[:len(end)])
+		text = text[len(end):]
+	}
+	out.WriteString(text)
+	return out.String()
 }

@@ -5,6 +5,9 @@
 // (the user "ubuntu" with the imported key), posts its console output late,
 // gets a public loopback address at launch and a new one after a stop and
 // start, and is reachable only on the ports its security group opens.
+// hostkeys_test.go runs the same cloud on namespace hosts (no VM) for what
+// breaks SSH host keys: a console that shows other keys than the address
+// presents, and an address handed from one instance to the next.
 package cloud_test
 
 import (
@@ -107,7 +110,9 @@ func (e *env) createArgs(extra ...string) []string {
 	// cloud-init prints the host keys in its final stage: under TCG on a
 	// loaded machine that came 3m47s after "running" (the default
 	// --console-timeout is 4m, then create would trust on first use).
-	args := []string{"create", name, "--yes", "--allow-cidr", "127.0.0.1/32",
+	// No --allow-cidr: kafkaup looks this machine's address up at the local
+	// cloud's two caller-IP services (lc.Env), as it would on the internet.
+	args := []string{"create", name, "--yes",
 		"--ssh-key", e.key + ".pub", "--identity", e.key, "--address", "ip",
 		"--ami-parameter", e.amiParam, "--kafka-url", e.url, "--console-timeout", "10m"}
 	return append(args, extra...)
@@ -254,6 +259,9 @@ func TestCreateStopStartDestroy(t *testing.T) {
 		// waits for it and pins the host key from it, never on first use.
 		if strings.Contains(r.Stderr, "on first use") || !strings.Contains(r.Stderr, "read from its console output") {
 			t.Errorf("create did not pin the host key from the console output (posted %s after boot):\n%s", consoleDelay, r.Stderr)
+		}
+		if localcloud.CallerIPURLsEnv != cloud.CallerIPURLsEnv {
+			t.Errorf("the local cloud names the caller-IP variable %s, kafkaup reads %s", localcloud.CallerIPURLsEnv, cloud.CallerIPURLsEnv)
 		}
 		if !strings.Contains(r.Stdout, "Bootstrap servers: "+bootstrap+" (SASL_SSL") || !strings.Contains(r.Stdout, "orders, events") ||
 			!strings.Contains(r.Stdout, "kcat -F "+clientConf) {
