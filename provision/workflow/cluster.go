@@ -189,7 +189,7 @@ func layOutCluster(rec *state.Cluster, existed bool, nodes []NodeTarget) error {
 		if n.AdvertisedHost == "" {
 			n.AdvertisedHost = nt.Host
 		}
-		if n.DirectoryID == "" {
+		if n.DirectoryID == "" && n.ReplacedDirectoryID == "" { // a replacement's comes from its format
 			n.DirectoryID = provision.NewDirectoryID()
 		}
 	}
