@@ -11,7 +11,7 @@ import (
 
 func nodeCommand() *cli.Command {
 	flags := []cli.Flag{
-		&cli.IntFlag{Name: "node", Required: true, Usage: "the node (Kafka node.id) to replace"},
+		&cli.IntFlag{Name: "node", Usage: "the node (Kafka node.id) to replace (required)"},
 		&cli.StringFlag{Name: "host", Usage: "the new host's SSH address, also what clients are told (default: the recorded one, for a rebuilt host at the same address)"},
 		&cli.StringFlag{Name: "internal-host", Usage: "the address the other nodes reach the new host at (default: --host)"},
 		&cli.BoolFlag{Name: "force", Usage: "replace a node that is still a live broker and a caught-up voter (stop its broker first)"},

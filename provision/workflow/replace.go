@@ -71,6 +71,9 @@ type ReplaceOutcome struct {
 // midway picks up where it stopped.
 func ReplaceNode(ctx context.Context, env Env, o ReplaceOptions) (*ReplaceOutcome, error) {
 	start := time.Now()
+	if o.Node < 1 {
+		return nil, provision.Inputf("say which node to replace with --node N (its Kafka node.id; kafkaup status %s lists them)", o.Name)
+	}
 	b, err := Open(env, o.Name, o.Node)
 	if err != nil {
 		return nil, err
