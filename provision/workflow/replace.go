@@ -343,7 +343,9 @@ func (r *replacement) swapVoters(ctx context.Context) error {
 	if err := r.env.Store.Save(r.b.Record); err != nil {
 		return err
 	}
-	r.printf("the quorum's voters: %s", voterList(q))
+	if q, err = r.adm.Quorum(ctx); err == nil {
+		r.printf("the quorum's voters: %s", voterList(q))
+	}
 	return nil
 }
 

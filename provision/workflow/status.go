@@ -231,12 +231,11 @@ func quorumProblems(rec state.Cluster, q *kafkaclient.Quorum) []string {
 		if v.ID == q.LeaderID {
 			continue
 		}
-		if v.LastCaughtUpAgo < 0 || v.LastCaughtUpAgo > maxFollowerCatchUp {
-			ago := "never, as far as the leader knows"
-			if v.LastCaughtUpAgo >= 0 {
-				ago = v.LastCaughtUpAgo.Round(time.Second).String() + " ago"
-			}
-			out = append(out, fmt.Sprintf("controller %d is behind the quorum leader (node %d): %d records behind, last caught up %s", v.ID, q.LeaderID, v.Lag, ago))
+		switch {
+		case v.Lag < 0 || v.LastCaughtUpAgo < 0:
+			out = append(out, fmt.Sprintf("controller %d has not fetched from the quorum leader (node %d) since it was elected (epoch %d)", v.ID, q.LeaderID, q.LeaderEpoch))
+		case v.LastCaughtUpAgo > maxFollowerCatchUp:
+			out = append(out, fmt.Sprintf("controller %d is behind the quorum leader (node %d): %d records behind, last caught up %s ago", v.ID, q.LeaderID, v.Lag, v.LastCaughtUpAgo.Round(time.Second)))
 		}
 	}
 	if majority := len(q.Voters)/2 + 1; len(q.CaughtUp(maxVoterLag)) < majority {

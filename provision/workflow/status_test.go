@@ -72,4 +72,10 @@ func TestClusterStatusNodeDown(t *testing.T) {
 	if strings.Contains(all, "node 1 (") || strings.Contains(all, "node 2 (") {
 		t.Errorf("a healthy node is named as a problem:\n%s", all)
 	}
+	// A leader elected since node 3 died knows nothing of it.
+	a.quorum.Voters[2].Lag, a.quorum.Voters[2].LastCaughtUpAgo, a.quorum.Voters[2].LogEndOffset = -1, -1, -1
+	st, _ = GetStatus(context.Background(), f.env, StatusOptions{Name: "trio"})
+	if all := strings.Join(st.Problems, "\n"); !strings.Contains(all, "controller 3 has not fetched from the quorum leader (node 1) since it was elected (epoch 3)") {
+		t.Errorf("problems with node 3 unknown to the leader:\n%s", all)
+	}
 }
