@@ -92,18 +92,21 @@ func ReplaceNode(ctx context.Context, env Env, o ReplaceOptions) (*ReplaceOutcom
 		return nil, fmt.Errorf("node replace needs the rest of the cluster: %w", err)
 	}
 	defer r.adm.Close()
-	if err := r.begin(ctx); err != nil {
+	done, err := r.begin(ctx)
+	if err != nil {
 		return nil, err
 	}
 	out := &ReplaceOutcome{Name: b.Name(), Node: o.Node, OldDirectoryID: r.node().ReplacedDirectoryID}
-	if out.Provisioned, err = r.provisionHost(ctx); err != nil {
-		return out, err
+	if !done {
+		if out.Provisioned, err = r.provisionHost(ctx); err != nil {
+			return out, err
+		}
+		if err := r.swapVoters(ctx); err != nil {
+			return out, err
+		}
 	}
 	n := r.node()
 	out.Host, out.InternalHost, out.DirectoryID = n.Host, n.Internal(), n.DirectoryID
-	if err := r.swapVoters(ctx); err != nil {
-		return out, err
-	}
 	added := time.Now()
 	if err := r.waitFullISR(ctx); err != nil {
 		return out, err
@@ -162,23 +165,29 @@ func (r *replacement) printf(format string, args ...any) {
 }
 
 // begin checks the quorum can lose the old voter, then records the new
-// host (once: a rerun finds the replacement under way).
-func (r *replacement) begin(ctx context.Context) error {
+// host (once: a rerun finds the replacement under way). It says done when
+// the node already runs where asked as the voter kafkaup recorded (a rerun
+// after the voters were swapped): only the wait for full ISR is left.
+func (r *replacement) begin(ctx context.Context) (done bool, err error) {
 	n := r.node()
 	q, err := r.adm.Quorum(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if n.ReplacedDirectoryID != "" {
 		r.printf("resuming the replacement of node %d onto %s", n.ID, n.Host)
-		return r.saveLogin()
+		return false, r.saveLogin()
 	}
 	info, err := r.adm.Cluster(ctx)
 	if err != nil {
-		return err
+		return false, err
+	}
+	if !r.o.Force && (r.o.Host == "" || r.o.Host == n.Host) && healthyNode(q, info, int32(n.ID), n.DirectoryID) {
+		r.printf("node %d already runs on %s as the voter kafkaup recorded (directory id %s), caught up and live: nothing to replace; checking its partitions", n.ID, n.Host, n.DirectoryID)
+		return true, nil
 	}
 	if err := quorumCanLose(r.b.Record, q, info, int32(n.ID), n.DirectoryID, r.o.Force); err != nil {
-		return err
+		return false, err
 	}
 	old := *n
 	n.ReplacedDirectoryID, n.DirectoryID = old.DirectoryID, ""
@@ -193,10 +202,10 @@ func (r *replacement) begin(ctx context.Context) error {
 	}
 	n.HostKeys, n.Systemd = nil, false // the old host's
 	if err := r.saveLogin(); err != nil {
-		return err
+		return false, err
 	}
 	r.printf("replacing node %d (%s, directory id %s) with %s (internal %s); the record now names the new host", n.ID, old.Host, old.DirectoryID, n.Host, n.Internal())
-	return nil
+	return false, nil
 }
 
 // saveLogin records how to log in to the new host, as given.
@@ -232,17 +241,7 @@ func quorumCanLose(rec state.Cluster, q *kafkaclient.Quorum, info *kafkaclient.C
 		return provision.Inputf("replacing node %d would leave %s without a quorum: of its %d controllers only %d other(s) are caught up (%v), and a voter change needs %d. "+
 			"Bring another node back first (kafkaup status %s shows which are down)", id, rec.Name, len(q.Voters), len(others), others, majority, rec.Name)
 	}
-	healthyVoter := false
-	for _, v := range q.Voters {
-		if v.ID == id && v.DirectoryID == dir && v.LastCaughtUpAgo >= 0 && v.LastCaughtUpAgo <= maxFollowerCatchUp {
-			healthyVoter = true
-		}
-	}
-	live := false
-	for _, br := range info.Brokers {
-		live = live || br.ID == id
-	}
-	if healthyVoter && live && !force {
+	if healthyNode(q, info, id, dir) && !force {
 		return provision.Inputf("node %d of %s is a live broker and a caught-up voter: replacing it throws its data away and makes the cluster re-replicate it. "+
 			"If that is what you want, stop its broker (kafkaup broker stop %s --node %d) and rerun with --force", id, rec.Name, rec.Name, id)
 	}
@@ -420,6 +419,22 @@ func (r *replacement) waitFullISR(ctx context.Context) error {
 		case <-time.After(r.poll):
 		}
 	}
+}
+
+// healthyNode says whether node id is a live broker and the voter with
+// directory id dir, caught up with the leader.
+func healthyNode(q *kafkaclient.Quorum, info *kafkaclient.ClusterInfo, id int32, dir string) bool {
+	caughtUp := false
+	for _, v := range q.Voters {
+		if v.ID == id && v.DirectoryID == dir && v.LastCaughtUpAgo >= 0 && v.LastCaughtUpAgo <= maxFollowerCatchUp {
+			caughtUp = true
+		}
+	}
+	live := false
+	for _, br := range info.Brokers {
+		live = live || br.ID == id
+	}
+	return caughtUp && live
 }
 
 func isVoter(q *kafkaclient.Quorum, id int32, dir string) bool {

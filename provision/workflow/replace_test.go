@@ -32,6 +32,9 @@ func deadNode3(t *testing.T) (*clusterFakes, state.Cluster, *fakeAdmin) {
 		res.FactsAfter.DirectoryID = newDir
 		a.mu.Lock()
 		a.ran = true
+		if !slices.Contains(a.brokers, 3) {
+			a.brokers = append(a.brokers, 3) // the new host's broker registers
+		}
 		a.mu.Unlock()
 		return res, err
 	}
@@ -81,6 +84,36 @@ func TestReplaceNode(t *testing.T) {
 	}
 	if spec, _ := state.SpecFor(back, 0); spec.Validate() != nil || spec.Voters[2].DirectoryID != newDir {
 		t.Errorf("node 1's spec after the replacement: %+v", spec.Voters)
+	}
+	// The same command again: nothing to replace, nothing changed.
+	calls, runs := len(a.called()), len(f.specs[3])
+	if _, err := ReplaceNode(context.Background(), f.env, replaceOpts()); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	if len(a.called()) != calls || len(f.specs[3]) != runs || !said(f, "nothing to replace") {
+		t.Errorf("the rerun changed things: calls %q, node 3 provisioned %d times", a.called(), len(f.specs[3]))
+	}
+	if again, _ := f.store.Load("trio"); !reflect.DeepEqual(again.Nodes, back.Nodes) {
+		t.Errorf("the rerun changed the record: %+v", again.Nodes[2])
+	}
+}
+
+// TestReplaceSameAddress: without --host, the dead node's recorded host
+// (rebuilt, empty) is formatted to join and swapped in.
+func TestReplaceSameAddress(t *testing.T) {
+	f, rec, a := deadNode3(t)
+	f.env.Dial.(*nodesDialer).dead["203.0.113.3"] = false // rebuilt
+	o := replaceOpts()
+	o.Host, o.InternalHost = "", ""
+	if _, err := ReplaceNode(context.Background(), f.env, o); err != nil {
+		t.Fatal(err)
+	}
+	back, _ := f.store.Load("trio")
+	if n := back.Nodes[2]; n.Host != rec.Nodes[2].Host || n.InternalHost != rec.Nodes[2].InternalHost || n.DirectoryID != newDir {
+		t.Errorf("recorded node 3: %+v", n)
+	}
+	if got := a.called(); len(got) != 2 || !strings.HasPrefix(got[0], "remove 3/"+rec.Nodes[2].DirectoryID) || !strings.HasPrefix(got[1], "add 3/"+newDir+" at CONTROLLER 10.0.0.3:9093") {
+		t.Errorf("quorum changes %q", got)
 	}
 }
 

@@ -112,7 +112,8 @@ func (tr *trio) tearDown(t *testing.T, i int) {
 // left under-replicated; node replace puts node 3 on a fourth host, after
 // which the quorum has 3 voters (node 3 with its new directory id), every
 // partition is back to full ISR, kcat lists 3 brokers, status exits 0,
-// and no acknowledged record was lost.
+// and no acknowledged record was lost. The same node replace again finds
+// nothing to replace.
 func TestClusterNodeFailureAndReplace(t *testing.T) {
 	tr := setupTrio(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -235,6 +236,15 @@ func TestClusterNodeFailureAndReplace(t *testing.T) {
 		text := tr.cli.Run(ctx, append([]string{"status", clusterName}, "--known-hosts", tr.cli.KnownHosts)...)
 		harness.MustSucceed(t, text)
 		t.Logf("status after the replacement:\n%s", text.Stdout)
+
+		again := tr.cli.Run(ctx, args...)
+		harness.MustSucceed(t, again)
+		if !strings.Contains(again.Stderr, "nothing to replace") || again.Took > 30*time.Second {
+			t.Errorf("the same node replace again (%s):\n%s", again.Took, again)
+		}
+		if after := loadRecord(t, tr.cli); fmt.Sprint(after.Nodes) != fmt.Sprint(rec.Nodes) {
+			t.Errorf("a rerun changed the record: %+v -> %+v", rec.Nodes, after.Nodes)
+		}
 	})
 
 	stopCtx, stopCancel := context.WithTimeout(ctx, 2*time.Minute)
