@@ -86,15 +86,8 @@ func dialConn(ctx context.Context, cn conn) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
 	}
-	// One reachable node is enough to talk to a cluster.
-	var unreachable error
-	for _, addr := range seeds(bootstrap) {
-		if unreachable = cn.probe(ctx, addr); unreachable == nil {
-			break
-		}
-	}
-	if unreachable != nil {
-		return nil, unreachable
+	if err := probeAny(ctx, cn, seeds(bootstrap)); err != nil {
+		return nil, err
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -124,6 +117,29 @@ func dialConn(ctx context.Context, cn conn) (*Client, error) {
 		}
 	}
 	return c, nil
+}
+
+// probeAny probes every seed at once and returns as soon as one answers:
+// one reachable node is enough to talk to a cluster, and a dead node whose
+// packets are dropped must not cost its whole probe time first. When none
+// answers, the error is the first seed's.
+func probeAny(ctx context.Context, cn conn, addrs []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(addrs))
+	done := make(chan int, len(addrs))
+	for i, addr := range addrs {
+		go func() {
+			errs[i] = cn.probe(ctx, addr)
+			done <- i
+		}()
+	}
+	for range addrs {
+		if i := <-done; errs[i] == nil {
+			return nil
+		}
+	}
+	return errs[0]
 }
 
 // Close releases the client's connections.

@@ -154,7 +154,7 @@ type QuorumReplica struct {
 	Lag int64 `json:"lag"`
 	// LastCaughtUpAgo is how long ago the replica was last caught up
 	// with the leader; -1 when unknown.
-	LastCaughtUpAgo time.Duration `json:"last_caught_up_ago"`
+	LastCaughtUpAgo time.Duration `json:"last_caught_up_ago_ns"`
 }
 
 // Quorum is the KRaft metadata quorum as its leader describes it.

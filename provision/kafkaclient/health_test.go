@@ -1,6 +1,8 @@
 package kafkaclient
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -148,5 +150,29 @@ func TestQuorumFrom(t *testing.T) {
 	}
 	if _, err := ParseUUID("not-a-uuid"); err == nil {
 		t.Error("ParseUUID accepted garbage")
+	}
+}
+
+// TestVoterChangeRefused: the real broker answers a removal of a voter it
+// does not have, and the addition of a controller that is not running,
+// with a *VoterChangeError (the requests are well formed and forwarded).
+func TestVoterChangeRefused(t *testing.T) {
+	c, ctx := dial(t)
+	stranger := UUIDString([16]byte{9, 9, 9})
+	var vc *VoterChangeError
+	if err := c.RemoveVoter(ctx, 9, stranger); !errors.As(err, &vc) || vc.Op != "remove" || vc.ID != 9 {
+		t.Errorf("remove a voter that does not exist: %v", err)
+	}
+	addCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := c.AddVoter(addCtx, 9, stranger, ControllerEndpoint{Listener: "CONTROLLER", Host: "127.0.0.1", Port: 1}); !errors.As(err, &vc) || vc.Op != "add" {
+		t.Errorf("add a controller that is not running: %v", err)
+	}
+	q, err := c.Quorum(ctx)
+	if err != nil || len(q.Voters) != 1 {
+		t.Errorf("voters after the refused changes: %+v, %v", q, err)
+	}
+	if _, err := ParseUUID("short"); err == nil {
+		t.Error("ParseUUID accepted a short id")
 	}
 }
