@@ -86,9 +86,13 @@ func dialConn(ctx context.Context, cn conn) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
 	}
-	if err := probeAny(ctx, cn, seeds(bootstrap)); err != nil {
+	live, err := reachableSeeds(ctx, cn, seeds(bootstrap))
+	if err != nil {
 		return nil, err
 	}
+	// Bootstrap from the seeds that answered: a request sent to a dead
+	// seed is retried with backoff, seconds a status cannot spare.
+	opts = append(opts, kgo.SeedBrokers(live...))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
@@ -119,14 +123,20 @@ func dialConn(ctx context.Context, cn conn) (*Client, error) {
 	return c, nil
 }
 
-// probeAny probes every seed at once and returns as soon as one answers:
-// one reachable node is enough to talk to a cluster, and a dead node whose
-// packets are dropped must not cost its whole probe time first. When none
+// seedGrace is how long reachableSeeds waits for the other seeds once
+// one has answered.
+const seedGrace = time.Second
+
+// reachableSeeds probes every seed at once and returns those that accept
+// TCP connections, in their order: one is enough to talk to a cluster, so
+// once one answers the others get seedGrace more, and a dead node whose
+// packets are dropped does not cost its whole probe time. When none
 // answers, the error is the first seed's.
-func probeAny(ctx context.Context, cn conn, addrs []string) error {
+func reachableSeeds(ctx context.Context, cn conn, addrs []string) ([]string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make([]error, len(addrs))
+	ok := make([]bool, len(addrs))
 	done := make(chan int, len(addrs))
 	for i, addr := range addrs {
 		go func() {
@@ -134,12 +144,29 @@ func probeAny(ctx context.Context, cn conn, addrs []string) error {
 			done <- i
 		}()
 	}
-	for range addrs {
-		if i := <-done; errs[i] == nil {
-			return nil
+	var grace <-chan time.Time
+	for pending := len(addrs); pending > 0; {
+		select {
+		case i := <-done:
+			pending--
+			if ok[i] = errs[i] == nil; ok[i] && grace == nil {
+				grace = time.After(seedGrace)
+			}
+			continue
+		case <-grace:
+		}
+		break
+	}
+	var live []string
+	for i, addr := range addrs {
+		if ok[i] {
+			live = append(live, addr)
 		}
 	}
-	return errs[0]
+	if len(live) == 0 {
+		return nil, errs[0]
+	}
+	return live, nil
 }
 
 // Close releases the client's connections.
