@@ -176,7 +176,7 @@ func TestClusterNodeFailureAndReplace(t *testing.T) {
 			named := strings.Contains(all, fmt.Sprintf("node 3 (%s) is down", down))
 			if r.ExitCode == 1 && named && len(st.Result.Partitions.UnderReplicated) > 0 && len(st.Result.Nodes) == 3 && st.Result.Nodes[2].Down {
 				// Bounded, not instant: after the quorum leader died, a
-				// broker forwards the first DescribeQuorum to the dead
+				// broker most likely forwards the first DescribeQuorum to the dead
 				// controller it last used and waits for that connection
 				// to time out (~21s seen in 2 of 5 runs; see the README).
 				if r.Took > 30*time.Second {
