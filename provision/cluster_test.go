@@ -208,6 +208,55 @@ func TestClusterFormat(t *testing.T) {
 	}
 }
 
+// TestJoinQuorumFormat: a replacement node's new host is formatted with
+// --no-initial-controllers (its directory id, not yet known, comes from
+// Kafka), then accepted with the directory id it got once that is
+// recorded; another voter's storage is still refused.
+func TestJoinQuorumFormat(t *testing.T) {
+	s := clusterSpec(3)
+	s.JoinQuorum, s.Voters[2].DirectoryID = true, ""
+	if err := s.Validate(); err != nil {
+		t.Fatalf("a joining node's spec: %v", err)
+	}
+	steps, err := Plan(s, freshHost(), "unused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var format *scripts.Format
+	for _, st := range steps {
+		if f, ok := st.Script.(scripts.Format); ok {
+			format = &f
+			if !strings.Contains(st.Title, "--no-initial-controllers") {
+				t.Errorf("format step title %q", st.Title)
+			}
+		}
+	}
+	if format == nil || !format.JoinQuorum || format.InitialControllers != "" || format.ClusterID != testClusterID {
+		t.Fatalf("format: %+v", format)
+	}
+	script, err := scripts.Render(*format)
+	if err != nil || !strings.Contains(string(script), "JOIN_QUORUM=1") {
+		t.Errorf("rendered format script: %v\n%s", err, script)
+	}
+	// Formatted by Kafka with a directory id kafkaup has not recorded yet.
+	f := clusterConverged(clusterSpec(3))
+	f.DirectoryID = "JJJJJJJJJJJJJJJJJJJJJQ"
+	if steps, err := Plan(s, f, "x"); err != nil || len(steps) != 0 {
+		t.Errorf("a formatted joining node plans %v, %v", ids(steps), err)
+	}
+	// Recorded since: another one is refused as before.
+	s.Voters[2].DirectoryID = "KKKKKKKKKKKKKKKKKKKKKQ"
+	if _, err := Plan(s, f, "x"); err == nil {
+		t.Error("storage of another directory id accepted")
+	}
+	// Only the joining node itself may lack a directory id.
+	other := clusterSpec(1)
+	other.Voters[2].DirectoryID = ""
+	if err := other.Validate(); err == nil || !strings.Contains(err.Error(), "rerun kafkaup node replace") {
+		t.Errorf("node 1's spec with node 3 mid-replacement: %v", err)
+	}
+}
+
 func clusterConverged(s Spec) Facts {
 	f := converged(s)
 	f.ClusterID, f.NodeID = s.ClusterID, s.NodeID

@@ -268,7 +268,11 @@ func Plan(s Spec, f Facts, clusterID string) ([]Step, error) {
 		st := Step{ID: "format", Title: "format KRaft storage in " + s.DataDir, Reason: "no meta.properties yet",
 			Script: scripts.Format{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), DataDir: s.DataDir, ClusterID: clusterID,
 				InitialControllers: s.InitialControllers()}}
-		if s.Clustered() {
+		switch {
+		case s.Clustered() && s.JoinQuorum:
+			st.Script = scripts.Format{KafkaHome: s.KafkaHome(), Config: s.ConfigFile(), DataDir: s.DataDir, ClusterID: clusterID, JoinQuorum: true}
+			st.Title = fmt.Sprintf("format KRaft storage in %s to join the cluster's quorum as node %d (--no-initial-controllers)", s.DataDir, s.NodeID)
+		case s.Clustered():
 			st.Title = fmt.Sprintf("format KRaft storage in %s as voter %d of %d (--initial-controllers)", s.DataDir, s.NodeID, s.Nodes())
 		}
 		steps = append(steps, st)
@@ -320,7 +324,7 @@ func sameCluster(s Spec, f Facts) error {
 	if s.ClusterID != "" && f.ClusterID != "" && f.ClusterID != s.ClusterID {
 		return &PlanError{fmt.Sprintf("%s on this host was formatted for cluster %s, but this node belongs to cluster %s; kafkaup will not reformat a used data dir. If the host is meant for this cluster and its data can go, empty %s and rerun; otherwise use another host.", s.DataDir, f.ClusterID, s.ClusterID, s.DataDir)}
 	}
-	if me, ok := s.Voter(); ok && s.Clustered() && f.DirectoryID != "" && f.DirectoryID != me.DirectoryID {
+	if me, ok := s.Voter(); ok && s.Clustered() && f.DirectoryID != "" && me.DirectoryID != "" && f.DirectoryID != me.DirectoryID {
 		return &PlanError{fmt.Sprintf("%s on this host was formatted as a voter with directory id %s, but kafkaup recorded %s for node %d; the quorum would not accept it. kafkaup will not reformat a used data dir.", s.DataDir, f.DirectoryID, me.DirectoryID, s.NodeID)}
 	}
 	return nil

@@ -66,6 +66,12 @@ type Spec struct {
 	ClusterID string
 	// Rack is broker.rack (an availability zone); empty: none.
 	Rack string
+	// JoinQuorum: this node's new host joins an existing cluster's
+	// quorum (kafkaup node replace). Its storage is formatted with
+	// --no-initial-controllers, Kafka picks its directory id (empty in
+	// Voters until then), and it runs as an observer until it is added as
+	// a voter.
+	JoinQuorum bool
 }
 
 // Voter is one controller of a cluster's dynamic quorum: its node id, its
@@ -395,6 +401,13 @@ func (s Spec) clusterProblems() []error {
 		ids[v.NodeID] = true
 		if err := ValidateHost(v.Host); err != nil {
 			bad("internal address of node %d: %v", v.NodeID, err)
+		}
+		if v.DirectoryID == "" && v.NodeID == s.NodeID && s.JoinQuorum {
+			continue // chosen by Kafka when the new host's storage is formatted
+		}
+		if v.DirectoryID == "" {
+			bad("node %d has no directory id yet: its replacement has not finished; rerun kafkaup node replace for it first", v.NodeID)
+			continue
 		}
 		if !kafkaIDRE.MatchString(v.DirectoryID) || dirs[v.DirectoryID] {
 			bad("node %d's directory id %q is not a distinct Kafka Uuid", v.NodeID, v.DirectoryID)

@@ -3,8 +3,10 @@
 # already has meta.properties or holds anything but an interrupted format.
 # Inputs: KAFKA_HOME, CONFIG, DATA_DIR, CLUSTER_ID, INITIAL_CONTROLLERS (a
 # cluster's voters, the same on every node; empty for a single broker, whose
-# static quorum needs none). Never the standalone flag: on a cluster that
-# would split the quorum.
+# static quorum needs none), JOIN_QUORUM (1: a new host of a running
+# cluster's node, formatted with --no-initial-controllers and added to the
+# quorum once it runs). Never the standalone flag: on a cluster that would
+# split the quorum.
 
 if [ -f "$DATA_DIR/meta.properties" ]; then
   log "$DATA_DIR is already formatted (cluster.id $(sed -n 's/^cluster\.id=//p' "$DATA_DIR/meta.properties")); leaving it"
@@ -26,7 +28,9 @@ install -d -o kafka -g kafka -m 0750 "$scratch/data"
 awk -v d="$scratch/data" '/^log\.dirs=/ {print "log.dirs=" d; next} {print}' "$CONFIG" >"$scratch/server.properties"
 chown kafka:kafka "$scratch/server.properties"
 quorum=()
-if [ -n "$INITIAL_CONTROLLERS" ]; then
+if [ "$JOIN_QUORUM" = 1 ]; then
+  quorum=(--no-initial-controllers)
+elif [ -n "$INITIAL_CONTROLLERS" ]; then
   quorum=(--initial-controllers "$INITIAL_CONTROLLERS")
 fi
 # A one-shot tool: the client compiler alone starts it much faster on a small host.

@@ -145,6 +145,9 @@ type Format struct {
 	// InitialControllers is --initial-controllers for a node of a cluster
 	// (the same on every node); empty for a single broker's static quorum.
 	InitialControllers string `sh:"INITIAL_CONTROLLERS"`
+	// JoinQuorum formats a node that joins a running cluster's quorum
+	// (--no-initial-controllers); InitialControllers is then empty.
+	JoinQuorum bool `sh:"JOIN_QUORUM"`
 }
 
 func (Format) ScriptName() string { return "format.sh" }

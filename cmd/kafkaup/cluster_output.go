@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -98,4 +100,87 @@ func printClusterResult(w io.Writer, co clusterOutput, spec provision.Spec, err 
 	fmt.Fprintf(w, "Topics get %d replicas by default, and an acks=all write needs %d in sync.\n",
 		provision.ReplicationFactor(len(co.Nodes)), provision.MinInSyncReplicas(len(co.Nodes)))
 	printTryIt(w, co.Bootstrap, co.Client, co.Name)
+}
+
+// printClusterStatus is status for a cluster of several nodes: a row per
+// node, the quorum's voters, the partitions' health, then the problems.
+func printClusterStatus(w io.Writer, st *workflow.Status) {
+	health := "healthy"
+	if !st.Healthy {
+		health = "UNHEALTHY"
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "cluster\t%s (%s), %d nodes\n", st.Name, health, len(st.Nodes))
+	fmt.Fprintf(tw, "bootstrap\t%s\n", st.Bootstrap)
+	fmt.Fprintf(tw, "clients use\t%s\n", st.Security)
+	if st.Cluster != nil {
+		fmt.Fprintf(tw, "cluster id\t%s\n", st.Cluster.ClusterID)
+		fmt.Fprintf(tw, "topics / partitions\t%d / %d\n", st.Cluster.Topics, st.Cluster.Partitions)
+	} else {
+		fmt.Fprintf(tw, "reachable from here\tno\n")
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	printNodeRows(w, st.Nodes)
+	if q := st.Quorum; q != nil {
+		fmt.Fprintf(w, "\nquorum: leader node %d, epoch %d, high watermark %d\n", q.LeaderID, q.LeaderEpoch, q.HighWatermark)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "VOTER\tDIRECTORY ID\tLAG\tLAST CAUGHT UP")
+		for _, v := range q.Voters {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", v.ID, v.DirectoryID, voterLag(v.Lag), caughtUpText(v, q.LeaderID))
+		}
+		for _, v := range q.Observers {
+			fmt.Fprintf(tw, "%d (observer)\t%s\t%s\t%s\n", v.ID, v.DirectoryID, voterLag(v.Lag), caughtUpText(v, q.LeaderID))
+		}
+		tw.Flush()
+	}
+	if p := st.Partitions; p != nil {
+		fmt.Fprintf(w, "\npartitions: %d under-replicated, %d under min ISR, %d offline\n", len(p.UnderReplicated), len(p.UnderMinISR), len(p.Offline))
+	}
+	for _, p := range st.Problems {
+		fmt.Fprintf(w, "problem: %s\n", p)
+	}
+}
+
+func printNodeRows(w io.Writer, nodes []workflow.NodeStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tHOST\tSSH\tKAFKA\tROLES\tQUORUM\tVERSION\tHEAP\tSWAP USED/TOTAL\tDATA USED/FREE")
+	for _, n := range nodes {
+		version, heap, swap, data := "-", "-", "-", "-"
+		if h := n.OnHost; h != nil {
+			version, heap = orDash(h.KafkaVersion), orDash(h.Heap)
+			swap = provision.FormatSize(h.SwapUsedBytes) + " / " + provision.FormatSize(h.SwapTotalBytes)
+			data = provision.FormatSize(h.DataUsedBytes) + " / " + provision.FormatSize(h.DataFreeBytes)
+		}
+		host := n.Host
+		if n.Down {
+			host += " (DOWN)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, host, yesNo(n.SSH), yesNo(n.Kafka), n.Roles, n.Quorum, version, heap, swap, data)
+	}
+	tw.Flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func voterLag(lag int64) string {
+	if lag < 0 {
+		return "unknown"
+	}
+	return fmt.Sprint(lag)
+}
+
+func caughtUpText(v kafkaclient.QuorumReplica, leader int32) string {
+	switch {
+	case v.ID == leader && v.LastCaughtUpAgo == 0:
+		return "(leader)"
+	case v.LastCaughtUpAgo < 0:
+		return "unknown"
+	}
+	return v.LastCaughtUpAgo.Round(time.Millisecond).String() + " ago"
 }

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kafkaup/kafkaup/provision"
+	"github.com/kafkaup/kafkaup/provision/kafkaclient"
+	"github.com/kafkaup/kafkaup/provision/workflow"
 )
 
 // TestNodeUILabelsEveryLine: a cluster's nodes run at once, so each of
@@ -52,5 +55,38 @@ func TestPrintClusterResult(t *testing.T) {
 	printClusterResult(&w, co, spec, errors.New("node 2 failed"))
 	if strings.Contains(w.String(), "is running") {
 		t.Errorf("a failed run says the cluster runs:\n%s", w.String())
+	}
+}
+
+// TestClusterStatusOutput: a row per node (the dead one marked DOWN), the
+// voters with their lag, the partition counts and the problems.
+func TestClusterStatusOutput(t *testing.T) {
+	up := &provision.HostStatus{ServiceState: "active", BrokerPID: 7, KafkaVersion: "4.0.0", Heap: "400m", DataUsedBytes: 2 << 20, DataFreeBytes: 10 << 30}
+	st := &workflow.Status{Name: "trio", Bootstrap: "a:9092,b:9092,c:9092", Security: "PLAINTEXT",
+		Cluster: &kafkaclient.ClusterInfo{ClusterID: "cid", Topics: 2, Partitions: 6},
+		Nodes: []workflow.NodeStatus{
+			{ID: 1, Host: "a", SSH: true, Kafka: true, Roles: "broker,controller", Quorum: "leader", OnHost: up},
+			{ID: 2, Host: "b", SSH: true, Kafka: true, Roles: "broker,controller", Quorum: "follower", OnHost: up},
+			{ID: 3, Host: "c", Roles: "broker,controller", Quorum: "follower", Down: true},
+		},
+		Quorum: &kafkaclient.Quorum{LeaderID: 1, LeaderEpoch: 4, HighWatermark: 812, Voters: []kafkaclient.QuorumReplica{
+			{ID: 1, DirectoryID: "d1", LastCaughtUpAgo: 0}, {ID: 2, DirectoryID: "d2", Lag: 3, LastCaughtUpAgo: 120 * time.Millisecond},
+			{ID: 3, DirectoryID: "d3", Lag: 400, LastCaughtUpAgo: -1}}},
+		Partitions: &kafkaclient.PartitionHealth{UnderReplicated: make([]kafkaclient.TopicPartition, 6)},
+		Problems:   []string{"node 3 (c) is down: ..."},
+	}
+	var out bytes.Buffer
+	printClusterStatus(&out, st)
+	for _, re := range []string{
+		`cluster +trio \(UNHEALTHY\), 3 nodes\n`,
+		`\n1 +a +yes +yes +broker,controller +leader +4\.0\.0 +400m +0K / 0K +2M / 10G\n`,
+		`\n3 +c \(DOWN\) +no +no +broker,controller +follower +- +- +- +-\n`,
+		`quorum: leader node 1, epoch 4, high watermark 812\n`,
+		`\n1 +d1 +0 +\(leader\)\n2 +d2 +3 +120ms ago\n3 +d3 +400 +unknown\n`,
+		`partitions: 6 under-replicated, 0 under min ISR, 0 offline\nproblem: node 3 \(c\) is down`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Errorf("no match for %s in:\n%s", re, out.String())
+		}
 	}
 }

@@ -83,7 +83,7 @@ func reprovisionCommand() *cli.Command {
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
-		Usage:     "is the broker healthy? (exit status 1 when not)",
+		Usage:     "is the broker (or every node of the cluster) healthy? (exit status 1 when not)",
 		UsageText: "kafkaup status NAME [--json]",
 		Flags:     []cli.Flag{jsonFlag(), knownHostsFlag(), strictHostKeyFlag()},
 		Action: func(c *cli.Context) error {
@@ -100,6 +100,8 @@ func statusCommand() *cli.Command {
 					if jerr := writeJSON(c.App.Writer, st, nil); jerr != nil {
 						return jerr
 					}
+				} else if len(st.Nodes) > 0 {
+					printClusterStatus(c.App.Writer, st)
 				} else {
 					printStatus(c.App.Writer, st)
 				}

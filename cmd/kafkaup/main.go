@@ -45,6 +45,7 @@ func newApp() *cli.App {
 			logsCommand(),
 			sshCommand(),
 			brokerCommand(),
+			nodeCommand(),
 			envCommand(),
 			listCommand(),
 			forgetCommand(),

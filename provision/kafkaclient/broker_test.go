@@ -127,9 +127,13 @@ func startKafka(configure func(b *testBroker) ([]string, error)) (*testBroker, e
 	}
 	home := filepath.Join(dir, "kafka_2.13-4.0.0")
 
-	id := make([]byte, 16)
-	rand.Read(id)
-	b.ClusterID = base64.RawURLEncoding.EncodeToString(id)
+	// Like Kafka's own ids, never starting with '-': kafka-storage.sh
+	// would read such a cluster id as an option.
+	for b.ClusterID == "" || b.ClusterID[0] == '-' {
+		id := make([]byte, 16)
+		rand.Read(id)
+		b.ClusterID = base64.RawURLEncoding.EncodeToString(id)
+	}
 	listeners, err := configure(b)
 	if err != nil {
 		return fail(err)

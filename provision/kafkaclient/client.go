@@ -86,16 +86,13 @@ func dialConn(ctx context.Context, cn conn) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
 	}
-	// One reachable node is enough to talk to a cluster.
-	var unreachable error
-	for _, addr := range seeds(bootstrap) {
-		if unreachable = cn.probe(ctx, addr); unreachable == nil {
-			break
-		}
+	live, err := reachableSeeds(ctx, cn, seeds(bootstrap))
+	if err != nil {
+		return nil, err
 	}
-	if unreachable != nil {
-		return nil, unreachable
-	}
+	// Bootstrap from the seeds that answered: a request sent to a dead
+	// seed is retried with backoff, seconds a status cannot spare.
+	opts = append(opts, kgo.SeedBrokers(live...))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
@@ -128,6 +125,52 @@ func dialConn(ctx context.Context, cn conn) (*Client, error) {
 		}
 	}
 	return c, nil
+}
+
+// seedGrace is how long reachableSeeds waits for the other seeds once
+// one has answered.
+const seedGrace = time.Second
+
+// reachableSeeds probes every seed at once and returns those that accept
+// TCP connections, in their order: one is enough to talk to a cluster, so
+// once one answers the others get seedGrace more, and a dead node whose
+// packets are dropped does not cost its whole probe time. When none
+// answers, the error is the first seed's.
+func reachableSeeds(ctx context.Context, cn conn, addrs []string) ([]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(addrs))
+	ok := make([]bool, len(addrs))
+	done := make(chan int, len(addrs))
+	for i, addr := range addrs {
+		go func() {
+			errs[i] = cn.probe(ctx, addr)
+			done <- i
+		}()
+	}
+	var grace <-chan time.Time
+	for pending := len(addrs); pending > 0; {
+		select {
+		case i := <-done:
+			pending--
+			if ok[i] = errs[i] == nil; ok[i] && grace == nil {
+				grace = time.After(seedGrace)
+			}
+			continue
+		case <-grace:
+		}
+		break
+	}
+	var live []string
+	for i, addr := range addrs {
+		if ok[i] {
+			live = append(live, addr)
+		}
+	}
+	if len(live) == 0 {
+		return nil, errs[0]
+	}
+	return live, nil
 }
 
 // Close releases the client's connections.
@@ -186,29 +229,13 @@ func (c *Client) Cluster(ctx context.Context) (*ClusterInfo, error) {
 		info.Partitions += len(t.Partitions)
 	}
 
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	rt := kmsg.NewDescribeQuorumRequestTopic()
-	rt.Topic = "__cluster_metadata"
-	rp := kmsg.NewDescribeQuorumRequestTopicPartition()
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, c.cl)
+	p, err := c.describeQuorum(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w", c.bootstrap, err)
+		return nil, err
 	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w%s", c.bootstrap, err, brokerMessage(resp.ErrorMessage))
-	}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w%s", c.bootstrap, err, brokerMessage(p.ErrorMessage))
-			}
-			info.ControllerID = p.LeaderID
-			for _, v := range p.CurrentVoters {
-				info.Voters = append(info.Voters, v.ReplicaID)
-			}
-		}
+	info.ControllerID = p.LeaderID
+	for _, v := range p.CurrentVoters {
+		info.Voters = append(info.Voters, v.ReplicaID)
 	}
 	slices.Sort(info.Voters)
 	return info, nil

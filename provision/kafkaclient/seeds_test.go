@@ -56,3 +56,35 @@ func TestSameAddrs(t *testing.T) {
 		t.Error("sameAddrs")
 	}
 }
+
+// TestReachableSeeds: the seeds are probed at once; one whose packets are
+// dropped (its dial hangs) is left out after the grace that follows the
+// first answer, not after its own time-out, and a refused one is left out.
+func TestReachableSeeds(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	up, refused, dropped := l.Addr().String(), closedAddr(t), "192.0.2.99:9092"
+	var d net.Dialer
+	cn := conn{dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == dropped {
+			<-ctx.Done() // never answers
+			return nil, ctx.Err()
+		}
+		return d.DialContext(ctx, network, addr)
+	}}
+	start := time.Now()
+	live, err := reachableSeeds(context.Background(), cn, []string{dropped, refused, up})
+	if err != nil || !reflect.DeepEqual(live, []string{up}) {
+		t.Fatalf("live %v, %v; want [%s]", live, err, up)
+	}
+	if took := time.Since(start); took > seedGrace+2*time.Second {
+		t.Errorf("took %s with a dropping seed first", took)
+	}
+	var ue *UnreachableError
+	if _, err := reachableSeeds(context.Background(), cn, []string{refused}); !errors.As(err, &ue) {
+		t.Errorf("no seed answers: %v", err)
+	}
+}

@@ -80,6 +80,12 @@ type Node struct {
 	// its metadata log, chosen by kafkaup before the storage is formatted.
 	InternalHost string `json:"internal_host,omitempty"`
 	DirectoryID  string `json:"directory_id,omitempty"`
+	// ReplacedDirectoryID is set while `kafkaup node replace` moves the
+	// node to a new host: the directory id of the old voter, which leaves
+	// the quorum before the new one joins. Until the new host's storage is
+	// formatted (with --no-initial-controllers, Kafka picks the id),
+	// DirectoryID is empty.
+	ReplacedDirectoryID string `json:"replaced_directory_id,omitempty"`
 	// Rack is the node's broker.rack (its availability zone), if any.
 	Rack string `json:"rack,omitempty"`
 

@@ -29,6 +29,7 @@ func SpecFor(c Cluster, i int) (provision.Spec, error) {
 	s.ClusterID, s.Rack = c.ClusterID, n.Rack
 	if len(c.Nodes) > 1 {
 		s.InternalHost = n.Internal()
+		s.JoinQuorum = n.ReplacedDirectoryID != ""
 		for _, m := range c.Nodes {
 			s.Voters = append(s.Voters, provision.Voter{NodeID: m.ID, Host: m.Internal(), DirectoryID: m.DirectoryID})
 		}

@@ -201,7 +201,7 @@ func layOutCluster(rec *state.Cluster, existed bool, nodes []NodeTarget) error {
 		if n.AdvertisedHost == "" {
 			n.AdvertisedHost = nt.Host
 		}
-		if n.DirectoryID == "" {
+		if n.DirectoryID == "" && n.ReplacedDirectoryID == "" { // a replacement's comes from its format
 			n.DirectoryID = provision.NewDirectoryID()
 		}
 	}
@@ -226,8 +226,8 @@ func sameCluster(rec state.Cluster, nodes []NodeTarget) error {
 	case len(rec.Nodes) == 1:
 		return provision.Inputf("the name %q is already used for host %s; pick another --name or run `kafkaup forget %s` first", rec.Name, recorded[0], rec.Name)
 	case strings.Join(given, ",") != strings.Join(recorded, ","):
-		return provision.Inputf("%s is a cluster of %s; give the same hosts in the same order (adding, removing or replacing nodes is not supported yet), or pick another --name",
-			rec.Name, strings.Join(recorded, ", "))
+		return provision.Inputf("%s is a cluster of %s; give the same hosts in the same order (adding or removing nodes is not supported yet; a dead node moves to a new host with kafkaup node replace %s --node N --host NEWHOST), or pick another --name",
+			rec.Name, strings.Join(recorded, ", "), rec.Name)
 	}
 	for i, n := range nodes {
 		if was := rec.Nodes[i].Internal(); n.InternalHost != "" && n.InternalHost != was {

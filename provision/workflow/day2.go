@@ -92,16 +92,21 @@ func (b *Broker) Kafka(ctx context.Context) (*kafkaclient.Client, error) {
 
 // Status is the report of `kafkaup status`.
 type Status struct {
-	Name        string                   `json:"name"`
-	Host        string                   `json:"host"`
-	Bootstrap   string                   `json:"bootstrap"`
-	Security    string                   `json:"security"`
-	Healthy     bool                     `json:"healthy"`
-	Problems    []string                 `json:"problems,omitempty"`
-	Reachable   bool                     `json:"reachable"`
-	Cluster     *kafkaclient.ClusterInfo `json:"cluster,omitempty"`
-	OnHost      *provision.HostStatus    `json:"on_host,omitempty"`
-	CheckedTook string                   `json:"checked_in"`
+	Name      string                   `json:"name"`
+	Host      string                   `json:"host"`
+	Bootstrap string                   `json:"bootstrap"`
+	Security  string                   `json:"security"`
+	Healthy   bool                     `json:"healthy"`
+	Problems  []string                 `json:"problems,omitempty"`
+	Reachable bool                     `json:"reachable"`
+	Cluster   *kafkaclient.ClusterInfo `json:"cluster,omitempty"`
+	OnHost    *provision.HostStatus    `json:"on_host,omitempty"`
+	// A cluster of several nodes: each node, the metadata quorum and the
+	// partitions that are not fully replicated.
+	Nodes       []NodeStatus                 `json:"nodes,omitempty"`
+	Quorum      *kafkaclient.Quorum          `json:"quorum,omitempty"`
+	Partitions  *kafkaclient.PartitionHealth `json:"partitions,omitempty"`
+	CheckedTook string                       `json:"checked_in"`
 }
 
 // UnhealthyError says status found problems (exit status 1).
@@ -116,12 +121,16 @@ type StatusOptions struct {
 }
 
 // GetStatus checks the broker on its host (over SSH) and from here (over
-// the Kafka protocol), and lists every problem found. The error is an
+// the Kafka protocol), and lists every problem found; on a cluster of
+// several nodes, every node at once (clusterStatus). The error is an
 // UnhealthyError when there are problems.
 func GetStatus(ctx context.Context, env Env, o StatusOptions) (*Status, error) {
 	b, err := Open(env, o.Name, 0)
 	if err != nil {
 		return nil, err
+	}
+	if len(b.Record.Nodes) > 1 {
+		return clusterStatus(ctx, env, b, o)
 	}
 	start := time.Now()
 	st := &Status{Name: b.Name(), Host: b.Node().Host, Bootstrap: b.Bootstrap(), Security: b.Auth().String()}

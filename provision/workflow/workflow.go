@@ -119,6 +119,9 @@ type Env struct {
 	// VerifyCluster checks a cluster of several nodes from this machine
 	// once every node is up (provision.VerifyCluster when nil).
 	VerifyCluster func(ctx context.Context, specs []provision.Spec, opt provision.Options) (*kafkaclient.Verification, error)
+	// Admin connects to a cluster's brokers over the Kafka protocol for
+	// its health and quorum changes (kafkaclient.DialWith when nil).
+	Admin func(ctx context.Context, bootstrap string, auth kafkaclient.Auth) (ClusterAdmin, error)
 }
 
 func (e Env) engine() Engine {

@@ -26,6 +26,8 @@ type trio struct {
 	internal [3]string
 	cli      *harness.CLI
 	url      string // the Kafka mirror, by a name each host resolves to its own side of its veth
+	lan      *nshost.LAN
+	mirror   *kafkadist.Mirror
 }
 
 func setupTrio(t *testing.T) *trio {
@@ -47,7 +49,7 @@ func setupTrio(t *testing.T) *trio {
 			t.Errorf("close LAN: %v", err)
 		}
 	})
-	tr := &trio{}
+	tr := &trio{lan: lan}
 	var errs [3]error
 	var wg sync.WaitGroup
 	for i := range tr.hosts {
@@ -82,6 +84,7 @@ func setupTrio(t *testing.T) *trio {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mirror.Close() })
+	tr.mirror = mirror
 	port := mirror.Port(0)
 	for i, h := range tr.hosts {
 		if i > 0 {
