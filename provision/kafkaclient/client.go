@@ -182,29 +182,13 @@ func (c *Client) Cluster(ctx context.Context) (*ClusterInfo, error) {
 		info.Partitions += len(t.Partitions)
 	}
 
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	rt := kmsg.NewDescribeQuorumRequestTopic()
-	rt.Topic = "__cluster_metadata"
-	rp := kmsg.NewDescribeQuorumRequestTopicPartition()
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, c.cl)
+	p, err := c.describeQuorum(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w", c.bootstrap, err)
+		return nil, err
 	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w%s", c.bootstrap, err, brokerMessage(resp.ErrorMessage))
-	}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w%s", c.bootstrap, err, brokerMessage(p.ErrorMessage))
-			}
-			info.ControllerID = p.LeaderID
-			for _, v := range p.CurrentVoters {
-				info.Voters = append(info.Voters, v.ReplicaID)
-			}
-		}
+	info.ControllerID = p.LeaderID
+	for _, v := range p.CurrentVoters {
+		info.Voters = append(info.Voters, v.ReplicaID)
 	}
 	slices.Sort(info.Voters)
 	return info, nil
