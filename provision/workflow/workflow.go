@@ -115,6 +115,9 @@ type Env struct {
 	// VerifyCluster checks a cluster of several nodes from this machine
 	// once every node is up (provision.VerifyCluster when nil).
 	VerifyCluster func(ctx context.Context, specs []provision.Spec, opt provision.Options) (*kafkaclient.Verification, error)
+	// RollClient connects the Kafka client a rolling restart or
+	// reprovision watches the cluster with (Broker.Kafka when nil).
+	RollClient func(ctx context.Context, b *Broker) (RollClient, error)
 }
 
 func (e Env) engine() Engine {
