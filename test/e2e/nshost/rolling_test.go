@@ -65,6 +65,14 @@ func TestClusterRolling(t *testing.T) {
 		return rep
 	}
 
+	t.Run("produce --check reports from the CLI", func(t *testing.T) {
+		r := tr.cli.Run(ctx, "produce", clusterName, "rollcheck", "--check", "3s")
+		harness.MustSucceed(t, r)
+		if !strings.Contains(r.Stdout, ", lost 0, ") || !strings.Contains(r.Stdout, "longest stall") {
+			t.Errorf("produce --check:\n%s", r)
+		}
+	})
+
 	t.Run("a roll refuses to start while a partition is under-replicated", func(t *testing.T) {
 		checked(t, func() {
 			harness.MustSucceed(t, tr.cli.Run(ctx, "broker", "stop", clusterName, "--node", "3"))
