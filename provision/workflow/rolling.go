@@ -219,7 +219,6 @@ func reprovisionCluster(ctx context.Context, env Env, rec state.Cluster, o Repro
 		if err != nil {
 			return out, err
 		}
-		env.UI.Printf("%s", out.Finalize.Message)
 	}
 	if out.Client, err = sec.WriteClientFiles(rec.Bootstrap()); err != nil {
 		return out, err
