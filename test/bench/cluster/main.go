@@ -129,7 +129,7 @@ func run() error {
 	if one.ExitCode != 0 {
 		return fmt.Errorf("1-node provision:\n%s", one)
 	}
-	log.Printf("1-node provision: %s", one.Took.Round(time.Millisecond))
+	log.Printf("1-node provision: %s\n%s", one.Took.Round(time.Millisecond), stepLines(one.Stderr))
 	// The single broker stops, so it does not take CPU from the cluster's run.
 	if r := cli.Run(ctx, "broker", "stop", "solo"); r.ExitCode != 0 {
 		return fmt.Errorf("stop the single broker:\n%s", r)
@@ -143,7 +143,7 @@ func run() error {
 	if three.ExitCode != 0 {
 		return fmt.Errorf("3-node provision:\n%s", three)
 	}
-	log.Printf("3-node provision: %s", three.Took.Round(time.Millisecond))
+	log.Printf("3-node provision: %s\n%s", three.Took.Round(time.Millisecond), stepLines(three.Stderr))
 
 	cl, err := kafkaclient.Dial(ctx, strings.Join(boot, ","))
 	if err != nil {
@@ -201,6 +201,18 @@ func checked(ctx context.Context, cl *kafkaclient.Client, fn func() error) (kafk
 		return rep, ferr
 	}
 	return rep, err
+}
+
+// stepLines are a provision's finished steps with their durations, for
+// where the time went.
+func stepLines(stderr string) string {
+	var out []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, " ok ") || strings.Contains(l, "verif") {
+			out = append(out, "  "+strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
