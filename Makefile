@@ -38,11 +38,13 @@ test-headstart: test-deps
 test-harness: test-deps
 	KAFKAUP_VM_SELFTEST=1 $(GO) test -p 1 -v -timeout $(TEST_TIMEOUT) ./internal/testenv/...
 
-# Provisioning against the manual sequence, then create with and without
+# Provisioning against the manual sequence; the cluster (3 nodes vs 1, and
+# a rolling restart as the no-loss checker sees it); then create with and without
 # the head start (bench-headstart alone; BENCH_FLAGS=-rate 0.4 models a
 # mirror throttled to a few Mbit/s).
 bench: test-deps
 	$(GO) run ./test/bench
+	$(GO) run ./test/bench/cluster
 	$(GO) run ./test/bench/headstart $(BENCH_FLAGS)
 
 bench-headstart: test-deps

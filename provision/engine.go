@@ -270,6 +270,17 @@ func RestartsBroker(steps []Step) bool {
 	return false
 }
 
+// TouchesBroker says whether the plan restarts or starts the broker: after
+// it, the broker has to register and catch up again.
+func TouchesBroker(steps []Step) bool {
+	for _, st := range steps {
+		if _, ok := st.Script.(scripts.Service); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Tunnel is a Host that can open TCP connections from the host (an SSH
 // tunnel); remote.Client is one. The SCRAM user is created through it, on
 // the broker's loopback-only INTERNAL listener.

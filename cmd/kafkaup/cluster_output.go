@@ -23,6 +23,8 @@ type clusterOutput struct {
 	Nodes     []nodeOutput              `json:"nodes"`
 	Verified  *kafkaclient.Verification `json:"verified,omitempty"`
 	Client    *secrets.ClientFiles      `json:"client,omitempty"`
+	Roll      []workflow.RolledNode     `json:"roll,omitempty"`
+	Finalize  *workflow.Finalize        `json:"finalize,omitempty"`
 }
 
 // nodeOutput is one node's run.
@@ -33,7 +35,8 @@ type nodeOutput struct {
 }
 
 func printCluster(c *cli.Context, out *workflow.Outcome, err error) error {
-	co := clusterOutput{Name: out.Name, Bootstrap: out.Bootstrap, ClusterID: out.Spec.ClusterID, Verified: out.Verified, Client: out.Client}
+	co := clusterOutput{Name: out.Name, Bootstrap: out.Bootstrap, ClusterID: out.Spec.ClusterID, Verified: out.Verified, Client: out.Client,
+		Roll: out.Roll, Finalize: out.Finalize}
 	for _, n := range out.Nodes {
 		no := nodeOutput{ID: n.ID, Result: n.Result}
 		if no.Result == nil {
@@ -88,6 +91,13 @@ func printClusterResult(w io.Writer, co clusterOutput, spec provision.Spec, err 
 	}
 	for _, warn := range warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if len(co.Roll) > 0 {
+		fmt.Fprintln(w, "Rolling, one node at a time:")
+		printRoll(w, co.Roll)
+	}
+	if co.Finalize != nil {
+		fmt.Fprintln(w, co.Finalize.Message)
 	}
 	if err != nil || (len(co.Nodes) > 0 && co.Nodes[0].DryRun) {
 		return

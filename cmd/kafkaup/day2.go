@@ -259,6 +259,11 @@ func brokerCommand() *cli.Command {
 			Action: func(c *cli.Context) error {
 				name := c.Args().First()
 				return withEnv(c, "broker-"+action+"-"+safeName(name), func(s *session, env workflow.Env) error {
+					if action == "restart" {
+						out, err := workflow.Restart(c.Context, env, workflow.RestartOptions{Name: name, Node: c.Int("node"), Dial: dialOptions(c)})
+						printRestart(c.App.Writer, out, err)
+						return err
+					}
 					took, err := workflow.Control(c.Context, env, workflow.ControlOptions{Name: name, Node: c.Int("node"), Action: action, Dial: dialOptions(c)})
 					if err != nil {
 						return err
@@ -276,7 +281,7 @@ func brokerCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			sub("start", "start the broker and wait until it serves"),
 			sub("stop", "stop the broker gracefully and wait until it exited"),
-			sub("restart", "restart the broker and wait until it serves again"),
+			sub("restart", "restart the broker and wait until it serves again; on a cluster, every node in turn (a rolling restart)"),
 		},
 	}
 }

@@ -229,11 +229,15 @@ func produceCommand() *cli.Command {
 		Name:      "produce",
 		Usage:     "send messages to a topic: each --message, or each line of stdin",
 		UsageText: "echo hello | kafkaup produce NAME TOPIC    or    kafkaup produce NAME TOPIC --message hello",
-		Flags:     []cli.Flag{&cli.StringSliceFlag{Name: "message", Aliases: []string{"m"}, Usage: "a message to send, repeatable (stdin is read when none)"}},
+		Flags: []cli.Flag{&cli.StringSliceFlag{Name: "message", Aliases: []string{"m"}, Usage: "a message to send, repeatable (stdin is read when none)"},
+			&cli.DurationFlag{Name: "check", Usage: "instead: run kafkaup's no-loss check (acks=all producer and a consumer) this long and report lost, duplicated, longest stall, latency"}},
 		Action: func(c *cli.Context) error {
 			topic, err := topicArg(c)
 			if err != nil {
 				return err
+			}
+			if c.IsSet("check") {
+				return checkAction(c, topic)
 			}
 			var values [][]byte
 			for _, m := range c.StringSlice("message") {
@@ -262,6 +266,21 @@ func produceCommand() *cli.Command {
 			})
 		},
 	}
+}
+
+// checkAction is produce --check: the report on stdout.
+func checkAction(c *cli.Context, topic string) error {
+	if c.Duration("check") <= 0 || len(c.StringSlice("message")) > 0 {
+		return usagef("--check takes a positive duration (--check 5m) and no --message")
+	}
+	return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
+		fmt.Fprintf(c.App.ErrWriter, "checking %s on %s for %s (Ctrl-C stops early)...\n", topic, b.Name(), c.Duration("check"))
+		rep, err := workflow.Check(ctx, cl, workflow.CheckOptions{Topic: topic, For: c.Duration("check")})
+		if rep.Acked > 0 || err == nil {
+			fmt.Fprintf(c.App.Writer, "%v\n", rep)
+		}
+		return err
+	})
 }
 
 func consumeCommand() *cli.Command {

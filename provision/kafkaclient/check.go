@@ -56,7 +56,8 @@ type Check struct {
 	consumeDone   chan struct{}
 
 	mu         sync.Mutex
-	started    time.Time
+	firstAck   chan struct{} // closed at the first acknowledgement
+	warmAt     time.Time     // when it came: stall and latency count from then
 	lastAck    time.Time
 	stall      time.Duration
 	acked      map[int64]bool
@@ -68,7 +69,9 @@ type Check struct {
 }
 
 // StartCheck starts producing to o.Topic and consuming it back, from the
-// topic's current end. Stop ends the check and reports.
+// topic's current end, and returns once the first record is acknowledged
+// (an error if none is within 20s): the producer's own start is not
+// counted as a stall or in the latencies. Stop ends the check and reports.
 func StartCheck(ctx context.Context, c *Client, o CheckOptions) (*Check, error) {
 	if err := ValidateTopicName(o.Topic); err != nil {
 		return nil, err
@@ -112,7 +115,7 @@ func StartCheck(ctx context.Context, c *Client, o CheckOptions) (*Check, error) 
 		topic: o.Topic, run: hex.EncodeToString(id[:]),
 		producer: producer, consumer: consumer,
 		produceDone: make(chan struct{}), consumeDone: make(chan struct{}),
-		started: now, lastAck: now,
+		firstAck: make(chan struct{}), lastAck: now,
 		acked: map[int64]bool{}, consumed: map[int64]int{},
 	}
 	var pctx, cctx context.Context
@@ -120,7 +123,23 @@ func StartCheck(ctx context.Context, c *Client, o CheckOptions) (*Check, error) 
 	cctx, k.cancelConsume = context.WithCancel(context.Background())
 	go k.produceLoop(pctx, o.Every)
 	go k.consumeLoop(cctx)
-	return k, nil
+	// The producer's start (metadata, producer id) is not a stall: the
+	// check begins at its first acknowledgement.
+	wait := time.NewTimer(checkDeliveryTimeout)
+	defer wait.Stop()
+	select {
+	case <-k.firstAck:
+		return k, nil
+	case <-ctx.Done():
+	case <-wait.C:
+	}
+	k.cancelProduce()
+	k.cancelConsume()
+	<-k.produceDone
+	<-k.consumeDone
+	producer.Close()
+	consumer.Close()
+	return nil, fmt.Errorf("no-loss check on %s: no record written to %s was acknowledged within %v", c.bootstrap, o.Topic, checkDeliveryTimeout)
 }
 
 // endOffsets is each partition of topic at its current end.
@@ -187,8 +206,15 @@ func (k *Check) send(ctx context.Context, seq int64) {
 			return
 		}
 		k.acked[seq] = true
-		k.latencies = append(k.latencies, now.Sub(sent))
-		k.stall = max(k.stall, now.Sub(k.lastAck))
+		if k.warmAt.IsZero() {
+			k.warmAt = now
+			close(k.firstAck)
+		} else {
+			k.stall = max(k.stall, now.Sub(k.lastAck))
+		}
+		if !sent.Before(k.warmAt) {
+			k.latencies = append(k.latencies, now.Sub(sent))
+		}
 		k.lastAck = now
 	})
 }

@@ -35,6 +35,10 @@ type Outcome struct {
 	Bootstrap string
 	// Timeline is where a create's time went.
 	Timeline *provision.Timeline
+	// Roll is what a cluster's rolling reprovision did on each node, and
+	// Finalize what it did about metadata.version after an upgrade.
+	Roll     []RolledNode
+	Finalize *Finalize
 
 	connect, console timed // the SSH connection and the console read
 }
@@ -132,6 +136,7 @@ type ReprovisionOptions struct {
 	Region    string
 	Overrides state.Overrides
 	RunOptions
+	Waits RollWaits // a cluster's roll
 }
 
 // Reprovision converges a known cluster to its recorded spec plus the
@@ -141,6 +146,9 @@ func Reprovision(ctx context.Context, env Env, o ReprovisionOptions) (*Outcome, 
 	rec, err := loadExisting(env, o.Name)
 	if err != nil {
 		return nil, err
+	}
+	if len(rec.Nodes) > 1 {
+		return reprovisionCluster(ctx, env, rec, o)
 	}
 	t := target(rec, 0)
 	if o.User != "" {

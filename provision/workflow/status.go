@@ -253,10 +253,10 @@ const maxVoterLag = 1000
 func partitionProblems(rec state.Cluster, h *kafkaclient.PartitionHealth) []string {
 	var out []string
 	if len(h.Offline) > 0 {
-		out = append(out, fmt.Sprintf("%d partitions have no leader (offline: no reads or writes): %s", len(h.Offline), listPartitions(h.Offline)))
+		out = append(out, fmt.Sprintf("%d partitions have no leader (offline: no reads or writes): %s", len(h.Offline), listPartitions(h.Offline, 5)))
 	}
 	if len(h.UnderMinISR) > 0 {
-		out = append(out, fmt.Sprintf("%d partitions have fewer in-sync replicas than min.insync.replicas, so acks=all writes to them fail: %s", len(h.UnderMinISR), listPartitions(h.UnderMinISR)))
+		out = append(out, fmt.Sprintf("%d partitions have fewer in-sync replicas than min.insync.replicas, so acks=all writes to them fail: %s", len(h.UnderMinISR), listPartitions(h.UnderMinISR, 5)))
 	}
 	if len(h.UnderReplicated) > 0 {
 		var missing []string
@@ -269,24 +269,12 @@ func partitionProblems(rec state.Cluster, h *kafkaclient.PartitionHealth) []stri
 			missing = append(missing, fmt.Sprintf("node %d is out of the ISR of %d", id, len(h.NotInISR[id])))
 		}
 		out = append(out, fmt.Sprintf("%d partitions are under-replicated (%s): %s. They catch up by themselves once the node is back; if it is gone, replace it with kafkaup node replace %s --node N --host NEWHOST",
-			len(h.UnderReplicated), strings.Join(missing, ", "), listPartitions(h.UnderReplicated), rec.Name))
+			len(h.UnderReplicated), strings.Join(missing, ", "), listPartitions(h.UnderReplicated, 5), rec.Name))
 	}
 	return out
 }
 
 // listPartitions names up to 5 partitions.
-func listPartitions(tps []kafkaclient.TopicPartition) string {
-	var names []string
-	for i, tp := range tps {
-		if i == 5 {
-			names = append(names, fmt.Sprintf("and %d more", len(tps)-5))
-			break
-		}
-		names = append(names, tp.String())
-	}
-	return strings.Join(names, ", ")
-}
-
 func nodeByID(rec state.Cluster, id int) state.Node {
 	i, err := rec.FindNode(id)
 	if err != nil {

@@ -122,6 +122,9 @@ type Env struct {
 	// Admin connects to a cluster's brokers over the Kafka protocol for
 	// its health and quorum changes (kafkaclient.DialWith when nil).
 	Admin func(ctx context.Context, bootstrap string, auth kafkaclient.Auth) (ClusterAdmin, error)
+	// RollClient connects the Kafka client a rolling restart or
+	// reprovision watches the cluster with (Broker.Kafka when nil).
+	RollClient func(ctx context.Context, b *Broker) (RollClient, error)
 }
 
 func (e Env) engine() Engine {

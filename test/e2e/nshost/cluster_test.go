@@ -30,15 +30,21 @@ type trio struct {
 	mirror   *kafkadist.Mirror
 }
 
-func setupTrio(t *testing.T) *trio {
+// setupTrio starts the hosts; the mirror serves Kafka 4.0.0 and any
+// other versions given (the recorded URL is 4.0.0's).
+func setupTrio(t *testing.T, versions ...string) *trio {
 	if testing.Short() {
 		t.Skip("end-to-end: needs root, namespaces and the Kafka runtime (skipped with -short)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	dist, err := kafkadist.Build(ctx, "4.0.0")
-	if err != nil {
-		t.Fatalf("build Kafka 4.0.0 runtime: %v", err)
+	var dists []*kafkadist.Dist
+	for _, v := range append([]string{"4.0.0"}, versions...) {
+		dist, err := kafkadist.Build(ctx, v)
+		if err != nil {
+			t.Fatalf("build Kafka %s runtime: %v", v, err)
+		}
+		dists = append(dists, dist)
 	}
 	lan, err := nshost.NewLAN(ctx)
 	if err != nil {
@@ -79,7 +85,7 @@ func setupTrio(t *testing.T) *trio {
 	// One mirror port on every host's side of its veth, and a name for it
 	// in each host's /etc/hosts: the recorded --kafka-url is the same for
 	// every node.
-	mirror, err := kafkadist.StartMirror([]*kafkadist.Dist{dist}, tr.hosts[0].HostSideAddr+":0")
+	mirror, err := kafkadist.StartMirror(dists, tr.hosts[0].HostSideAddr+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
