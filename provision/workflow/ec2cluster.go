@@ -129,6 +129,34 @@ func startCluster(ctx context.Context, env Env, cl Cloud, rec *state.Cluster, in
 	return runCluster(ctx, env, rec, specs, o)
 }
 
+// followInstances looks up a cluster's instances before a reprovision:
+// each must be running (else: kafkaup start), and a node whose public
+// address changed outside kafkaup (a stop and start in the console) is
+// reached, and advertised, at its new one. Host keys stay as recorded.
+func followInstances(ctx context.Context, env Env, rec *state.Cluster, o ReprovisionOptions) error {
+	cl, err := newCloud(ctx, env, o.Region, *rec)
+	if err != nil {
+		return err
+	}
+	insts, err := cl.DescribeAll(ctx, rec.Name)
+	if err != nil {
+		return err
+	}
+	if len(insts) != len(rec.Nodes) {
+		return fmt.Errorf("%s has %d nodes in kafkaup's record but %d instances in EC2: destroy it and create it again", rec.Name, len(rec.Nodes), len(insts))
+	}
+	var stopped []string
+	for i, inst := range insts {
+		if inst.State != "running" {
+			stopped = append(stopped, fmt.Sprintf("node %d (%s) is %s", i+1, inst.InstanceID, inst.State))
+		}
+	}
+	if len(stopped) > 0 {
+		return fmt.Errorf("%s: %s. Run kafkaup start %s first", rec.Name, strings.Join(stopped, ", "), rec.Name)
+	}
+	return layOutInstances(rec, insts, nil)
+}
+
 // nodeHostKeys reads every node's SSH host keys (instanceHostKeys) at once.
 func nodeHostKeys(ctx context.Context, env Env, cl Cloud, rec *state.Cluster, insts []*cloud.Broker, wait time.Duration) ([][]ssh.PublicKey, error) {
 	if len(rec.Nodes) > len(insts) {
@@ -179,7 +207,9 @@ func layOutInstances(rec *state.Cluster, insts []*cloud.Broker, keys [][]ssh.Pub
 		if rec.EC2 != nil && rec.EC2.AddressKind == "dns" && inst.PublicDNS != "" {
 			n.AdvertisedHost = inst.PublicDNS
 		}
-		n.SetHostKeys(keys[i])
+		if keys != nil { // nil: the recorded keys stay
+			n.SetHostKeys(keys[i])
+		}
 		if inst.EIPOwned {
 			n.EIPAllocationID = inst.EIPAllocationID
 		}

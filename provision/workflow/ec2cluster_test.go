@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -176,5 +177,54 @@ func TestCreateClusterSaysSharedZones(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(f.lines, "\n"), "node 4 in us-east-1a") {
 		t.Errorf("no note on shared zones: %v", f.lines)
+	}
+}
+
+// TestReprovisionEC2ClusterFollowsInstances: reprovision of a cluster made
+// on EC2 looks its instances up first: a node whose public address changed
+// outside kafkaup is reached and advertised at the new one, and a stopped
+// instance is refused before any host is touched, naming kafkaup start.
+func TestReprovisionEC2ClusterFollowsInstances(t *testing.T) {
+	f := newClusterFakes(t)
+	t.Setenv("HOME", t.TempDir())
+	o := createOptions()
+	o.Nodes = 3
+	if _, err := Create(context.Background(), f.env, o); err != nil {
+		t.Fatal(err)
+	}
+	c := newFakeCluster()
+	c.leader = 1
+	f.env.RollClient = func(context.Context, *Broker) (RollClient, error) { return c, nil }
+	insts := f.cloud.instances["demo"]
+	moved := "198.51.100.77"
+	insts[1].PublicIP, insts[1].PublicDNS = moved, "ec2-198-51-100-77.compute-1.amazonaws.com"
+	runs := len(f.specs[2])
+	before, _ := f.store.Load("demo")
+	before.Nodes[1].HostKeys = []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"}
+	if err := f.store.Save(before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Reprovision(context.Background(), f.env, ReprovisionOptions{Name: "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := f.store.Load("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Nodes[1].Host != moved || rec.Nodes[1].AdvertisedHost != moved || rec.Nodes[1].InternalHost != insts[1].PrivateIP {
+		t.Errorf("node 2 after reprovision: %+v", rec.Nodes[1])
+	}
+	if len(f.specs[2]) == runs || f.specs[2][len(f.specs[2])-1].AdvertisedHost != moved {
+		t.Errorf("node 2 was not converged at %s: %d runs", moved, len(f.specs[2]))
+	}
+	if !slices.Equal(rec.Nodes[1].HostKeys, before.Nodes[1].HostKeys) {
+		t.Errorf("the recorded host keys changed: %v", rec.Nodes[1].HostKeys)
+	}
+
+	insts[2].State = "stopped"
+	runs = len(f.specs[1])
+	_, err = Reprovision(context.Background(), f.env, ReprovisionOptions{Name: "demo"})
+	if err == nil || !strings.Contains(err.Error(), "node 3") || !strings.Contains(err.Error(), "kafkaup start demo") || len(f.specs[1]) != runs {
+		t.Errorf("a stopped instance: %v (node 1 ran %d more times)", err, len(f.specs[1])-runs)
 	}
 }

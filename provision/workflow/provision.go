@@ -148,6 +148,11 @@ func Reprovision(ctx context.Context, env Env, o ReprovisionOptions) (*Outcome, 
 		return nil, err
 	}
 	if len(rec.Nodes) > 1 {
+		if rec.EC2 != nil {
+			if err := followInstances(ctx, env, &rec, o); err != nil {
+				return nil, err
+			}
+		}
 		return reprovisionCluster(ctx, env, rec, o)
 	}
 	t := target(rec, 0)

@@ -83,6 +83,8 @@ type Cloud interface {
 	// CreateNodes makes (or finds) every node's instance, in node order.
 	CreateNodes(ctx context.Context, req cloud.CreateRequest) ([]*cloud.Broker, error)
 	Describe(ctx context.Context, name string) (*cloud.Broker, error)
+	// DescribeAll is every instance of a cluster, in node order.
+	DescribeAll(ctx context.Context, name string) ([]*cloud.Broker, error)
 	// StartAll and StopAll act on every instance of a cluster at once and
 	// return them in node order.
 	StartAll(ctx context.Context, name string) ([]*cloud.Broker, error)

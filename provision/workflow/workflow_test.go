@@ -173,6 +173,12 @@ func (c *fakeCloud) Describe(_ context.Context, name string) (*cloud.Broker, err
 	}
 	return nil, fmt.Errorf("no instance for %s", name)
 }
+func (c *fakeCloud) DescribeAll(_ context.Context, name string) ([]*cloud.Broker, error) {
+	if bs, ok := c.instances[name]; ok {
+		return bs, nil
+	}
+	return nil, fmt.Errorf("no instance for %s", name)
+}
 func (c *fakeCloud) StartAll(_ context.Context, name string) ([]*cloud.Broker, error) {
 	bs, ok := c.instances[name]
 	if !ok {
