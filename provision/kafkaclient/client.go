@@ -98,7 +98,17 @@ func dialConn(ctx context.Context, cn conn) (*Client, error) {
 		return nil, fmt.Errorf("kafka client for %s: %w", bootstrap, err)
 	}
 	c := &Client{bootstrap: bootstrap, cl: cl, adm: kadm.NewClient(cl), conn: cn}
-	meta, err := c.metadata(ctx, []string{})
+	// Every seed at once: one that accepts and never answers (a hung
+	// broker) would hold a request sent only to it until it times out.
+	var meta *kmsg.MetadataResponse
+	err = c.askAnySeed(ctx, func() kmsg.Request {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{}
+		return req
+	}, func(r kmsg.Response) error {
+		meta = r.(*kmsg.MetadataResponse)
+		return nil
+	})
 	if err != nil {
 		c.Close()
 		cerr, guessed := classify(bootstrap, cn.auth, err)

@@ -3,6 +3,7 @@ package kafkaclient
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -197,30 +198,84 @@ func (c *Client) Quorum(ctx context.Context) (*Quorum, error) {
 	return quorumFrom(p, time.Now()), nil
 }
 
-// describeQuorum asks for the metadata partition's quorum state.
+// describeQuorum asks for the metadata partition's quorum state, from
+// every seed broker at once (askAnySeed): sent the usual way, the request
+// goes to the controller named in the client's metadata, and after a node
+// dies that can be the dead one, which holds the answer up until its
+// connection times out (status once took 21 s so). Any live broker
+// forwards the request to the active controller.
 func (c *Client) describeQuorum(ctx context.Context) (*kmsg.DescribeQuorumResponseTopicPartition, error) {
+	var p *kmsg.DescribeQuorumResponseTopicPartition
+	err := c.askAnySeed(ctx, func() kmsg.Request { return newDescribeQuorumRequest() }, func(r kmsg.Response) (err error) {
+		p, err = quorumPartition(r.(*kmsg.DescribeQuorumResponse))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w", c.bootstrap, err)
+	}
+	return p, nil
+}
+
+// askAnySeed sends a request made by newReq to every seed broker at once
+// and keeps the first answer that accept takes without an error; the
+// others are cancelled. A seed that accepts connections but never answers
+// (a hung broker) then costs nothing while another answers.
+func (c *Client) askAnySeed(ctx context.Context, newReq func() kmsg.Request, accept func(kmsg.Response) error) error {
+	brokers := c.cl.SeedBrokers()
+	if len(brokers) == 0 {
+		return errors.New("no broker to ask")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		resp kmsg.Response
+		err  error
+	}
+	answers := make(chan answer, len(brokers))
+	for _, b := range brokers {
+		go func() {
+			resp, err := b.Request(ctx, newReq())
+			answers <- answer{resp, err}
+		}()
+	}
+	var errs []error
+	for range brokers {
+		a := <-answers
+		if a.err == nil {
+			if a.err = accept(a.resp); a.err == nil {
+				return nil
+			}
+		}
+		errs = append(errs, a.err)
+	}
+	return errors.Join(errs...)
+}
+
+func newDescribeQuorumRequest() *kmsg.DescribeQuorumRequest {
 	req := kmsg.NewPtrDescribeQuorumRequest()
 	rt := kmsg.NewDescribeQuorumRequestTopic()
 	rt.Topic = "__cluster_metadata"
 	rt.Partitions = append(rt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, c.cl)
-	if err != nil {
-		return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w", c.bootstrap, err)
-	}
+	return req
+}
+
+// quorumPartition is the metadata partition in a DescribeQuorum answer, or
+// the error the answer carries.
+func quorumPartition(resp *kmsg.DescribeQuorumResponse) (*kmsg.DescribeQuorumResponseTopicPartition, error) {
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w%s", c.bootstrap, err, brokerMessage(resp.ErrorMessage))
+		return nil, fmt.Errorf("%w%s", err, brokerMessage(resp.ErrorMessage))
 	}
 	for _, t := range resp.Topics {
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, fmt.Errorf("ask %s for the KRaft controller quorum: %w%s", c.bootstrap, err, brokerMessage(p.ErrorMessage))
+				return nil, fmt.Errorf("%w%s", err, brokerMessage(p.ErrorMessage))
 			}
 			return p, nil
 		}
 	}
-	return nil, fmt.Errorf("ask %s for the KRaft controller quorum: the answer named no partition", c.bootstrap)
+	return nil, errors.New("the answer named no partition")
 }
 
 // quorumFrom converts a DescribeQuorum partition; now is the time the

@@ -3,6 +3,7 @@ package kafkaclient
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,6 +41,39 @@ func TestQuorumRealBroker(t *testing.T) {
 	}
 	if _, err := ParseUUID(q.Voters[0].DirectoryID); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestQuorumBesideASilentSeed: with a seed that accepts connections and
+// never answers (a node whose broker hangs) listed first, the quorum still
+// comes back at once from the live broker: every seed is asked.
+func TestQuorumBesideASilentSeed(t *testing.T) {
+	b := broker(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer nc.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, ln.Addr().String()+","+b.Bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	q, err := c.Quorum(ctx)
+	if err != nil || q.LeaderID != 1 || time.Since(start) > 5*time.Second {
+		t.Fatalf("quorum %+v, %v after %s", q, err, time.Since(start))
 	}
 }
 
