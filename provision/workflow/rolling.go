@@ -109,20 +109,9 @@ func reprovisionCluster(ctx context.Context, env Env, rec state.Cluster, o Repro
 		}
 		setTarget(&rec, i, t)
 	}
-	specs := make([]provision.Spec, len(rec.Nodes))
-	for i, n := range rec.Nodes {
-		spec, err := o.Overrides.Apply(rec, i, n.Host)
-		if err != nil {
-			return nil, err
-		}
-		if i == 0 {
-			if err := checkLocalTarball(&spec); err != nil {
-				return nil, err
-			}
-		} else {
-			spec.Source.SHA512 = specs[0].Source.SHA512
-		}
-		specs[i] = spec
+	specs, err := clusterSpecs(rec, o.Overrides, true)
+	if err != nil {
+		return nil, err
 	}
 	for i := range specs {
 		state.Remember(&rec, i, specs[i])
