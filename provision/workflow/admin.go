@@ -10,9 +10,7 @@ import (
 // ClusterAdmin is what the cluster workflows (status, node replace) ask of
 // a cluster over the Kafka protocol; *kafkaclient.Client has it.
 type ClusterAdmin interface {
-	Cluster(ctx context.Context) (*kafkaclient.ClusterInfo, error)
-	Quorum(ctx context.Context) (*kafkaclient.Quorum, error)
-	PartitionHealth(ctx context.Context) (*kafkaclient.PartitionHealth, error)
+	ClusterView
 	AddVoter(ctx context.Context, id int32, directoryID string, ep kafkaclient.ControllerEndpoint) error
 	RemoveVoter(ctx context.Context, id int32, directoryID string) error
 	Close()
