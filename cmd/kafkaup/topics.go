@@ -53,37 +53,7 @@ func topicsCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "config", Aliases: []string{"c"}, Usage: "topic config KEY=VALUE, repeatable"},
 					viaSSH,
 				},
-				Action: func(c *cli.Context) error {
-					topic, err := topicArg(c)
-					if err != nil {
-						return err
-					}
-					if c.Int("partitions") < 1 || c.Int("partitions") > 100000 {
-						return usagef("--partitions must be between 1 and 100000")
-					}
-					if c.IsSet("replication-factor") && (c.Int("replication-factor") < 1 || c.Int("replication-factor") > 32767) {
-						return usagef("--replication-factor must be at least 1")
-					}
-					configs, err := kafkaclient.ParseConfigs(c.StringSlice("config"))
-					if err != nil {
-						return usagef("--config: %v", err)
-					}
-					if c.Bool("via-ssh") {
-						return topicsViaSSH(c, "create", topic, c.Int("partitions"), c.Int("replication-factor"), c.StringSlice("config"))
-					}
-					return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
-						err := cl.CreateTopic(ctx, kafkaclient.TopicSpec{Name: topic, Partitions: int32(c.Int("partitions")),
-							ReplicationFactor: int16(replicationFactor(c, b)), Configs: configs})
-						if err != nil {
-							return err
-						}
-						fmt.Fprintf(c.App.Writer, "created topic %s (%d partitions) on %s\n", topic, c.Int("partitions"), b.Name())
-						if w := kafkaclient.CollisionWarning(topic); w != "" {
-							fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
-						}
-						return nil
-					})
-				},
+				Action: topicsCreate,
 			},
 			{
 				Name:      "list",
@@ -94,83 +64,125 @@ func topicsCommand() *cli.Command {
 					&cli.BoolFlag{Name: "json", Usage: "print as JSON"},
 					viaSSH,
 				},
-				Action: func(c *cli.Context) error {
-					if c.Bool("via-ssh") {
-						return topicsViaSSH(c, "list", "", 0, 0, nil)
-					}
-					return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
-						topics, err := cl.ListTopics(ctx, c.Bool("all"))
-						if err != nil {
-							return err
-						}
-						if c.Bool("json") {
-							return writeJSON(c.App.Writer, topics, nil)
-						}
-						tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-						fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tREPLICATION")
-						for _, t := range topics {
-							fmt.Fprintf(tw, "%s\t%d\t%d\n", t.Name, len(t.Partitions), t.ReplicationFactor)
-						}
-						return tw.Flush()
-					})
-				},
+				Action: topicsList,
 			},
 			{
 				Name:      "describe",
 				Usage:     "show a topic's partitions, offsets and configs",
 				UsageText: "kafkaup topics describe NAME TOPIC [--json]",
 				Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print as JSON"}, viaSSH},
-				Action: func(c *cli.Context) error {
-					topic, err := topicArg(c)
-					if err != nil {
-						return err
-					}
-					if c.Bool("via-ssh") {
-						return topicsViaSSH(c, "describe", topic, 0, 0, nil)
-					}
-					return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
-						t, err := cl.DescribeTopic(ctx, topic)
-						if err != nil {
-							return err
-						}
-						if c.Bool("json") {
-							return writeJSON(c.App.Writer, t, nil)
-						}
-						printTopic(c.App.Writer, t)
-						return nil
-					})
-				},
+				Action:    topicsDescribe,
 			},
 			{
 				Name:      "delete",
 				Usage:     "delete a topic and its data (asks first unless --yes)",
 				UsageText: "kafkaup topics delete NAME TOPIC [--yes]",
 				Flags:     []cli.Flag{&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask"}, viaSSH},
-				Action: func(c *cli.Context) error {
-					topic, err := topicArg(c)
-					if err != nil {
-						return err
-					}
-					if !c.Bool("yes") {
-						ok, err := confirm(c, fmt.Sprintf("Delete topic %s and all its messages on %s?", topic, c.Args().First()))
-						if err != nil || !ok {
-							return err
-						}
-					}
-					if c.Bool("via-ssh") {
-						return topicsViaSSH(c, "delete", topic, 0, 0, nil)
-					}
-					return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
-						if err := cl.DeleteTopic(ctx, topic); err != nil {
-							return err
-						}
-						fmt.Fprintf(c.App.Writer, "deleted topic %s on %s\n", topic, b.Name())
-						return nil
-					})
-				},
+				Action:    topicsDelete,
 			},
 		},
 	}
+}
+
+// topicsCreate is `kafkaup topics create NAME TOPIC`.
+func topicsCreate(c *cli.Context) error {
+	topic, err := topicArg(c)
+	if err != nil {
+		return err
+	}
+	if c.Int("partitions") < 1 || c.Int("partitions") > 100000 {
+		return usagef("--partitions must be between 1 and 100000")
+	}
+	if c.IsSet("replication-factor") && (c.Int("replication-factor") < 1 || c.Int("replication-factor") > 32767) {
+		return usagef("--replication-factor must be at least 1")
+	}
+	configs, err := kafkaclient.ParseConfigs(c.StringSlice("config"))
+	if err != nil {
+		return usagef("--config: %v", err)
+	}
+	if c.Bool("via-ssh") {
+		return topicsViaSSH(c, "create", topic, c.Int("partitions"), c.Int("replication-factor"), c.StringSlice("config"))
+	}
+	return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
+		err := cl.CreateTopic(ctx, kafkaclient.TopicSpec{Name: topic, Partitions: int32(c.Int("partitions")),
+			ReplicationFactor: int16(replicationFactor(c, b)), Configs: configs})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "created topic %s (%d partitions) on %s\n", topic, c.Int("partitions"), b.Name())
+		if w := kafkaclient.CollisionWarning(topic); w != "" {
+			fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+		}
+		return nil
+	})
+}
+
+// topicsList is `kafkaup topics list NAME`.
+func topicsList(c *cli.Context) error {
+	if c.Bool("via-ssh") {
+		return topicsViaSSH(c, "list", "", 0, 0, nil)
+	}
+	return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
+		topics, err := cl.ListTopics(ctx, c.Bool("all"))
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return writeJSON(c.App.Writer, topics, nil)
+		}
+		tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tREPLICATION")
+		for _, t := range topics {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", t.Name, len(t.Partitions), t.ReplicationFactor)
+		}
+		return tw.Flush()
+	})
+}
+
+// topicsDescribe is `kafkaup topics describe NAME TOPIC`.
+func topicsDescribe(c *cli.Context) error {
+	topic, err := topicArg(c)
+	if err != nil {
+		return err
+	}
+	if c.Bool("via-ssh") {
+		return topicsViaSSH(c, "describe", topic, 0, 0, nil)
+	}
+	return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
+		t, err := cl.DescribeTopic(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return writeJSON(c.App.Writer, t, nil)
+		}
+		printTopic(c.App.Writer, t)
+		return nil
+	})
+}
+
+// topicsDelete is `kafkaup topics delete NAME TOPIC` (asks first unless --yes).
+func topicsDelete(c *cli.Context) error {
+	topic, err := topicArg(c)
+	if err != nil {
+		return err
+	}
+	if !c.Bool("yes") {
+		ok, err := confirm(c, fmt.Sprintf("Delete topic %s and all its messages on %s?", topic, c.Args().First()))
+		if err != nil || !ok {
+			return err
+		}
+	}
+	if c.Bool("via-ssh") {
+		return topicsViaSSH(c, "delete", topic, 0, 0, nil)
+	}
+	return withKafka(c, func(ctx context.Context, b *workflow.Broker, cl *kafkaclient.Client) error {
+		if err := cl.DeleteTopic(ctx, topic); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "deleted topic %s on %s\n", topic, b.Name())
+		return nil
+	})
 }
 
 // topicArg reads and validates TOPIC, the second argument.
