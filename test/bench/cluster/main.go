@@ -1,6 +1,8 @@
 // Command cluster measures kafkaup's cluster work on namespace hosts: a
 // 3-node `provision --host a,b,c` against a 1-node provision on the same
-// kind of host (aim <= 1.3: the nodes are provisioned in parallel), and a
+// kind of host (aim <= 1.3: the nodes are provisioned in parallel) and
+// against three single brokers provisioned at once (the same load on this
+// machine's cores, without the cluster), and a
 // rolling restart seen by kafkaup's no-loss checker (an idempotent
 // acks=all producer and a consumer): the longest producer stall and the
 // p99 produce latency during the roll, against the steady state. Run it
@@ -9,9 +11,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -30,11 +34,11 @@ func main() {
 	}
 }
 
-// hosts is four namespace hosts (one for the single broker, three for the
-// cluster, on a private LAN) and a Kafka mirror each resolves as
-// kafkaup-mirror.
+// hosts is seven namespace hosts (one for the single broker, three for the
+// cluster, on a private LAN, and three for three single brokers set up at
+// once) and a Kafka mirror each resolves as kafkaup-mirror.
 type hosts struct {
-	all      [4]*nshost.Host
+	all      [7]*nshost.Host
 	internal [3]string // the cluster nodes' LAN addresses
 	url      string
 	closers  []func() error
@@ -59,7 +63,7 @@ func setup(ctx context.Context) (*hosts, error) {
 		return nil, err
 	}
 	h.closers = append(h.closers, lan.Close)
-	var errs [4]error
+	var errs [7]error
 	var wg sync.WaitGroup
 	for i := range h.all {
 		wg.Add(1)
@@ -77,7 +81,7 @@ func setup(ctx context.Context) (*hosts, error) {
 			return h, errs[i]
 		}
 	}
-	for i, x := range h.all[1:] {
+	for i, x := range h.all[1:4] {
 		if h.internal[i], err = lan.Join(ctx, x); err != nil {
 			return h, err
 		}
@@ -134,8 +138,35 @@ func run() error {
 	if r := cli.Run(ctx, "broker", "stop", "solo"); r.ExitCode != 0 {
 		return fmt.Errorf("stop the single broker:\n%s", r)
 	}
+	// Three single brokers at once, on three more hosts: the same CPU load
+	// as the cluster's three nodes on this machine's cores, without the
+	// cluster. The cluster's time against this is what clustering costs.
+	singles := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, x := range h.all[4:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("single%d", i+1)
+			if r := cli.Run(ctx, append([]string{"provision", "--host", x.Addr, "--name", name}, common...)...); r.ExitCode != 0 {
+				errs[i] = fmt.Errorf("provision %s:\n%s", name, r)
+				return
+			}
+			if r := cli.Run(ctx, "broker", "stop", name); r.ExitCode != 0 {
+				errs[i] = fmt.Errorf("stop %s:\n%s", name, r)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	threeSingles := time.Since(singles)
+	log.Printf("3 single brokers at once: %s", threeSingles.Round(time.Millisecond))
+
 	var public, boot []string
-	for _, x := range h.all[1:] {
+	for _, x := range h.all[1:4] {
 		public = append(public, x.Addr)
 		boot = append(boot, x.Addr+":9092")
 	}
@@ -172,6 +203,7 @@ func run() error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "cluster (namespace hosts)\tvalue")
 	fmt.Fprintf(w, "  1-node provision\t%.1f s\n", one.Took.Seconds())
+	fmt.Fprintf(w, "  3 single brokers provisioned at once (no cluster)\t%.1f s\n", threeSingles.Seconds())
 	fmt.Fprintf(w, "  3-node provision (nodes in parallel)\t%.1f s\n", three.Took.Seconds())
 	fmt.Fprintf(w, "  rolling restart of 3 nodes\t%.1f s\n", roll.Took.Seconds())
 	fmt.Fprintln(w, "produce (acks=all, 1 record / 20 ms)\tsteady 30 s\tduring the roll")
@@ -181,6 +213,8 @@ func run() error {
 	fmt.Fprintf(w, "  latency p99\t%s\t%s\n", ms(steady.P99), ms(rolling.P99))
 	w.Flush()
 	fmt.Printf("\n3-node provision / 1-node provision = %.2f (aim <= 1.30)\n", three.Took.Seconds()/one.Took.Seconds())
+	fmt.Printf("3-node provision / 3 single brokers at once = %.2f (what clustering costs when the three share this machine's %d cores)\n",
+		three.Took.Seconds()/threeSingles.Seconds(), runtime.NumCPU())
 	if rolling.Lost > 0 || steady.Lost > 0 {
 		return fmt.Errorf("acknowledged records lost: steady %v, rolling %v", steady, rolling)
 	}
