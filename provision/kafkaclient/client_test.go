@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafkaup/kafkaup/internal/testenv/silent"
 )
 
 func TestValidateTopicName(t *testing.T) {
@@ -149,7 +151,7 @@ func TestDialNotKafka(t *testing.T) {
 // holds what it does not pass on) is unreachable, Silent, with the
 // time-out as its cause: callers add advice by type.
 func TestDialSilentPort(t *testing.T) {
-	addr := silentListener(t)
+	addr := silent.Listen(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	begin := time.Now()
@@ -165,32 +167,6 @@ func TestDialSilentPort(t *testing.T) {
 		t.Fatalf("Dial to a silent port = %T %v", err, err)
 	}
 	t.Logf("after %s: %v", time.Since(begin).Round(10*time.Millisecond), err)
-}
-
-// silentListener accepts connections on loopback and never answers them.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, conn)
-		}
-	}()
-	return l.Addr().String()
 }
 
 func TestCluster(t *testing.T) {

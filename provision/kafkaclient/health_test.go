@@ -3,7 +3,6 @@ package kafkaclient
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafkaup/kafkaup/internal/testenv/silent"
 )
 
 // TestQuorumRealBroker: the single test broker is the quorum's only voter
@@ -49,23 +50,10 @@ func TestQuorumRealBroker(t *testing.T) {
 // comes back at once from the live broker: every seed is asked.
 func TestQuorumBesideASilentSeed(t *testing.T) {
 	b := broker(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer nc.Close()
-		}
-	}()
+	hung := silent.Listen(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, ln.Addr().String()+","+b.Bootstrap)
+	c, err := Dial(ctx, hung+","+b.Bootstrap)
 	if err != nil {
 		t.Fatal(err)
 	}

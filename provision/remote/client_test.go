@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/kafkaup/kafkaup/internal/testenv/silent"
 )
 
 type fixture struct {
@@ -444,22 +446,9 @@ func TestPinKeysInParallel(t *testing.T) {
 // TestSilentHostIsUnreachableError: a host that never answers is a typed
 // *UnreachableError with Timeout set (callers add advice by type).
 func TestSilentHostIsUnreachableError(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer nc.Close() // accepted, never answered
-		}
-	}()
-	cfg := Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "u", HostKeys: &HostKeys{}, DialTimeout: 300 * time.Millisecond}
-	_, err = Dial(context.Background(), cfg)
+	port := silentPort(t)
+	cfg := Config{Host: "127.0.0.1", Port: port, User: "u", HostKeys: &HostKeys{}, DialTimeout: 300 * time.Millisecond}
+	_, err := Dial(context.Background(), cfg)
 	var ue *UnreachableError
 	if !errors.As(err, &ue) || !ue.Timeout || ue.Port != cfg.Port || !strings.Contains(err.Error(), "security group") {
 		t.Fatalf("err = %T %v", err, err)
@@ -470,31 +459,12 @@ func TestSilentHostIsUnreachableError(t *testing.T) {
 // answers ends at the caller's deadline (a time-out, as from the host's own
 // silence), and a cancel ends it as a cancel, not as an unreachable host.
 func TestSilentHostHonoursContext(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, nc) // accepted, never answered
-		}
-	}()
-	cfg := Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "u", HostKeys: &HostKeys{}, DialTimeout: time.Minute}
+	port := silentPort(t)
+	cfg := Config{Host: "127.0.0.1", Port: port, User: "u", HostKeys: &HostKeys{}, DialTimeout: time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	begin := time.Now()
-	_, err = Dial(ctx, cfg)
+	_, err := Dial(ctx, cfg)
 	var ue *UnreachableError
 	if !errors.As(err, &ue) || !ue.Timeout || time.Since(begin) > 10*time.Second {
 		t.Errorf("deadline: %T %v after %s", err, err, time.Since(begin))
@@ -513,3 +483,18 @@ func pinLine(host string, k ssh.PublicKey) string {
 }
 
 func knownhostsNormalize(addr string) string { return knownhosts.Normalize(addr) }
+
+// silentPort is the port of a loopback listener that accepts and never
+// answers (silent.Listen).
+func silentPort(t *testing.T) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(silent.Listen(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/kafkaup/kafkaup/internal/testenv/silent"
 	"github.com/kafkaup/kafkaup/provision/kafkaclient"
 	"github.com/kafkaup/kafkaup/provision/remote"
 )
@@ -32,7 +33,7 @@ func TestSilentPortsNameAllow(t *testing.T) {
 	if _, err := Create(context.Background(), f.env, createOptions()); err != nil {
 		t.Fatal(err)
 	}
-	sshAddr, kafkaAddr := silentPort(t), silentPort(t)
+	sshAddr, kafkaAddr := silent.Listen(t), silent.Listen(t)
 	rec, err := f.store.Load("demo")
 	if err != nil {
 		t.Fatal(err)
@@ -91,37 +92,6 @@ func TestSilentPortsNameAllow(t *testing.T) {
 		}
 		t.Logf("port %s silent, after %s: %v", tc.port, time.Since(begin).Round(10*time.Millisecond), err)
 	}
-}
-
-// silentPort accepts connections on loopback and never answers them.
-func silentPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := make(chan net.Conn, 64)
-	t.Cleanup(func() {
-		l.Close()
-		close(held)
-		for c := range held {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			select {
-			case held <- conn:
-			default:
-				conn.Close()
-			}
-		}
-	}()
-	return l.Addr().String()
 }
 
 func splitAddr(t *testing.T, addr string) (string, int) {
