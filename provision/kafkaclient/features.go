@@ -68,7 +68,9 @@ func (c *Client) MetadataVersion(ctx context.Context) (*MetadataVersion, error) 
 		req := kmsg.NewPtrApiVersionsRequest()
 		// v3+ requires a client software name and version (KIP-511).
 		req.ClientSoftwareName, req.ClientSoftwareVersion = "kafkaup", "1"
-		resp, err := c.cl.Broker(int(id)).Request(ctx, req)
+		// RetriableRequest: a connection kept from before a broker restarted
+		// ends in EOF on first use; kgo redials and asks again.
+		resp, err := c.cl.Broker(int(id)).RetriableRequest(ctx, req)
 		if err != nil {
 			return nil, fmt.Errorf("ask broker %d for its API versions: %w", id, err)
 		}
