@@ -249,13 +249,37 @@ func interactiveSSH(b *workflow.Broker, s *session) error {
 	return err
 }
 
+// printControl says what broker start|stop|restart did: on which node,
+// or on every node of a cluster at once.
+func printControl(w io.Writer, out *workflow.ControlOutcome, node int) {
+	past := map[string]string{"start": "started", "stop": "stopped", "restart": "restarted"}[out.Action]
+	took := out.Took.Round(100 * time.Millisecond)
+	switch {
+	case node != 0:
+		fmt.Fprintf(w, "broker %s %s on node %d in %s\n", out.Name, past, node, took)
+	case len(out.Nodes) > 1:
+		fmt.Fprintf(w, "broker %s %s on all %d nodes at once in %s\n", out.Name, past, len(out.Nodes), took)
+	default:
+		fmt.Fprintf(w, "broker %s %s in %s\n", out.Name, past, took)
+	}
+}
+
+// brokerFlags are broker ACTION's flags: --node, and for stop --force.
+func brokerFlags(action string) []cli.Flag {
+	flags := []cli.Flag{nodeFlag()}
+	if action == "stop" {
+		flags = append(flags, &cli.BoolFlag{Name: "force", Usage: "with --node on a cluster: stop the node even when the cluster cannot lose it now (partitions would fall below min.insync.replicas, or the controllers left would not be a majority)"})
+	}
+	return flags
+}
+
 func brokerCommand() *cli.Command {
 	sub := func(action, usage string) *cli.Command {
 		return &cli.Command{
 			Name:      action,
 			Usage:     usage,
-			UsageText: "kafkaup broker " + action + " NAME [--node N]",
-			Flags:     []cli.Flag{nodeFlag()},
+			UsageText: "kafkaup broker " + action + " NAME [--node N]" + map[bool]string{true: " [--force]"}[action == "stop"],
+			Flags:     brokerFlags(action),
 			Action: func(c *cli.Context) error {
 				name := c.Args().First()
 				return withEnv(c, "broker-"+action+"-"+safeName(name), func(s *session, env workflow.Env) error {
@@ -264,12 +288,11 @@ func brokerCommand() *cli.Command {
 						printRestart(c.App.Writer, out, err)
 						return err
 					}
-					took, err := workflow.Control(c.Context, env, workflow.ControlOptions{Name: name, Node: c.Int("node"), Action: action, Dial: dialOptions(c)})
+					out, err := workflow.Control(c.Context, env, workflow.ControlOptions{Name: name, Node: c.Int("node"), Action: action, Force: c.Bool("force"), Dial: dialOptions(c)})
 					if err != nil {
 						return err
 					}
-					past := map[string]string{"start": "started", "stop": "stopped", "restart": "restarted"}[action]
-					fmt.Fprintf(c.App.Writer, "broker %s %s in %s\n", name, past, took.Round(100*time.Millisecond))
+					printControl(c.App.Writer, out, c.Int("node"))
 					return nil
 				})
 			},
@@ -279,8 +302,8 @@ func brokerCommand() *cli.Command {
 		Name:  "broker",
 		Usage: "start, stop or restart the Kafka broker (waits until it is really up or down)",
 		Subcommands: []*cli.Command{
-			sub("start", "start the broker and wait until it serves"),
-			sub("stop", "stop the broker gracefully and wait until it exited"),
+			sub("start", "start the broker and wait until it serves; on a cluster without --node, every node at once"),
+			sub("stop", "stop the broker gracefully and wait until it exited; on a cluster without --node, every node at once"),
 			sub("restart", "restart the broker and wait until it serves again; on a cluster, every node in turn (a rolling restart)"),
 		},
 	}

@@ -2,7 +2,6 @@ package workflow
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -172,35 +171,6 @@ func clusterInfo(ctx context.Context, b *Broker) (*kafkaclient.ClusterInfo, erro
 	}
 	defer cl.Close()
 	return cl.Cluster(ctx)
-}
-
-// ControlOptions is `kafkaup broker start|stop|restart NAME`.
-type ControlOptions struct {
-	Name   string
-	Node   int // node id; 0: the first
-	Action string
-	Dial   DialOptions
-}
-
-// Control starts, stops or restarts the broker and waits until it is
-// really up (or gone).
-func Control(ctx context.Context, env Env, o ControlOptions) (time.Duration, error) {
-	b, err := Open(env, o.Name, o.Node)
-	if err != nil {
-		return 0, err
-	}
-	host, err := b.Dial(ctx, env, o.Dial)
-	if err != nil {
-		return 0, err
-	}
-	defer host.Close()
-	start := time.Now()
-	err = provision.ControlBroker(ctx, host, b.Spec, o.Action)
-	var ie *provision.InputError
-	if errors.As(err, &ie) {
-		return 0, err
-	}
-	return time.Since(start), err
 }
 
 // MetricsEndpoints are where Prometheus scrapes a cluster, and a ready

@@ -14,11 +14,13 @@ import (
 
 // TestClusterRolling: on a 3-node cluster, with a no-loss checker
 // producing (acks=all, idempotent) and consuming all along: a roll refuses
-// to start while a partition is under-replicated and changes nothing; a
+// to start while a partition is under-replicated and changes nothing, and
+// so does a broker stop of another node; a
 // rolling restart restarts every broker once, followers first and the
 // active controller last; a rolling upgrade 4.0.0 -> 4.0.1 leaves every
-// broker on 4.0.1 with the data kept and the finalize step reported.
-// No acknowledged record is lost in any of them.
+// broker on 4.0.1 with the data kept and the finalize step reported;
+// broker stop and start without --node take the whole cluster down and
+// up at once. No acknowledged record is lost in any of them.
 func TestClusterRolling(t *testing.T) {
 	tr := setupTrio(t, "4.0.1")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -96,6 +98,12 @@ func TestClusterRolling(t *testing.T) {
 					t.Errorf("a refused reprovision changed node %d's files in /etc/kafka", i+1)
 				}
 			}
+			r := tr.cli.Run(ctx, "broker", "stop", clusterName, "--node", "2")
+			harness.MustFail(t, r, 1, "did not stop node 2 of trio", "missing from their ISR: node 3", "--force")
+			t.Logf("kafkaup broker stop --node 2 refused:\n%s", r.Stderr)
+			if after := [2]string{nodePID(t, tr, 0), nodePID(t, tr, 1)}; after != before {
+				t.Errorf("brokers stopped by a refused stop: pids %v -> %v", before, after)
+			}
 			harness.MustSucceed(t, tr.cli.Run(ctx, "broker", "start", clusterName, "--node", "3"))
 			waitHealth(t, ctx, cl, func(h *kafkaclient.PartitionHealth) bool { return h.OK() && len(h.NotInISR) == 0 })
 		})
@@ -154,6 +162,34 @@ func TestClusterRolling(t *testing.T) {
 			t.Errorf("records produced before the upgrade: %v, %v", got, err)
 		}
 		t.Logf("rolling upgrade: longest producer stall %s, p99 %s, duplicated %d", rep.LongestStall, rep.P99, rep.Duplicated)
+	})
+
+	t.Run("broker stop and start without --node act on every node at once and keep the data", func(t *testing.T) {
+		rep := checked(t, func() {
+			r := tr.cli.Run(ctx, "broker", "stop", clusterName)
+			harness.MustSucceed(t, r)
+			t.Logf("stop of the whole cluster: %s", strings.TrimSpace(r.Stdout))
+			if !strings.Contains(r.Stdout, "stopped on all 3 nodes at once") {
+				t.Errorf("broker stop:\n%s", r)
+			}
+			for i := range tr.hosts {
+				if pid := nodePID(t, tr, i); pid != "" {
+					t.Errorf("node %d's broker still runs (pid %s) after broker stop", i+1, pid)
+				}
+			}
+			r = tr.cli.Run(ctx, "broker", "start", clusterName)
+			harness.MustSucceed(t, r)
+			t.Logf("start of the whole cluster: %s", strings.TrimSpace(r.Stdout))
+			waitHealth(t, ctx, cl, func(h *kafkaclient.PartitionHealth) bool { return h.OK() && len(h.NotInISR) == 0 })
+		})
+		var got []string
+		if _, err := cl.Consume(ctx, "kept", true, len(kept), 30*time.Second, func(m kafkaclient.Message) error {
+			got = append(got, string(m.Value))
+			return nil
+		}); err != nil || len(got) != len(kept) {
+			t.Errorf("records produced before the stop: %v, %v", got, err)
+		}
+		t.Logf("whole-cluster stop and start: longest producer stall %s, duplicated %d, failed attempts %d", rep.LongestStall, rep.Duplicated, rep.Errors)
 	})
 }
 
