@@ -98,6 +98,8 @@ type Host struct {
 	initPID int           // PID 1 of the host, as seen from this machine
 	exited  chan struct{} // closed when cmd has exited
 
+	cgroupDir string // LimitCPU's cgroup, removed by Close
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -303,6 +305,9 @@ func (h *Host) close() error {
 	// Whatever may still run in the network namespace, then the veth, the
 	// namespace and the files.
 	if err := cleanSlot(h.slot); err != nil {
+		errs = append(errs, err)
+	}
+	if err := h.removeCgroup(); err != nil {
 		errs = append(errs, err)
 	}
 	if h.lock != nil {

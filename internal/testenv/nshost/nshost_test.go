@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,6 +211,38 @@ func TestNamespaceHosts(t *testing.T) {
 		}
 	})
 
+	// LimitCPU on one host: a busy loop there gets its share of a core and
+	// no more, over the same SSH sessions the provisioner uses.
+	var cgroup string
+	t.Run("LimitCPU", func(t *testing.T) {
+		err := hosts[0].LimitCPU(0.25)
+		if errors.Is(err, ErrNoCPUController) {
+			t.Skip(err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		cgroup = hosts[0].cgroupDir
+		// 2 s of wall clock at a
+		// quarter core is about 0.5 s of CPU; unlimited it would be 2 s.
+		out, err := hosts[0].Run(ctx, `timeout 2 sh -c 'while :; do :; done' || true; times`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The second line of times: the CPU its children used.
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		cpu := 0.0
+		for _, m := range regexp.MustCompile(`(\d+)m([\d.]+)s`).FindAllStringSubmatch(lines[len(lines)-1], -1) {
+			min, _ := strconv.ParseFloat(m[1], 64)
+			sec, _ := strconv.ParseFloat(m[2], 64)
+			cpu += min*60 + sec
+		}
+		t.Logf("busy loop for 2 s at 0.25 cores used %.2f s of CPU", cpu)
+		if cpu > 1.0 {
+			t.Errorf("a host limited to 0.25 cores used %.2f s of CPU in 2 s", cpu)
+		}
+	})
+
 	// Close leaves nothing behind.
 	for i, h := range hosts {
 		begin := time.Now()
@@ -218,6 +251,11 @@ func TestNamespaceHosts(t *testing.T) {
 		}
 		t.Logf("host %d closed in %v", i, time.Since(begin).Round(time.Millisecond))
 		assertGone(t, h)
+		if i == 0 && cgroup != "" {
+			if _, err := os.Stat(cgroup); !os.IsNotExist(err) {
+				t.Errorf("Close left the CPU cgroup %s: %v", cgroup, err)
+			}
+		}
 		if err := h.Close(); err != nil {
 			t.Errorf("second Close: %v", err)
 		}

@@ -1,12 +1,14 @@
 // Command cluster measures kafkaup's cluster work on namespace hosts: a
 // 3-node `provision --host a,b,c` against a 1-node provision on the same
-// kind of host (aim <= 1.3: the nodes are provisioned in parallel) and
-// against three single brokers provisioned at once (the same load on this
-// machine's cores, without the cluster), and a
-// rolling restart seen by kafkaup's no-loss checker (an idempotent
-// acks=all producer and a consumer): the longest producer stall and the
-// p99 produce latency during the roll, against the steady state. Run it
-// with `make bench`.
+// kind of host (aim <= 1.3: the nodes are provisioned in parallel), once
+// with every host free to use all of this machine's cores and once with
+// each host limited to a third of them (as EC2 instances, which do not
+// share vCPUs), and against three single brokers provisioned at once (the
+// same load on this machine's cores, without the cluster); and a rolling
+// restart seen by kafkaup's no-loss checker (an idempotent acks=all
+// producer and a consumer): the longest producer stall and the p99
+// produce latency during the roll, against the steady state. Run it with
+// `make bench`.
 package main
 
 import (
@@ -34,14 +36,22 @@ func main() {
 	}
 }
 
-// hosts is seven namespace hosts (one for the single broker, three for the
-// cluster, on a private LAN, and three for three single brokers set up at
-// once) and a Kafka mirror each resolves as kafkaup-mirror.
+// hosts is eleven namespace hosts and a Kafka mirror each resolves as
+// kafkaup-mirror: 0 for the single broker, 1-3 for the cluster (on a
+// private LAN), 4-6 for three single brokers set up at once, and 7-10 the
+// same as 0-3 with each host's CPU limited to its share of this machine
+// (7 the single broker, 8-10 the cluster).
 type hosts struct {
-	all      [7]*nshost.Host
-	internal [3]string // the cluster nodes' LAN addresses
-	url      string
-	closers  []func() error
+	all             [11]*nshost.Host
+	internal        [3]string // the cluster nodes' LAN addresses
+	limitedInternal [3]string // the limited cluster nodes' LAN addresses
+	// limit is the CPU each of hosts 7-10 gets: 0.9 of this machine's
+	// cores / 3, so three of them never wait for each other's CPU, as three
+	// EC2 instances each have vCPUs of their own. 0: this machine cannot
+	// limit.
+	limit   float64
+	url     string
+	closers []func() error
 }
 
 func (h *hosts) close() {
@@ -63,7 +73,7 @@ func setup(ctx context.Context) (*hosts, error) {
 		return nil, err
 	}
 	h.closers = append(h.closers, lan.Close)
-	var errs [7]error
+	var errs [11]error
 	var wg sync.WaitGroup
 	for i := range h.all {
 		wg.Add(1)
@@ -83,6 +93,21 @@ func setup(ctx context.Context) (*hosts, error) {
 	}
 	for i, x := range h.all[1:4] {
 		if h.internal[i], err = lan.Join(ctx, x); err != nil {
+			return h, err
+		}
+		if h.limitedInternal[i], err = lan.Join(ctx, h.all[8+i]); err != nil {
+			return h, err
+		}
+	}
+	// A tenth of the machine stays for kafkaup and the checker, which on
+	// AWS run on the user's laptop.
+	h.limit = float64(runtime.NumCPU()) * 0.9 / 3
+	for _, x := range h.all[7:] {
+		if err := x.LimitCPU(h.limit); errors.Is(err, nshost.ErrNoCPUController) {
+			log.Printf("no CPU limits on this machine (%v): the limited rows are left out", err)
+			h.limit = 0
+			break
+		} else if err != nil {
 			return h, err
 		}
 	}
@@ -144,7 +169,7 @@ func run() error {
 	singles := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
-	for i, x := range h.all[4:] {
+	for i, x := range h.all[4:7] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -165,12 +190,38 @@ func run() error {
 	threeSingles := time.Since(singles)
 	log.Printf("3 single brokers at once: %s", threeSingles.Round(time.Millisecond))
 
-	var public, boot []string
+	// The same two provisions on hosts limited to their share of the CPU.
+	var limitedOne, limitedThree harness.Result
+	if h.limit > 0 {
+		limitedOne = cli.Run(ctx, append([]string{"provision", "--host", h.all[7].Addr, "--name", "solo-limited"}, common...)...)
+		if limitedOne.ExitCode != 0 {
+			return fmt.Errorf("1-node provision on a limited host:\n%s", limitedOne)
+		}
+		log.Printf("1-node provision, %.2f cores: %s\n%s", h.limit, limitedOne.Took.Round(time.Millisecond), stepLines(limitedOne.Stderr))
+		if r := cli.Run(ctx, "broker", "stop", "solo-limited"); r.ExitCode != 0 {
+			return fmt.Errorf("stop solo-limited:\n%s", r)
+		}
+		limitedThree = cli.Run(ctx, append([]string{"provision", "--host", addrs(h.all[8:]), "--internal-host", strings.Join(h.limitedInternal[:], ","), "--name", "trio-limited"}, common...)...)
+		if limitedThree.ExitCode != 0 {
+			return fmt.Errorf("3-node provision on limited hosts:\n%s", limitedThree)
+		}
+		log.Printf("3-node provision, %.2f cores each: %s\n%s", h.limit, limitedThree.Took.Round(time.Millisecond), stepLines(limitedThree.Stderr))
+		// Done with the limited hosts: close them, so their brokers take no
+		// CPU from what follows. (Stopping the nodes one by one would take
+		// the last one 5 minutes: its broker waits for a controller quorum
+		// that is gone.)
+		for _, x := range h.all[7:] {
+			if err := x.Close(); err != nil {
+				return err
+			}
+		}
+	}
+
+	var boot []string
 	for _, x := range h.all[1:4] {
-		public = append(public, x.Addr)
 		boot = append(boot, x.Addr+":9092")
 	}
-	three := cli.Run(ctx, append([]string{"provision", "--host", strings.Join(public, ","), "--internal-host", strings.Join(h.internal[:], ","), "--name", "trio"}, common...)...)
+	three := cli.Run(ctx, append([]string{"provision", "--host", addrs(h.all[1:4]), "--internal-host", strings.Join(h.internal[:], ","), "--name", "trio"}, common...)...)
 	if three.ExitCode != 0 {
 		return fmt.Errorf("3-node provision:\n%s", three)
 	}
@@ -205,6 +256,10 @@ func run() error {
 	fmt.Fprintf(w, "  1-node provision\t%.1f s\n", one.Took.Seconds())
 	fmt.Fprintf(w, "  3 single brokers provisioned at once (no cluster)\t%.1f s\n", threeSingles.Seconds())
 	fmt.Fprintf(w, "  3-node provision (nodes in parallel)\t%.1f s\n", three.Took.Seconds())
+	if h.limit > 0 {
+		fmt.Fprintf(w, "  1-node provision, host limited to %.2f cores\t%.1f s\n", h.limit, limitedOne.Took.Seconds())
+		fmt.Fprintf(w, "  3-node provision, each host limited to %.2f cores\t%.1f s\n", h.limit, limitedThree.Took.Seconds())
+	}
 	fmt.Fprintf(w, "  rolling restart of 3 nodes\t%.1f s\n", roll.Took.Seconds())
 	fmt.Fprintln(w, "produce (acks=all, 1 record / 20 ms)\tsteady 30 s\tduring the roll")
 	fmt.Fprintf(w, "  acknowledged / lost / duplicated\t%d / %d / %d\t%d / %d / %d\n", steady.Acked, steady.Lost, steady.Duplicated, rolling.Acked, rolling.Lost, rolling.Duplicated)
@@ -215,6 +270,10 @@ func run() error {
 	fmt.Printf("\n3-node provision / 1-node provision = %.2f (aim <= 1.30)\n", three.Took.Seconds()/one.Took.Seconds())
 	fmt.Printf("3-node provision / 3 single brokers at once = %.2f (what clustering costs when the three share this machine's %d cores)\n",
 		three.Took.Seconds()/threeSingles.Seconds(), runtime.NumCPU())
+	if h.limit > 0 {
+		fmt.Printf("3-node provision / 1-node provision, each host limited to %.2f cores = %.2f (aim <= 1.30: as on EC2, where each node has CPUs of its own)\n",
+			h.limit, limitedThree.Took.Seconds()/limitedOne.Took.Seconds())
+	}
 	if rolling.Lost > 0 || steady.Lost > 0 {
 		return fmt.Errorf("acknowledged records lost: steady %v, rolling %v", steady, rolling)
 	}
@@ -247,6 +306,15 @@ func stepLines(stderr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// addrs is the hosts' SSH addresses, comma-separated for --host.
+func addrs(hs []*nshost.Host) string {
+	var out []string
+	for _, x := range hs {
+		out = append(out, x.Addr)
+	}
+	return strings.Join(out, ",")
 }
 
 func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
