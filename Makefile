@@ -14,12 +14,16 @@ build:
 test-deps:
 	./test/deps.sh
 
+# The longest test packages, named first so that go test starts them first
+# (two at a time with -p 2) and the short ones fill in beside the last.
+LONG_TESTS = ./test/e2e/nshost ./test/e2e/cloud ./test/e2e/vm
+
 # Everything: unit tests, the harness's own tests, and end to end against a
 # real Kafka runtime, a namespace host, a Debian VM under qemu and moto.
 test: test-deps
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) $(LONG_TESTS) ./...
 
 # Fast tests only: no network, no VMs.
 unit:

@@ -145,9 +145,9 @@ type StopRefusedError struct {
 func (e *StopRefusedError) Error() string {
 	other := fmt.Sprintf("To stop it anyway, add --force; to stop the whole cluster, run kafkaup broker stop %s without --node (every node at once)", e.Name)
 	if e.Gate == nil {
-		return fmt.Sprintf("kafkaup did not stop node %d of %s: it could not ask the cluster whether it can lose that node: %v. %s", e.Node, e.Name, e.Err, other)
+		return fmt.Sprintf("node %d of %s was not stopped: it could not ask the cluster whether it can lose that node: %v. %s", e.Node, e.Name, e.Err, other)
 	}
-	return fmt.Sprintf("kafkaup did not stop node %d of %s: %s. Stopping it now could stop acks=all writes (partitions below min.insync.replicas) or the controller quorum, and its own shutdown would wait up to 5 minutes for a quorum. kafkaup status %s shows which node is down or behind. %s",
+	return fmt.Sprintf("node %d of %s was not stopped: %s. Stopping it now could stop acks=all writes (partitions below min.insync.replicas) or the controller quorum, and its own shutdown would wait up to 5 minutes for a quorum. kafkaup status %s shows which node is down or behind. %s",
 		e.Node, e.Name, e.Gate.summary(), e.Name, other)
 }
 

@@ -92,7 +92,7 @@ func TestStopNodeGate(t *testing.T) {
 			if len(d.dials) != 0 {
 				t.Errorf("a refused stop dialed %v", d.dials)
 			}
-			for _, want := range []string{"did not stop node 2 of trio", "missing from their ISR: node 3", "--force", "kafkaup broker stop trio without --node"} {
+			for _, want := range []string{"node 2 of trio was not stopped", "missing from their ISR: node 3", "--force", "kafkaup broker stop trio without --node"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("message lacks %q:\n%v", want, err)
 				}
