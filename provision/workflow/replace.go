@@ -188,6 +188,10 @@ func (r *replacement) begin(ctx context.Context) (done bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if n.ReplacedInstanceID != "" {
+		r.printf("resuming the replacement of node %d's instance %s (launch %d of the node)", n.ID, n.ReplacedInstanceID, n.Replacements)
+		return false, nil
+	}
 	if n.ReplacedDirectoryID != "" {
 		r.printf("resuming the replacement of node %d onto %s", n.ID, n.Host)
 		return false, r.saveLogin()
