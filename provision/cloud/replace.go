@@ -228,3 +228,35 @@ func (c *Cloud) TerminateReplaced(ctx context.Context, name string, node int, id
 	c.logf("instance %s: terminated", id)
 	return nil
 }
+
+// MoveNodeEIP associates node's own Elastic IP (the one kafkaup
+// allocated for it) with its new instance, taking it off the old
+// instance first if EC2 still shows it there, and returns the new
+// instance read back (its public IP is the Elastic IP's). Call it once
+// the old instance is terminated: the address then serves only the new
+// one.
+func (c *Cloud) MoveNodeEIP(ctx context.Context, name string, node int, oldInstanceID, instanceID string) (*Broker, error) {
+	out, err := c.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: brokerFilters(name)})
+	if err != nil {
+		return nil, fmt.Errorf("find node %d's elastic IP: %w", node, advise(err))
+	}
+	for _, a := range out.Addresses {
+		if !eipOwned(a, name) || nodeOf(a.Tags) != node || aws.ToString(a.InstanceId) != oldInstanceID || aws.ToString(a.AssociationId) == "" {
+			continue
+		}
+		_, err := c.EC2.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{AssociationId: a.AssociationId})
+		if err != nil && !hasCode(err, "InvalidAssociationID.NotFound") {
+			return nil, fmt.Errorf("take elastic IP %s off the old instance %s: %w", aws.ToString(a.PublicIp), oldInstanceID, advise(err))
+		}
+		c.logf("elastic IP %s: taken off %s", aws.ToString(a.PublicIp), oldInstanceID)
+	}
+	cr := &creation{c: c, p: &plan{req: CreateRequest{Name: name, ElasticIP: true}}, name: name, made: &Resources{Broker: name}}
+	if _, err := cr.ensureEIP(ctx, node, instanceID); err != nil {
+		return nil, fmt.Errorf("node %d's elastic IP: %w", node, err)
+	}
+	inst, err := c.describeInstance(ctx, instanceID)
+	if err != nil {
+		return nil, err
+	}
+	return c.brokerWithEIP(ctx, name, inst)
+}

@@ -94,3 +94,40 @@ func TestMotoLaunchReplacement(t *testing.T) {
 	}
 	e.mustBeEmpty("after destroy")
 }
+
+// TestMotoMoveNodeEIP: on a cluster with Elastic IPs, node 1's new
+// instance gets node 1's own address once the old one is terminated, and
+// moving it again changes nothing.
+func TestMotoMoveNodeEIP(t *testing.T) {
+	e := newEnv(t)
+	req := e.request("duo")
+	req.Nodes, req.ElasticIP = 3, true
+	bs, err := e.c.CreateNodes(e.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := bs[0]
+	b, err := e.c.LaunchReplacement(e.ctx, ReplacementRequest{Name: "duo", Node: 1, OldInstanceID: old.InstanceID, Zone: old.Zone, Token: ReplacementToken("duo", "c", 1, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.PublicIP == old.PublicIP || b.EIPAllocationID != "" {
+		t.Errorf("the new instance has the old one's Elastic IP before the move: %+v", *b)
+	}
+	if err := e.c.TerminateReplaced(e.ctx, "duo", 1, old.InstanceID); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		moved, err := e.c.MoveNodeEIP(e.ctx, "duo", 1, old.InstanceID, b.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if moved.InstanceID != b.InstanceID || moved.PublicIP != old.PublicIP || moved.EIPAllocationID != old.EIPAllocationID || !moved.EIPOwned {
+			t.Errorf("after the move %+v, old %+v", *moved, *old)
+		}
+	}
+	if _, err := e.c.Destroy(e.ctx, "duo", false); err != nil {
+		t.Fatal(err)
+	}
+	e.mustBeEmpty("after destroy")
+}

@@ -11,15 +11,11 @@ import (
 
 // replaceableOnEC2 refuses what node replace does not do on a cluster
 // made by kafkaup create: a host of the user's choosing (it launches the
-// new instance itself) and a node with an Elastic IP.
+// new instance itself).
 func replaceableOnEC2(rec state.Cluster, n state.Node, o ReplaceOptions) error {
 	if o.Host != "" || o.InternalHost != "" || o.User != "" || o.Identity != "" || o.Port != 0 {
 		return provision.Inputf("%s runs on EC2 instances made by kafkaup create, so node replace launches node %d's new instance itself (in the old one's subnet and availability zone, like the other nodes) and logs in as create does: "+
 			"leave out --host, --internal-host, --user, --identity and --port, and run kafkaup node replace %s --node %d", rec.Name, n.ID, rec.Name, n.ID)
-	}
-	if n.EIPAllocationID != "" {
-		return provision.Inputf("node %d of %s has an Elastic IP (%s), and node replace does not move Elastic IPs to a new instance yet. "+
-			"If the old instance still exists, bring it back with kafkaup start %s; otherwise destroy %s and create it again", n.ID, rec.Name, n.EIPAllocationID, rec.Name, rec.Name)
 	}
 	if n.InstanceID == "" && n.ReplacedInstanceID == "" {
 		return provision.Inputf("kafkaup's record of %s names no instance for node %d: rerun kafkaup create %s to finish the cluster first", rec.Name, n.ID, rec.Name)
@@ -45,7 +41,9 @@ func startInstanceReplacement(n *state.Node) {
 //  2. read its host keys from its console and record it: instance id,
 //     addresses (its private IP is the node's new internal address), zone
 //     as rack, pinned host keys;
-//  3. only then terminate the old instance, and record that it is gone.
+//  3. only then terminate the old instance; move the node's Elastic IP,
+//     if it has one, to the new instance (its public address is then the
+//     old one's again) and record that the old instance is gone.
 //
 // destroy finds both by tag at any point. Nothing to do when no
 // replacement of an instance is under way.
@@ -67,6 +65,14 @@ func (r *replacement) newInstance(ctx context.Context) error {
 	r.printf("terminating node %d's old instance %s", n.ID, n.ReplacedInstanceID)
 	if err := cl.TerminateReplaced(ctx, rec.Name, n.ID, n.ReplacedInstanceID); err != nil {
 		return fmt.Errorf("node %d's new instance %s is recorded; %w. Rerun the same command to finish", n.ID, n.InstanceID, err)
+	}
+	if n.EIPAllocationID != "" {
+		inst, err := cl.MoveNodeEIP(ctx, rec.Name, n.ID, n.ReplacedInstanceID, n.InstanceID)
+		if err != nil {
+			return fmt.Errorf("node %d's new instance %s is recorded and the old one terminated; %w. Rerun the same command to finish", n.ID, n.InstanceID, err)
+		}
+		n.Host, n.AdvertisedHost = inst.PublicIP, advertisedAddr(*rec, inst)
+		r.printf("node %d's Elastic IP %s is on its new instance %s", n.ID, inst.PublicIP, n.InstanceID)
 	}
 	n.ReplacedInstanceID = ""
 	return r.env.Store.Save(*rec)

@@ -143,8 +143,8 @@ func TestReplaceEC2Resumes(t *testing.T) {
 	}
 }
 
-// TestReplaceEC2Refuses: --host (or a login) for an EC2 cluster, a node
-// with an Elastic IP, an unknown node, a lost quorum: an input error,
+// TestReplaceEC2Refuses: --host (or a login) for an EC2 cluster, an
+// unknown node, a lost quorum: an input error,
 // nothing launched or terminated, the record unchanged.
 func TestReplaceEC2Refuses(t *testing.T) {
 	for _, tc := range []struct {
@@ -154,11 +154,6 @@ func TestReplaceEC2Refuses(t *testing.T) {
 	}{
 		{"--host", func(_ *clusterFakes, _ *fakeAdmin, o *ReplaceOptions) { o.Host = "203.0.113.9" }, "leave out --host"},
 		{"--identity", func(_ *clusterFakes, _ *fakeAdmin, o *ReplaceOptions) { o.Identity = "/k" }, "leave out --host, --internal-host, --user, --identity"},
-		{"elastic IP", func(f *clusterFakes, _ *fakeAdmin, _ *ReplaceOptions) {
-			rec, _ := f.store.Load("trio")
-			rec.Nodes[2].EIPAllocationID = "eipalloc-3"
-			f.store.Save(rec)
-		}, "does not move Elastic IPs"},
 		{"no such node", func(_ *clusterFakes, _ *fakeAdmin, o *ReplaceOptions) { o.Node = 7 }, "trio has no node 7"},
 		{"two of three down", func(_ *clusterFakes, a *fakeAdmin, _ *ReplaceOptions) { a.killNode(2) }, "would leave trio without a quorum"},
 	} {
@@ -176,5 +171,31 @@ func TestReplaceEC2Refuses(t *testing.T) {
 				t.Errorf("something changed: launches %d, terminated %v, calls %q", len(f.cloud.launches), f.cloud.terminated, a.called())
 			}
 		})
+	}
+}
+
+// TestReplaceEC2ElasticIP: a node with its own Elastic IP keeps its
+// public address: the address moves to the new instance after the old
+// one is terminated, and the record names it.
+func TestReplaceEC2ElasticIP(t *testing.T) {
+	f, rec, _ := ec2Trio(t)
+	rec.Nodes[2].EIPAllocationID = "eipalloc-3"
+	f.store.Save(rec)
+	f.cloud.fixedIP = rec.Nodes[2].Host // the Elastic IP; the new instance's own address until the move
+	moved := 0
+	f.cloud.onTerminate = func(string) {
+		moved = len(f.cloud.moves)
+		f.env.Dial.(*nodesDialer).dead[rec.Nodes[2].Host] = false // the address now reaches the new instance
+	}
+	if _, err := ReplaceNode(context.Background(), f.env, ec2ReplaceOpts()); err != nil {
+		t.Fatal(err)
+	}
+	back, _ := f.store.Load("trio")
+	n := back.Nodes[2]
+	if moved != 0 || !slices.Equal(f.cloud.moves, []string{"i-old-3 -> " + n.InstanceID}) {
+		t.Errorf("moves %v (%d before the termination)", f.cloud.moves, moved)
+	}
+	if n.Host != rec.Nodes[2].Host || n.AdvertisedHost != rec.Nodes[2].Host || n.EIPAllocationID != "eipalloc-3" || n.ReplacedInstanceID != "" {
+		t.Errorf("recorded node 3: %+v", n)
 	}
 }

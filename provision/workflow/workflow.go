@@ -97,6 +97,8 @@ type Cloud interface {
 	// old one.
 	LaunchReplacement(ctx context.Context, r cloud.ReplacementRequest) (*cloud.Broker, error)
 	TerminateReplaced(ctx context.Context, name string, node int, instanceID string) error
+	// MoveNodeEIP gives the node's new instance its own Elastic IP.
+	MoveNodeEIP(ctx context.Context, name string, node int, oldInstanceID, instanceID string) (*cloud.Broker, error)
 	Allow(ctx context.Context, name string, ports []int32, add, revoke []string) ([]string, error)
 }
 

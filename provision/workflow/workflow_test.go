@@ -114,6 +114,7 @@ type fakeCloud struct {
 	// onTerminate runs before each termination.
 	failTerminate error
 	onTerminate   func(id string)
+	moves         []string // MoveNodeEIP's: "old -> new"
 }
 
 func newFakeCloud() *fakeCloud {
@@ -257,6 +258,17 @@ func (c *fakeCloud) TerminateReplaced(_ context.Context, _ string, _ int, id str
 	}
 	c.terminated = append(c.terminated, id)
 	return nil
+}
+
+// MoveNodeEIP gives instance id the fixed address (the Elastic IP).
+func (c *fakeCloud) MoveNodeEIP(_ context.Context, name string, node int, old, id string) (*cloud.Broker, error) {
+	c.moves = append(c.moves, fmt.Sprintf("%s -> %s", old, id))
+	b := c.instances[name][node-1]
+	if b.InstanceID != id {
+		return nil, fmt.Errorf("node %d runs %s, not %s", node, b.InstanceID, id)
+	}
+	b.PublicIP, b.EIPAllocationID, b.EIPOwned = c.fixedIP, "eipalloc-moved", true
+	return b, nil
 }
 
 func (c *fakeCloud) Allow(_ context.Context, name string, ports []int32, add, revoke []string) ([]string, error) {
