@@ -116,7 +116,7 @@ func (e *clusterEnv) replaceTerminatedNode(ctx context.Context, t *testing.T, re
 				if text.ExitCode != 1 || !strings.Contains(text.Stdout, "kafkaup node replace "+clusterName+" --node 3") || strings.Contains(text.Stdout, "--node 3 --host") {
 					t.Errorf("status does not advise node replace without --host, with exit 1:\n%s", text)
 				}
-				t.Logf("status with node 3's instance terminated (%s, exit %d):\n%s", text.Took.Round(time.Millisecond), text.ExitCode, text.Stdout)
+				t.Logf("status with node 3's host dead (%s, exit %d):\n%s", text.Took.Round(time.Millisecond), text.ExitCode, text.Stdout)
 				return
 			}
 			if time.Now().After(deadline) {
