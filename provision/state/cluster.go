@@ -86,6 +86,14 @@ type Node struct {
 	// formatted (with --no-initial-controllers, Kafka picks the id),
 	// DirectoryID is empty.
 	ReplacedDirectoryID string `json:"replaced_directory_id,omitempty"`
+	// Replacements counts the instances `kafkaup node replace` launched
+	// for this node; the launch's idempotency token derives from it, so a
+	// rerun of one replacement cannot launch twice.
+	Replacements int `json:"replacements,omitempty"`
+	// ReplacedInstanceID is the node's old EC2 instance while node replace
+	// moves it to a new one: set before the launch, cleared once the new
+	// instance is recorded and the old one terminated.
+	ReplacedInstanceID string `json:"replaced_instance_id,omitempty"`
 	// Rack is the node's broker.rack (its availability zone), if any.
 	Rack string `json:"rack,omitempty"`
 

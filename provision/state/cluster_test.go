@@ -301,6 +301,7 @@ func TestRecordKeepsEveryField(t *testing.T) {
 	node := Node{ID: 2, Host: "203.0.113.10", Port: 2222, User: "ubuntu", Identity: "/keys/dev",
 		AdvertisedHost: "kafka.example.com", Systemd: true, InstanceID: "i-0123456789abcdef0", EIPAllocationID: "eipalloc-1",
 		InternalHost: "10.0.0.2", DirectoryID: "BBBBBBBBBBBBBBBBBBBBBQ", ReplacedDirectoryID: "AAAAAAAAAAAAAAAAAAAAAQ", Rack: "eu-west-1b",
+		Replacements: 2, ReplacedInstanceID: "i-0fedcba9876543210",
 		HostKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMFFcXXktwI4lNqxGSmk4AwZVU9dEdETDC7b6oTFnxl0"}}
 	ec2 := EC2{Region: "eu-west-1", AddressKind: "ip", AllowCIDRs: []string{"203.0.113.7/32", "198.51.100.0/24"}}
 	assertAllSet(t, "Node", reflect.ValueOf(node))

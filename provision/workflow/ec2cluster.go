@@ -197,16 +197,13 @@ func layOutInstances(rec *state.Cluster, insts []*cloud.Broker, keys [][]ssh.Pub
 			errs = append(errs, fmt.Errorf("node %d: instance %s has no private IP", i+1, inst.InstanceID))
 			continue
 		case n.InternalHost != "" && n.InternalHost != inst.PrivateIP:
-			errs = append(errs, fmt.Errorf("node %d of %s talks to the other nodes at %s, but its instance %s has the private address %s: the quorum keeps the old address, so this node cannot rejoin. Destroy %s and create it again (replacing a node is not supported yet)",
-				n.ID, rec.Name, n.InternalHost, inst.InstanceID, inst.PrivateIP, rec.Name))
+			errs = append(errs, fmt.Errorf("node %d of %s talks to the other nodes at %s, but its instance %s has the private address %s: the quorum keeps the old address, so this node cannot rejoin. To move the node to a new instance, run kafkaup node replace %s --node %d",
+				n.ID, rec.Name, n.InternalHost, inst.InstanceID, inst.PrivateIP, rec.Name, n.ID))
 			continue
 		}
 		n.Host, n.Port, n.User, n.Identity = inst.PublicIP, 22, first.User, first.Identity
 		n.InternalHost, n.Rack, n.InstanceID = inst.PrivateIP, inst.Zone, inst.InstanceID
-		n.AdvertisedHost = inst.PublicIP
-		if rec.EC2 != nil && rec.EC2.AddressKind == "dns" && inst.PublicDNS != "" {
-			n.AdvertisedHost = inst.PublicDNS
-		}
+		n.AdvertisedHost = advertisedAddr(*rec, inst)
 		if keys != nil { // nil: the recorded keys stay
 			n.SetHostKeys(keys[i])
 		}

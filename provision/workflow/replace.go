@@ -35,6 +35,9 @@ type ReplaceOptions struct {
 	Wait time.Duration
 	// Poll is how often the cluster is asked while waiting (2s when zero).
 	Poll time.Duration
+	// ConsoleTimeout bounds the wait for a new EC2 instance's console to
+	// show its SSH host keys (cloud.DefaultConsoleTimeout when zero).
+	ConsoleTimeout time.Duration
 }
 
 // DefaultReplaceWait bounds each of node replace's waits.
@@ -47,6 +50,9 @@ type ReplaceOutcome struct {
 	Host           string                      `json:"host"`
 	InternalHost   string                      `json:"internal_host"`
 	OldDirectoryID string                      `json:"old_directory_id"`
+	InstanceID     string                      `json:"instance_id,omitempty"`     // EC2: the node's new instance
+	OldInstanceID  string                      `json:"old_instance_id,omitempty"` // EC2: the one terminated
+	Zone           string                      `json:"zone,omitempty"`
 	DirectoryID    string                      `json:"directory_id"`
 	Provisioned    *provision.Result           `json:"provisioned,omitempty"`
 	Voters         []kafkaclient.QuorumReplica `json:"voters"`
@@ -54,14 +60,17 @@ type ReplaceOutcome struct {
 	Took           string                      `json:"took"`
 }
 
-// ReplaceNode puts node o.Node of a cluster made by provision on a new
-// host (or the same address, rebuilt) after its old one died, keeping its
-// node.id so that its partitions come back to it:
+// ReplaceNode puts node o.Node on a new host after its old one died,
+// keeping its node.id so that its partitions come back to it. The new
+// host is o.Host (or the same address, rebuilt) for a cluster made by
+// provision; for one made by create, a new instance that ReplaceNode
+// launches in the old one's subnet and zone (newInstance):
 //
 //  1. refuse when the cluster would lose its quorum majority, or the node
 //     is still a healthy voter (unless Force);
-//  2. record the new addresses, and the old voter's directory id as the
-//     one being replaced;
+//  2. record the new addresses (on EC2: launch the new instance, record
+//     it, then terminate the old one), and the old voter's directory id
+//     as the one being replaced;
 //  3. provision the new host, formatted to join (--no-initial-controllers),
 //     and record the directory id Kafka gave it; it starts as an observer;
 //  4. once it has caught up, remove the old voter and add the new one;
@@ -96,8 +105,11 @@ func ReplaceNode(ctx context.Context, env Env, o ReplaceOptions) (*ReplaceOutcom
 	if err != nil {
 		return nil, err
 	}
-	out := &ReplaceOutcome{Name: b.Name(), Node: o.Node, OldDirectoryID: r.node().ReplacedDirectoryID}
+	out := &ReplaceOutcome{Name: b.Name(), Node: o.Node, OldDirectoryID: r.node().ReplacedDirectoryID, OldInstanceID: r.node().ReplacedInstanceID}
 	if !done {
+		if err := r.newInstance(ctx); err != nil {
+			return out, err
+		}
 		if out.Provisioned, err = r.provisionHost(ctx); err != nil {
 			return out, err
 		}
@@ -107,6 +119,9 @@ func ReplaceNode(ctx context.Context, env Env, o ReplaceOptions) (*ReplaceOutcom
 	}
 	n := r.node()
 	out.Host, out.InternalHost, out.DirectoryID = n.Host, n.Internal(), n.DirectoryID
+	if b.Record.EC2 != nil {
+		out.InstanceID, out.Zone = n.InstanceID, n.Rack
+	}
 	added := time.Now()
 	if err := r.waitFullISR(ctx); err != nil {
 		return out, err
@@ -125,12 +140,11 @@ func replaceable(rec state.Cluster, o ReplaceOptions) error {
 	if len(rec.Nodes) < 2 {
 		return provision.Inputf("%s is a single broker; node replace is for a node of a cluster. To move a single broker, provision a new one and move the data with your clients", rec.Name)
 	}
-	if rec.EC2 != nil {
-		return provision.Inputf("%s runs on EC2 instances made by kafkaup create, and node replace does not launch instances yet (a new one would go in the dead node's subnet and availability zone): "+
-			"for now it replaces nodes of clusters made by kafkaup provision --host. If the old instance still exists, bring it back with kafkaup start %s", rec.Name, rec.Name)
-	}
 	i, _ := rec.FindNode(o.Node)
 	n := rec.Nodes[i]
+	if rec.EC2 != nil {
+		return replaceableOnEC2(rec, n, o)
+	}
 	if n.ReplacedDirectoryID != "" && o.Host != "" && o.Host != n.Host {
 		return provision.Inputf("the replacement of node %d of %s onto %s has not finished; rerun it with --host %s to finish it (kafkaup will not move it elsewhere halfway)",
 			o.Node, rec.Name, n.Host, n.Host)
@@ -174,6 +188,10 @@ func (r *replacement) begin(ctx context.Context) (done bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if n.ReplacedInstanceID != "" {
+		r.printf("resuming the replacement of node %d's instance %s (launch %d of the node)", n.ID, n.ReplacedInstanceID, n.Replacements)
+		return false, nil
+	}
 	if n.ReplacedDirectoryID != "" {
 		r.printf("resuming the replacement of node %d onto %s", n.ID, n.Host)
 		return false, r.saveLogin()
@@ -191,6 +209,14 @@ func (r *replacement) begin(ctx context.Context) (done bool, err error) {
 	}
 	old := *n
 	n.ReplacedDirectoryID, n.DirectoryID = old.DirectoryID, ""
+	if r.b.Record.EC2 != nil {
+		startInstanceReplacement(n)
+		if err := r.saveLogin(); err != nil {
+			return false, err
+		}
+		r.printf("replacing node %d (instance %s in %s, directory id %s) with a new instance; the record now says so", n.ID, old.InstanceID, old.Rack, old.DirectoryID)
+		return false, nil
+	}
 	if r.o.Host != "" {
 		n.Host, n.AdvertisedHost = r.o.Host, r.o.Host
 	}

@@ -169,11 +169,11 @@ func TestReplaceRefuses(t *testing.T) {
 			a.brokers, a.quorum.Voters[2].Lag, a.quorum.Voters[2].LastCaughtUpAgo = []int32{1, 2, 3}, 0, time.Second
 		}, "rerun with --force"},
 		{"another node's host", func(_ *clusterFakes, _ *fakeAdmin, o *ReplaceOptions) { o.InternalHost = "10.0.0.2" }, "10.0.0.2 is node 2 of trio"},
-		{"EC2", func(f *clusterFakes, _ *fakeAdmin, _ *ReplaceOptions) {
+		{"EC2 with --host", func(f *clusterFakes, _ *fakeAdmin, _ *ReplaceOptions) {
 			rec, _ := f.store.Load("trio")
 			rec.EC2 = &state.EC2{Region: "us-east-1"}
 			f.store.Save(rec)
-		}, "does not launch instances yet"},
+		}, "launches node 3's new instance itself"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, rec, a := deadNode3(t)

@@ -182,6 +182,11 @@ func placeNode(ns *NodeStatus, n state.Node, view *kafkaView) {
 // nodeProblems says what is wrong with one node, and what to do.
 func nodeProblems(rec state.Cluster, ns NodeStatus, advertised string, sshErr error, view *kafkaView) []string {
 	who := fmt.Sprintf("node %d (%s)", ns.ID, ns.Host)
+	if ns.Down && rec.EC2 != nil {
+		return []string{fmt.Sprintf("%s is down: it is not a live broker of the cluster and %v. If its instance is only stopped, kafkaup start %s; "+
+			"if the instance is gone (terminated, or it will not come back), replace it with a new one: kafkaup node replace %s --node %d",
+			who, sshErr, rec.Name, rec.Name, ns.ID)}
+	}
 	if ns.Down {
 		return []string{fmt.Sprintf("%s is down: it is not a live broker of the cluster and %v. If the host is only stopped, start it and then its broker "+
 			"(kafkaup broker start %s --node %d); if it is gone, replace it: kafkaup node replace %s --node %d --host NEWHOST [--internal-host ADDR]",

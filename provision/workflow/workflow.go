@@ -92,6 +92,13 @@ type Cloud interface {
 	Find(ctx context.Context, name string) (*cloud.Resources, error)
 	Destroy(ctx context.Context, name string, dryRun bool) (*cloud.Resources, error)
 	WaitConsoleHostKeys(ctx context.Context, instanceID string, w cloud.ConsoleWait) ([]ssh.PublicKey, error)
+	// LaunchReplacement makes a node's new instance run (the one an
+	// earlier run launched, else a new one); TerminateReplaced ends its
+	// old one.
+	LaunchReplacement(ctx context.Context, r cloud.ReplacementRequest) (*cloud.Broker, error)
+	TerminateReplaced(ctx context.Context, name string, node int, instanceID string) error
+	// MoveNodeEIP gives the node's new instance its own Elastic IP.
+	MoveNodeEIP(ctx context.Context, name string, node int, oldInstanceID, instanceID string) (*cloud.Broker, error)
 	Allow(ctx context.Context, name string, ports []int32, add, revoke []string) ([]string, error)
 }
 

@@ -104,6 +104,17 @@ type fakeCloud struct {
 	allowPorts []int32
 	// failCreate, when set, is the next CreateNodes' answer (then cleared).
 	failCreate error
+	// launches are LaunchReplacement's requests; byToken its instances
+	// (a token seen before gets its instance again, as EC2's client
+	// token does); terminated the ids TerminateReplaced ended.
+	launches   []cloud.ReplacementRequest
+	byToken    map[string]*cloud.Broker
+	terminated []string
+	// failTerminate, when set, is the next TerminateReplaced's answer;
+	// onTerminate runs before each termination.
+	failTerminate error
+	onTerminate   func(id string)
+	moves         []string // MoveNodeEIP's: "old -> new"
 }
 
 func newFakeCloud() *fakeCloud {
@@ -218,6 +229,48 @@ func (c *fakeCloud) WaitConsoleHostKeys(_ context.Context, _ string, w cloud.Con
 	c.consoleWaits = append(c.consoleWaits, w.Timeout)
 	return c.keys, nil
 }
+
+// LaunchReplacement gives node r.Node a new instance in r.Zone, in place
+// of its old one in c.instances.
+func (c *fakeCloud) LaunchReplacement(_ context.Context, r cloud.ReplacementRequest) (*cloud.Broker, error) {
+	c.launches = append(c.launches, r)
+	if b, ok := c.byToken[r.Token]; ok {
+		return b, nil
+	}
+	if c.byToken == nil {
+		c.byToken = map[string]*cloud.Broker{}
+	}
+	c.created++
+	b := &cloud.Broker{Name: r.Name, Node: r.Node, Zone: r.Zone, InstanceID: fmt.Sprintf("i-%d", c.created), State: "running",
+		PublicIP: c.ip(), PrivateIP: fmt.Sprintf("172.31.99.%d", 10+c.created)}
+	c.byToken[r.Token] = b
+	c.instances[r.Name][r.Node-1] = b
+	return b, nil
+}
+
+func (c *fakeCloud) TerminateReplaced(_ context.Context, _ string, _ int, id string) error {
+	if c.onTerminate != nil {
+		c.onTerminate(id)
+	}
+	if err := c.failTerminate; err != nil {
+		c.failTerminate = nil
+		return err
+	}
+	c.terminated = append(c.terminated, id)
+	return nil
+}
+
+// MoveNodeEIP gives instance id the fixed address (the Elastic IP).
+func (c *fakeCloud) MoveNodeEIP(_ context.Context, name string, node int, old, id string) (*cloud.Broker, error) {
+	c.moves = append(c.moves, fmt.Sprintf("%s -> %s", old, id))
+	b := c.instances[name][node-1]
+	if b.InstanceID != id {
+		return nil, fmt.Errorf("node %d runs %s, not %s", node, b.InstanceID, id)
+	}
+	b.PublicIP, b.EIPAllocationID, b.EIPOwned = c.fixedIP, "eipalloc-moved", true
+	return b, nil
+}
+
 func (c *fakeCloud) Allow(_ context.Context, name string, ports []int32, add, revoke []string) ([]string, error) {
 	if _, ok := c.instances[name]; !ok {
 		return nil, fmt.Errorf("broker %s has no security group", name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"strconv"
 	"sync"
@@ -77,7 +78,8 @@ func (c *Cloud) releaseAuto(i *Instance) {
 
 // reserveAuto takes a new auto-assigned address for an instance, not one
 // in avoid: with Options.RecycleAddresses the last one given up that is
-// free again, else any free one. The caller holds c.mu.
+// free again, else a free one no instance gave up (any free one when
+// there is none). The caller holds c.mu.
 func (c *Cloud) reserveAuto(avoid map[string]bool) (*publicAddr, error) {
 	if c.opts.RecycleAddresses {
 		for n := len(c.recycled) - 1; n >= 0; n-- {
@@ -91,6 +93,16 @@ func (c *Cloud) reserveAuto(avoid map[string]bool) (*publicAddr, error) {
 				return a, nil
 			}
 		}
+		return c.reserveAddr("", avoid, false)
+	}
+	// EC2's pool is large: a new address is not one another instance gave
+	// up a moment ago (a replaced node's), while others are free.
+	fresh := maps.Clone(avoid)
+	for _, ip := range c.recycled {
+		fresh[ip] = true
+	}
+	if a, err := c.reserveAddr("", fresh, false); err == nil {
+		return a, nil
 	}
 	return c.reserveAddr("", avoid, false)
 }

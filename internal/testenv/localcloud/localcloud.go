@@ -105,8 +105,8 @@ type Options struct {
 	// RecycleAddresses gives a launched (or started) instance the public
 	// address another instance gave up last, when it is free, as EC2 hands
 	// released addresses to new instances: a test then meets what a
-	// recycled IP does to known_hosts. By default a new address is any
-	// free one.
+	// recycled IP does to known_hosts. By default a new address is a free
+	// one that no instance gave up (while there are such).
 	RecycleAddresses bool
 	// VendorData is cloud-init vendor-data given to every instance (a
 	// cloud's own first-boot behaviour), e.g. VendorDataAPTAtFirstBoot.
