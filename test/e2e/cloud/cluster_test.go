@@ -22,7 +22,6 @@ import (
 	"github.com/kafkaup/kafkaup/internal/testenv/kafkadist"
 	"github.com/kafkaup/kafkaup/internal/testenv/localcloud"
 	"github.com/kafkaup/kafkaup/internal/testenv/nshost"
-	"github.com/kafkaup/kafkaup/internal/testenv/testssh"
 	"github.com/kafkaup/kafkaup/provision/cloud"
 	"github.com/kafkaup/kafkaup/test/e2e/harness"
 )
@@ -32,15 +31,7 @@ const clusterName = "trio"
 // clusterEnv is the local cloud with namespace-host instances on one
 // private LAN (each at moto's private IP), and a Kafka mirror that every
 // instance reaches as kafkaup-mirror on its side of its veth.
-type clusterEnv struct {
-	lc       *localcloud.Cloud
-	cloud    *cloud.Cloud
-	ec2      *ec2.Client
-	cli      *harness.CLI
-	key      string
-	url      string
-	amiParam string
-}
+type clusterEnv struct{ *env }
 
 func setupCluster(t *testing.T) *clusterEnv {
 	if testing.Short() {
@@ -59,7 +50,7 @@ func setupCluster(t *testing.T) *clusterEnv {
 	}
 	t.Cleanup(func() { mirror.Close() })
 	port := mirror.Port(0)
-	e.url = strings.Replace(mirror.URL(0, "4.0.0"), "127.0.0.1", "kafkaup-mirror", 1)
+	url := strings.Replace(mirror.URL(0, "4.0.0"), "127.0.0.1", "kafkaup-mirror", 1)
 	lan, err := nshost.NewLAN(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -84,39 +75,9 @@ func setupCluster(t *testing.T) *clusterEnv {
 		_, err := h.Run(ctx, "sed -i '/ kafkaup-mirror$/d' /etc/hosts && echo '"+h.HostSideAddr+" kafkaup-mirror' >>/etc/hosts")
 		return err
 	}
-	e.lc, err = localcloud.Start(ctx, localcloud.Options{Backend: localcloud.NamespaceHosts{LAN: lan, OnBoot: onBoot},
+	e.env = startCloud(ctx, t, localcloud.Options{Backend: localcloud.NamespaceHosts{LAN: lan, OnBoot: onBoot},
 		ConsoleDelay: 2 * time.Second, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.lc.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	if e.amiParam, _, err = e.lc.Moto.PutAMIParameters(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := e.lc.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.cloud, err = cloud.NewFromConfig(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	e.ec2 = ec2.NewFromConfig(cfg)
-	dir := t.TempDir()
-	if e.key, err = testssh.EnsureKey(filepath.Join(dir, "ssh")); err != nil {
-		t.Fatal(err)
-	}
-	bin, err := harness.BuildCLI(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.cli, err = harness.NewCLI(bin, dir, e.key); err != nil {
-		t.Fatal(err)
-	}
-	e.cli.Env = e.lc.Env()
+	e.url = url
 	return e
 }
 

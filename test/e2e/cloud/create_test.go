@@ -40,23 +40,12 @@ const name = "demo"
 // console output empty (EC2 posts it minutes after boot).
 const consoleDelay = 60 * time.Second
 
-type env struct {
-	lc       *localcloud.Cloud
-	cloud    *cloud.Cloud
-	ec2      *ec2.Client
-	cli      *harness.CLI
-	key      string // the SSH key kafkaup imports and logs in with
-	url      string
-	amiParam string
-}
-
 func setup(t *testing.T) *env {
 	if testing.Short() {
 		t.Skip("end-to-end: moto and a VM under qemu (skipped with -short)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	e := &env{}
 	mirror, err := kafkadist.Serve(ctx, "127.0.0.1:0", "4.0.0")
 	if err != nil {
 		t.Fatal(err)
@@ -68,39 +57,9 @@ func setup(t *testing.T) *env {
 	}
 	// One VM at a time: a second RunInstances fails with
 	// InsufficientInstanceCapacity.
-	if e.lc, err = localcloud.Start(ctx, localcloud.Options{Backend: localcloud.VMs{Image: img}, ConsoleDelay: consoleDelay, Logf: t.Logf}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.lc.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	if e.amiParam, _, err = e.lc.Moto.PutAMIParameters(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := e.lc.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.cloud, err = cloud.NewFromConfig(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	e.ec2 = ec2.NewFromConfig(cfg)
+	e := startCloud(ctx, t, localcloud.Options{Backend: localcloud.VMs{Image: img}, ConsoleDelay: consoleDelay, Logf: t.Logf})
 	// The VM reaches this machine's loopback at qemu's gateway.
 	e.url = mirror.URLVia(0, "10.0.2.2", "4.0.0")
-	dir := t.TempDir()
-	if e.key, err = testssh.EnsureKey(filepath.Join(dir, "ssh")); err != nil {
-		t.Fatal(err)
-	}
-	bin, err := harness.BuildCLI(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.cli, err = harness.NewCLI(bin, dir, e.key); err != nil {
-		t.Fatal(err)
-	}
-	e.cli.Env = e.lc.Env()
 	return e
 }
 

@@ -16,17 +16,13 @@ import (
 
 	"github.com/kafkaup/kafkaup/internal/testenv/kafkadist"
 	"github.com/kafkaup/kafkaup/internal/testenv/localcloud"
-	"github.com/kafkaup/kafkaup/internal/testenv/testssh"
-	"github.com/kafkaup/kafkaup/provision/cloud"
 	"github.com/kafkaup/kafkaup/test/e2e/harness"
 )
 
 // nsCloud is the local cloud on namespace hosts (fast: no VM), with
 // addresses recycled as EC2 recycles them, and kafkaup pointed at it.
 type nsCloud struct {
-	lc   *localcloud.Cloud
-	cl   *cloud.Cloud
-	cli  *harness.CLI
+	*env
 	args []string // a create on it
 }
 
@@ -46,41 +42,9 @@ func setupNS(t *testing.T) *nsCloud {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &nsCloud{}
-	if e.lc, err = localcloud.Start(ctx, localcloud.Options{Backend: localcloud.NamespaceHosts{}, ConsoleDelay: 5 * time.Second,
-		RecycleAddresses: true, Logf: t.Logf}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.lc.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	amiParam, _, err := e.lc.Moto.PutAMIParameters(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := e.lc.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.cl, err = cloud.NewFromConfig(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	key, err := testssh.EnsureKey(filepath.Join(dir, "ssh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := harness.BuildCLI(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.cli, err = harness.NewCLI(bin, dir, key); err != nil {
-		t.Fatal(err)
-	}
-	// A HOME of its own: this machine's ~/.ssh/known_hosts stays out of it.
-	e.cli.Env = append(e.lc.Env(), "HOME="+dir)
+	e := &nsCloud{env: startCloud(ctx, t, localcloud.Options{Backend: localcloud.NamespaceHosts{}, ConsoleDelay: 5 * time.Second,
+		RecycleAddresses: true, Logf: t.Logf})}
+	key, amiParam := e.key, e.amiParam
 	// No --allow-cidr: the caller's address comes from the local cloud's
 	// two caller-IP services. A namespace host has no route out and no
 	// swap: the tarball is uploaded, Java is the one this machine has.

@@ -2,7 +2,6 @@ package cloud_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -16,37 +15,9 @@ import (
 	"github.com/kafkaup/kafkaup/test/e2e/harness"
 )
 
-// trioStatus is what status --json says of the trio.
-type trioStatus struct {
-	Result struct {
-		Healthy  bool     `json:"healthy"`
-		Problems []string `json:"problems"`
-		Nodes    []struct {
-			ID   int  `json:"id"`
-			Down bool `json:"down"`
-		} `json:"nodes"`
-		Quorum struct {
-			Voters []struct {
-				ID          int    `json:"id"`
-				DirectoryID string `json:"directory_id"`
-			} `json:"voters"`
-		} `json:"quorum"`
-		Partitions struct {
-			UnderReplicated []kafkaclient.TopicPartition `json:"under_replicated"`
-			UnderMinISR     []kafkaclient.TopicPartition `json:"under_min_isr"`
-			Offline         []kafkaclient.TopicPartition `json:"offline"`
-		} `json:"partitions"`
-	} `json:"result"`
-}
-
-func (e *clusterEnv) status(ctx context.Context, t *testing.T) (trioStatus, harness.Result) {
+func (e *clusterEnv) status(ctx context.Context, t *testing.T) (harness.ClusterStatus, harness.Result) {
 	t.Helper()
-	r := e.cli.Run(ctx, "status", clusterName, "--json")
-	var st trioStatus
-	if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, r)
-	}
-	return st, r
+	return e.cli.Status(ctx, t, clusterName)
 }
 
 // instanceState is what EC2 says of instance id: its state, zone and

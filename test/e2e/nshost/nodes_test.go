@@ -2,7 +2,6 @@ package nshost_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -14,44 +13,9 @@ import (
 	"github.com/kafkaup/kafkaup/test/e2e/harness"
 )
 
-// clusterStatus is what status --json says of a cluster.
-type clusterStatus struct {
-	OK     bool   `json:"ok"`
-	Error  string `json:"error"`
-	Result struct {
-		Healthy  bool     `json:"healthy"`
-		Problems []string `json:"problems"`
-		Nodes    []struct {
-			ID     int    `json:"id"`
-			Host   string `json:"host"`
-			SSH    bool   `json:"ssh"`
-			Kafka  bool   `json:"kafka"`
-			Quorum string `json:"quorum"`
-			Down   bool   `json:"down"`
-		} `json:"nodes"`
-		Quorum struct {
-			LeaderID int `json:"leader_id"`
-			Voters   []struct {
-				ID          int    `json:"id"`
-				DirectoryID string `json:"directory_id"`
-			} `json:"voters"`
-		} `json:"quorum"`
-		Partitions struct {
-			UnderReplicated []kafkaclient.TopicPartition `json:"under_replicated"`
-			UnderMinISR     []kafkaclient.TopicPartition `json:"under_min_isr"`
-			Offline         []kafkaclient.TopicPartition `json:"offline"`
-		} `json:"partitions"`
-	} `json:"result"`
-}
-
-func (tr *trio) status(ctx context.Context, t *testing.T) (clusterStatus, harness.Result) {
+func (tr *trio) status(ctx context.Context, t *testing.T) (harness.ClusterStatus, harness.Result) {
 	t.Helper()
-	r := tr.cli.Run(ctx, append([]string{"status", clusterName, "--json"}, "--known-hosts", tr.cli.KnownHosts)...)
-	var st clusterStatus
-	if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, r)
-	}
-	return st, r
+	return tr.cli.Status(ctx, t, clusterName, "--known-hosts", tr.cli.KnownHosts)
 }
 
 // spare starts a fourth namespace host on the trio's LAN, able to fetch
