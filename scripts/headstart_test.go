@@ -156,7 +156,7 @@ func TestHeadStartLaunch(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "hs")
 	done := filepath.Join(t.TempDir(), "ran")
 	in := HeadStartLaunch{Dir: dir, Unit: "kafkaup-head-start-test",
-		Script: "#!/bin/bash\nsleep 1\necho \"it's $$\" >" + Quote(done) + "\n"}
+		Script: "#!/bin/bash\nsleep 4\necho \"it's $$\" >" + Quote(done) + "\n"}
 	script, err := Render(in)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,9 @@ func TestHeadStartLaunch(t *testing.T) {
 	if out, err := exec.Command("bash", "-c", string(script)).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if took := time.Since(start); took > 900*time.Millisecond {
+	// The head start sleeps 4 s: a launcher that waited for it would take
+	// that long; 3 s leaves room for a loaded machine.
+	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("the launcher took %s: it waited for the head start", took)
 	}
 	st := statusOf(t, dir)
@@ -192,7 +194,7 @@ func TestHeadStartLaunch(t *testing.T) {
 	if out, err := exec.Command("bash", "-c", string(script)).CombinedOutput(); err != nil {
 		t.Fatalf("second boot: %v\n%s", err, out)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(5 * time.Second)
 	if _, err := os.Stat(done); err == nil {
 		t.Error("the head start ran again on a later boot")
 	}
