@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-
-	"github.com/kafkaup/kafkaup/provision/kafkaclient"
 )
 
 // ClusterStatus is what `kafkaup status NAME --json` says of a cluster,
@@ -32,11 +30,18 @@ type ClusterStatus struct {
 			} `json:"voters"`
 		} `json:"quorum"`
 		Partitions struct {
-			UnderReplicated []kafkaclient.TopicPartition `json:"under_replicated"`
-			UnderMinISR     []kafkaclient.TopicPartition `json:"under_min_isr"`
-			Offline         []kafkaclient.TopicPartition `json:"offline"`
+			UnderReplicated []TopicPartition `json:"under_replicated"`
+			UnderMinISR     []TopicPartition `json:"under_min_isr"`
+			Offline         []TopicPartition `json:"offline"`
 		} `json:"partitions"`
 	} `json:"result"`
+}
+
+// TopicPartition is a partition as status --json names it. (The harness
+// does not import kafkaup's packages: their tests import the harness.)
+type TopicPartition struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
 }
 
 // Status runs `kafkaup status NAME --json` with extra flags and reads its
