@@ -74,13 +74,27 @@ func StatusOnHost(ctx context.Context, h Host, s Spec) (*HostStatus, error) {
 // ControlBroker starts, stops or restarts the broker and waits until it is
 // really up (or gone).
 func ControlBroker(ctx context.Context, h Host, s Spec, action string) error {
+	return controlBroker(ctx, h, s, action, 0)
+}
+
+// StopBrokerOfCluster stops the broker as part of a whole cluster going
+// down at once: a broker still in its controlled shutdown after
+// killAfter waits for a controller quorum that has gone with the other
+// nodes (Kafka gives up after 5 minutes), and is killed; its files stay
+// intact and it recovers its logs at the next start.
+func StopBrokerOfCluster(ctx context.Context, h Host, s Spec, killAfter time.Duration) error {
+	return controlBroker(ctx, h, s, "stop", int(killAfter.Seconds()))
+}
+
+func controlBroker(ctx context.Context, h Host, s Spec, action string, killAfter int) error {
 	switch action {
 	case "start", "stop", "restart":
 	default:
 		return fmt.Errorf("unknown broker action %q: use start, stop or restart", action)
 	}
 	script, err := scripts.Render(scripts.Service{Action: action, Service: s.Service, KafkaHome: s.KafkaHome(), Config: s.ConfigFile(),
-		EnvFile: s.EnvFile(), LogDir: s.LogDir, StateDir: s.StateDir, BrokerPort: s.BrokerPort, StartTimeout: StartTimeout, StopTimeout: StopTimeout})
+		EnvFile: s.EnvFile(), LogDir: s.LogDir, StateDir: s.StateDir, BrokerPort: s.BrokerPort, StartTimeout: StartTimeout, StopTimeout: StopTimeout,
+		KillAfter: killAfter})
 	if err != nil {
 		return err
 	}

@@ -164,6 +164,9 @@ type Service struct {
 	BrokerPort   int    `sh:"BROKER_PORT"`
 	StartTimeout int    `sh:"START_TIMEOUT"`
 	StopTimeout  int    `sh:"STOP_TIMEOUT"`
+	// KillAfter (stop only): seconds after which a broker still in its
+	// controlled shutdown is killed; 0 waits up to StopTimeout.
+	KillAfter int `sh:"KILL_AFTER"`
 }
 
 func (Service) ScriptName() string { return "service.sh" }

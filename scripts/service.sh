@@ -4,7 +4,9 @@
 # an enabled unit; without systemd it runs as a daemon that will not survive
 # a reboot.
 # Inputs: ACTION (start|restart|stop), SERVICE, KAFKA_HOME, CONFIG, ENV_FILE,
-# LOG_DIR, STATE_DIR, BROKER_PORT, START_TIMEOUT, STOP_TIMEOUT.
+# LOG_DIR, STATE_DIR, BROKER_PORT, START_TIMEOUT, STOP_TIMEOUT, KILL_AFTER
+# (stop: seconds after which a broker still shutting down is killed; 0:
+# never, up to STOP_TIMEOUT).
 
 server_log="$LOG_DIR/server.log"
 offset=$(stat -c %s "$server_log" 2>/dev/null || echo 0)
@@ -28,8 +30,20 @@ started() {
 }
 
 wait_stopped() {
-  local deadline=$((SECONDS + STOP_TIMEOUT))
+  local deadline=$((SECONDS + STOP_TIMEOUT)) kill_at=$((SECONDS + KILL_AFTER)) killed=0
   while [ -n "$(broker_pids)" ]; do
+    if [ "$KILL_AFTER" -gt 0 ] && [ "$killed" = 0 ] && [ "$SECONDS" -ge "$kill_at" ]; then
+      # Stopping a whole cluster: a broker still in its controlled
+      # shutdown now waits for a controller quorum that left with the
+      # other nodes; Kafka itself gives up after 5 minutes. Its files are
+      # intact (the host keeps running): it recovers its logs at the next
+      # start.
+      note "the broker is still shutting down after ${KILL_AFTER}s, waiting for a controller quorum that is gone: killing it (it recovers its logs at the next start)"
+      if uses_systemd; then systemctl kill --signal=SIGKILL "$SERVICE" || true; fi
+      # shellcheck disable=SC2046
+      kill -KILL $(broker_pids) 2>/dev/null || true
+      killed=1
+    fi
     [ "$SECONDS" -lt "$deadline" ] || die "the broker did not stop within ${STOP_TIMEOUT}s"
     sleep 1
   done
@@ -38,7 +52,11 @@ wait_stopped() {
 if [ "$ACTION" = stop ]; then
   if uses_systemd; then
     log "systemctl stop $SERVICE"
-    systemctl stop "$SERVICE"
+    if [ "$KILL_AFTER" -gt 0 ]; then
+      systemctl stop --no-block "$SERVICE"
+    else
+      systemctl stop "$SERVICE"
+    fi
   else
     pids=$(broker_pids)
     if [ -n "$pids" ]; then

@@ -22,13 +22,20 @@ type ControlOptions struct {
 	Dial  DialOptions
 }
 
+// ClusterStopGrace is how long a broker of a cluster stopped as a whole
+// may take over its controlled shutdown (a few seconds when the quorum is
+// there) before it is killed.
+var ClusterStopGrace = 60 * time.Second
+
 // Control starts, stops or restarts the broker and waits until it is
 // really up (or gone). On a cluster without a node, start and stop act on
 // every node at once: a node's broker serves only once a majority of the
 // controllers runs, and nodes stopped one at a time leave the last one
 // waiting for a quorum that is gone (Kafka gives up on a controlled
-// shutdown after 5 minutes). A restart of a whole cluster is Restart's
-// rolling restart.
+// shutdown after 5 minutes). Even at once, the node whose controlled
+// shutdown is slowest can be left waiting so (KAFKA-19905): a broker
+// still shutting down after ClusterStopGrace is killed, its files intact.
+// A restart of a whole cluster is Restart's rolling restart.
 func Control(ctx context.Context, env Env, o ControlOptions) (*ControlOutcome, error) {
 	b, err := Open(env, o.Name, o.Node)
 	if err != nil {
@@ -60,7 +67,7 @@ func Control(ctx context.Context, env Env, o ControlOptions) (*ControlOutcome, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = controlNode(ctx, env, b.Record, i, o)
+			errs[k] = controlNode(ctx, env, b.Record, i, o, len(nodes) > 1)
 			if errs[k] != nil && len(nodes) > 1 {
 				n := b.Record.Nodes[i]
 				errs[k] = fmt.Errorf("node %d (%s): %w", n.ID, n.Host, errs[k])
@@ -86,8 +93,9 @@ type ControlOutcome struct {
 	Took   time.Duration
 }
 
-// controlNode runs the broker action on node i of rec.
-func controlNode(ctx context.Context, env Env, rec state.Cluster, i int, o ControlOptions) error {
+// controlNode runs the broker action on node i of rec; wholeCluster: as
+// one of every node at once.
+func controlNode(ctx context.Context, env Env, rec state.Cluster, i int, o ControlOptions, wholeCluster bool) error {
 	spec, err := state.SpecFor(rec, i)
 	if err != nil {
 		return err
@@ -97,6 +105,9 @@ func controlNode(ctx context.Context, env Env, rec state.Cluster, i int, o Contr
 		return err
 	}
 	defer host.Close()
+	if wholeCluster && o.Action == "stop" {
+		return provision.StopBrokerOfCluster(ctx, host, spec, ClusterStopGrace)
+	}
 	return provision.ControlBroker(ctx, host, spec, o.Action)
 }
 
