@@ -229,6 +229,10 @@ func TestCreateStopStartDestroy(t *testing.T) {
 		md, err := harness.KcatConfig(ctx, clientConf, "", "-L")
 		if err != nil || !strings.Contains(md, "broker 1 at "+bootstrap) || !strings.Contains(md, `topic "orders"`) {
 			t.Errorf("kcat -L: %v\n%s", err, md)
+			// What became of the broker that create had just verified.
+			t.Logf("status:\n%s", run("status", name))
+			t.Logf("broker log:\n%s", run("logs", name, "--lines", "60"))
+			t.Logf("on the host:\n%s", run("ssh", name, "--", "sudo systemctl status kafka --no-pager; free -m; sudo dmesg | grep -i -E 'oom|killed process' | tail -5; sudo journalctl -u kafka --no-pager -n 20"))
 		}
 		if _, err := harness.KcatConfig(ctx, clientConf, "o1\no2\n", "-t", "orders", "-P"); err != nil {
 			t.Fatal(err)
