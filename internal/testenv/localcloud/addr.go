@@ -29,11 +29,17 @@ type publicAddr struct {
 	closeOnce sync.Once
 }
 
+// closeRelays stops the address's relays; it stays reserved.
+func (a *publicAddr) closeRelays() {
+	for _, ln := range a.lns {
+		ln.Close()
+	}
+	a.lns = nil
+}
+
 func (a *publicAddr) close() {
 	a.closeOnce.Do(func() {
-		for _, ln := range a.lns {
-			ln.Close()
-		}
+		a.closeRelays()
 		a.release()
 	})
 }
@@ -51,17 +57,26 @@ func (c *Cloud) reserveAddr(fixed string, avoid map[string]bool, eip bool) (*pub
 	if err != nil {
 		return nil, fmt.Errorf("localcloud: public address: %w", err)
 	}
+	if err := c.listen(a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// listen starts the address's relays and records it as in use; on error
+// the address is given back. The caller holds c.mu.
+func (c *Cloud) listen(a *publicAddr) error {
 	for _, p := range c.opts.Ports {
 		ln, err := net.Listen("tcp", net.JoinHostPort(a.ip, strconv.Itoa(p)))
 		if err != nil {
 			a.close()
-			return nil, fmt.Errorf("localcloud: public address %s: %w", a.ip, err)
+			return fmt.Errorf("localcloud: public address %s: %w", a.ip, err)
 		}
 		a.lns = append(a.lns, ln)
 		go c.accept(a, ln, p)
 	}
 	c.addrs[a.ip] = a
-	return a, nil
+	return nil
 }
 
 // releaseAuto gives up instance i's auto-assigned address. The caller
@@ -70,8 +85,16 @@ func (c *Cloud) releaseAuto(i *Instance) {
 	if i.auto == nil {
 		return
 	}
-	i.auto.close()
 	delete(c.addrs, i.auto.ip)
+	if c.opts.RecycleAddresses {
+		// EC2 keeps a given-up address in its pool for a later instance:
+		// it stays held against other tests on this machine (which would
+		// otherwise take it meanwhile); only its relays stop.
+		i.auto.closeRelays()
+		c.held[i.auto.ip] = i.auto
+	} else {
+		i.auto.close()
+	}
 	c.recycled = append(c.recycled, i.auto.ip)
 	i.auto = nil
 }
@@ -86,6 +109,15 @@ func (c *Cloud) reserveAuto(avoid map[string]bool) (*publicAddr, error) {
 			ip := c.recycled[n]
 			if avoid[ip] || c.addrs[ip] != nil {
 				continue
+			}
+			if a := c.held[ip]; a != nil {
+				delete(c.held, ip)
+				if err := c.listen(a); err != nil {
+					continue
+				}
+				c.recycled = append(c.recycled[:n], c.recycled[n+1:]...)
+				c.logf("localcloud: public address %s recycled", ip)
+				return a, nil
 			}
 			if a, err := c.reserveAddr(ip, nil, false); err == nil {
 				c.recycled = append(c.recycled[:n], c.recycled[n+1:]...)

@@ -156,8 +156,9 @@ type Cloud struct {
 	allocIDs     map[string]string      // Elastic IP allocation id -> IP
 	eipOf        map[string]string      // instance id -> its Elastic IP, as moto's addresses say
 	consoleDelay time.Duration
-	consoleKeys  []string // forged SSH HOST KEY KEYS lines (SetConsoleHostKeys)
-	recycled     []string // auto-assigned addresses given up, the last one last
+	consoleKeys  []string               // forged SSH HOST KEY KEYS lines (SetConsoleHostKeys)
+	recycled     []string               // auto-assigned addresses given up, the last one last
+	held         map[string]*publicAddr // with RecycleAddresses: given up, still reserved for the next instance
 	closed       bool
 }
 
@@ -181,7 +182,7 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 		opts.MaxRunning = opts.Backend.DefaultMaxRunning()
 	}
 	c := &Cloud{opts: opts, Moto: opts.Moto, logf: opts.Logf, consoleDelay: opts.ConsoleDelay,
-		instances: map[string]*Instance{}, addrs: map[string]*publicAddr{}, allocIDs: map[string]string{}}
+		instances: map[string]*Instance{}, addrs: map[string]*publicAddr{}, held: map[string]*publicAddr{}, allocIDs: map[string]string{}}
 	if err := c.makeDir(); err != nil {
 		return nil, err
 	}
@@ -330,6 +331,10 @@ func (c *Cloud) Reset(ctx context.Context) error {
 		a.close()
 		delete(c.addrs, ip)
 	}
+	for ip, a := range c.held {
+		a.close()
+		delete(c.held, ip)
+	}
 	c.instances = map[string]*Instance{}
 	c.mu.Unlock()
 	return errors.Join(err, c.Moto.Reset())
@@ -372,6 +377,10 @@ func (c *Cloud) Close() error {
 	for ip, a := range c.addrs {
 		a.close()
 		delete(c.addrs, ip)
+	}
+	for ip, a := range c.held {
+		a.close()
+		delete(c.held, ip)
 	}
 	c.mu.Unlock()
 	if c.ownMoto && c.Moto != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kafkaup/kafkaup/internal/testenv/kafkadist"
 	"github.com/kafkaup/kafkaup/internal/testenv/localcloud"
+	"github.com/kafkaup/kafkaup/internal/testenv/vm"
 	"github.com/kafkaup/kafkaup/test/e2e/harness"
 )
 
@@ -179,6 +180,12 @@ func TestHostKeysOnRecycledAddress(t *testing.T) {
 		harness.MustSucceed(t, run("destroy", name, "--yes"))
 		if p := e.pins(t, addr); len(p) != 0 {
 			t.Errorf("destroy left the pins of %s: %v", addr, p)
+		}
+		// The given-up address stays in the cloud's pool, held against the
+		// other tests on this machine until the next instance gets it.
+		if release, err := vm.ReserveLoopbackAt(addr, []int{22}); err == nil {
+			release()
+			t.Errorf("the given-up address %s was free for another test to take", addr)
 		}
 		// What an older kafkaup's destroy left behind (or a pin from another
 		// run): the old instance's keys under the address.
