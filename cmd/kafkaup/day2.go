@@ -264,6 +264,15 @@ func printControl(w io.Writer, out *workflow.ControlOutcome, node int) {
 	}
 }
 
+// brokerUsage is broker ACTION's usage line, with its flags.
+func brokerUsage(action string) string {
+	usage := "kafkaup broker " + action + " NAME [--node N]"
+	if action == "stop" {
+		usage += " [--force]"
+	}
+	return usage
+}
+
 // brokerFlags are broker ACTION's flags: --node, and for stop --force.
 func brokerFlags(action string) []cli.Flag {
 	flags := []cli.Flag{nodeFlag()}
@@ -278,7 +287,7 @@ func brokerCommand() *cli.Command {
 		return &cli.Command{
 			Name:      action,
 			Usage:     usage,
-			UsageText: "kafkaup broker " + action + " NAME [--node N]" + map[bool]string{true: " [--force]"}[action == "stop"],
+			UsageText: brokerUsage(action),
 			Flags:     brokerFlags(action),
 			Action: func(c *cli.Context) error {
 				name := c.Args().First()
