@@ -295,18 +295,30 @@ type ProtocolMismatchError struct {
 	Addr   string
 	Client string // the client's security.protocol
 	Expect string // "TLS", "SASL" or "TLS or SASL": what the port seems to want
+	// Closed: the only clue was the connection closed at the first request.
+	// A port that wants Expect does that, but so does a tunnel, NAT or port
+	// forward with no broker serving behind it (one restarting, or down).
+	Closed bool
 	Err    error
 }
 
 func (e *ProtocolMismatchError) Error() string {
 	advice := fmt.Sprintf("connect with security.protocol=SASL_SSL, sasl.mechanism=%s, the broker's CA certificate and the username and password (kafkaup env prints the settings)", Mechanism)
-	switch e.Expect {
-	case "TLS":
-		return fmt.Sprintf("the broker at %s speaks TLS on this port but this client connected with %s: %s (%v)", e.Addr, e.Client, advice, e.Err)
-	case "SASL":
-		return fmt.Sprintf("the broker at %s closed the connection at the first request: the port requires a SASL login and this client connected with %s: %s (%v)", e.Addr, e.Client, advice, e.Err)
+	var msg string
+	switch {
+	case e.Expect == "TLS" && !e.Closed:
+		msg = fmt.Sprintf("the broker at %s speaks TLS on this port but this client connected with %s: %s", e.Addr, e.Client, advice)
+	case e.Expect == "TLS":
+		msg = fmt.Sprintf("the broker at %s closed the connection at the first request of a %s client: the port probably speaks TLS: %s", e.Addr, e.Client, advice)
+	case e.Expect == "SASL":
+		msg = fmt.Sprintf("the broker at %s closed the connection at the first request: the port probably requires a SASL login and this client connected with %s: %s", e.Addr, e.Client, advice)
+	default:
+		msg = fmt.Sprintf("the broker at %s closed the connection at the first request of a %s client: the port probably expects TLS and SASL: %s", e.Addr, e.Client, advice)
 	}
-	return fmt.Sprintf("the broker at %s closed the connection at the first request of a %s client: the port probably expects TLS and SASL: %s (%v)", e.Addr, e.Client, advice, e.Err)
+	if e.Closed {
+		msg += ". If these are the listener's settings, no broker may be serving behind this address right now (one restarting, or a tunnel or port forward to a broker that is down looks the same): kafkaup status and kafkaup logs show which"
+	}
+	return fmt.Sprintf("%s (%v)", msg, e.Err)
 }
 
 func (e *ProtocolMismatchError) Unwrap() error { return e.Err }
@@ -351,11 +363,11 @@ func classify(addr string, a Auth, err error) (cerr error, guessed bool) {
 	case !a.tls() && strings.Contains(msg, "appear to be a tls alert record"):
 		return &ProtocolMismatchError{Addr: addr, Client: a.Protocol(), Expect: "TLS", Err: err}, false
 	case !a.tls() && errors.As(err, &firstEOF) && strings.Contains(msg, "requires TLS"):
-		return &ProtocolMismatchError{Addr: addr, Client: a.Protocol(), Expect: "TLS", Err: err}, false
+		return &ProtocolMismatchError{Addr: addr, Client: a.Protocol(), Expect: "TLS", Closed: true, Err: err}, false
 	case !a.sasl() && errors.As(err, &firstEOF) && strings.Contains(msg, "SASL is required"):
-		return &ProtocolMismatchError{Addr: addr, Client: a.Protocol(), Expect: "SASL", Err: err}, false
+		return &ProtocolMismatchError{Addr: addr, Client: a.Protocol(), Expect: "SASL", Closed: true, Err: err}, false
 	case !a.tls() && !a.sasl() && (errors.As(err, &firstEOF) || isEOF(err)):
-		return &ProtocolMismatchError{Addr: addr, Client: a.Protocol(), Expect: "TLS or SASL", Err: err}, true
+		return &ProtocolMismatchError{Addr: addr, Client: a.Protocol(), Expect: "TLS or SASL", Closed: true, Err: err}, true
 	}
 	return nil, false
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafkaup/kafkaup/provision/security"
 )
@@ -95,5 +96,23 @@ func TestClassify(t *testing.T) {
 		if got != nil && !errors.Is(got, tc.err) {
 			t.Errorf("classify(%v) does not wrap the original error", tc.err)
 		}
+	}
+}
+
+// TestClosedIsOnlyAGuess: a connection closed at the first request is what
+// a TLS port does to a PLAINTEXT client, but also what a tunnel or port
+// forward with no broker behind it does; the message says both. A TLS
+// alert record is proof, and is said as such.
+func TestClosedIsOnlyAGuess(t *testing.T) {
+	closed := fmt.Errorf("broker closed the connection immediately during api versions negotiation, which often happens when the broker requires TLS but the client is using plaintext: %w", &kgo.ErrFirstReadEOF{})
+	got, _ := classify("h:1", Auth{}, closed)
+	for _, want := range []string{"closed the connection at the first request of a PLAINTEXT client: the port probably speaks TLS", "no broker may be serving behind this address right now"} {
+		if got == nil || !strings.Contains(got.Error(), want) {
+			t.Errorf("closed at once: %v; want %q", got, want)
+		}
+	}
+	alert, _ := classify("h:1", Auth{}, errors.New("the first three bytes received appear to be a tls alert record for TLS v1.2"))
+	if alert == nil || !strings.Contains(alert.Error(), "speaks TLS on this port") || strings.Contains(alert.Error(), "no broker may be serving") {
+		t.Errorf("TLS alert: %v", alert)
 	}
 }
