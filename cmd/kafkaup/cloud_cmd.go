@@ -214,11 +214,14 @@ func instanceCommand(action string) *cli.Command {
 			name := c.Args().First()
 			return withEnv(c, action+"-"+safeName(name), func(s *session, env workflow.Env) error {
 				if action == "stop" {
-					took, err := workflow.Stop(c.Context, env, workflow.StopOptions{Name: name, Region: c.String("region")})
+					out, err := workflow.Stop(c.Context, env, workflow.StopOptions{Name: name, Region: c.String("region")})
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "instances of %s stopped in %s; kafkaup start %s brings them back\n", name, took.Round(100*time.Millisecond), name)
+					if b := out.Brokers; b != nil {
+						fmt.Fprintf(c.App.Writer, "brokers of %s stopped on all %d nodes at once in %s\n", name, len(b.Nodes), b.Took.Round(100*time.Millisecond))
+					}
+					fmt.Fprintf(c.App.Writer, "instances of %s stopped in %s; kafkaup start %s brings them back\n", name, out.Took.Round(100*time.Millisecond), name)
 					return nil
 				}
 				out, err := workflow.Start(c.Context, env, workflow.StartOptions{Name: name, Region: c.String("region"), RunOptions: runOptions(c)})

@@ -22,6 +22,7 @@ type clusterFakes struct {
 	mu        sync.Mutex
 	specs     map[int][]provision.Spec // by node id, one per run
 	dialed    []string
+	dialErr   error // when set, every dial's answer
 	inFlight  int
 	maxAtOnce int
 	barrier   chan struct{} // when set, each engine run waits until every node is in
@@ -39,6 +40,9 @@ func (d safeDialer) Dial(_ context.Context, t Target, _ DialOptions) (Host, erro
 	d.f.mu.Lock()
 	defer d.f.mu.Unlock()
 	d.f.dialed = append(d.f.dialed, t.Host)
+	if d.f.dialErr != nil {
+		return nil, d.f.dialErr
+	}
 	return &fakeHost{}, nil
 }
 

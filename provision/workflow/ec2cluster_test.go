@@ -80,9 +80,28 @@ func TestCreateClusterOfThree(t *testing.T) {
 	checkSpecs("rerun", 1)
 
 	// Stop and start: new public addresses advertised, private ones kept.
+	// Stop takes the brokers down over SSH first, all at once.
 	oldPublic := insts[0].PublicIP
-	if _, err := Stop(context.Background(), f.env, StopOptions{Name: "demo"}); err != nil {
+	f.dialed = nil
+	stopped, err := Stop(context.Background(), f.env, StopOptions{Name: "demo"})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if stopped.Brokers == nil || len(stopped.Brokers.Nodes) != 3 || len(f.dialed) != 3 {
+		t.Errorf("stop: brokers %+v after %d dials; want every node's broker stopped first", stopped.Brokers, len(f.dialed))
+	}
+	// A node out of reach does not keep the instances running.
+	if _, err := Start(context.Background(), f.env, StartOptions{Name: "demo"}); err != nil {
+		t.Fatal(err)
+	}
+	f.dialErr = errors.New("connection refused")
+	stopped, err = Stop(context.Background(), f.env, StopOptions{Name: "demo"})
+	f.dialErr = nil
+	if err != nil || stopped.Brokers != nil || stopped.BrokersErr == nil || insts[0].State != "stopped" {
+		t.Errorf("stop with the nodes out of reach: %+v, %v; want the instances stopped anyway", stopped, err)
+	}
+	if !strings.Contains(strings.Join(f.lines, "\n"), "their instances' shutdown stops them") {
+		t.Errorf("no word on the brokers not stopped first:\n%s", strings.Join(f.lines, "\n"))
 	}
 	if _, err := Start(context.Background(), f.env, StartOptions{Name: "demo"}); err != nil {
 		t.Fatal(err)
@@ -90,11 +109,11 @@ func TestCreateClusterOfThree(t *testing.T) {
 	if insts[0].PublicIP == oldPublic {
 		t.Fatal("the fake gave the same address")
 	}
-	checkSpecs("start", 2)
+	checkSpecs("start", 3) // the second start
 	if rec, _ = f.store.Load("demo"); rec.Nodes[0].Host != insts[0].PublicIP || rec.Nodes[2].AdvertisedHost != insts[2].PublicIP {
 		t.Errorf("record after start: %+v", rec.Nodes)
 	}
-	if len(f.verified) != 2 { // create and start (the rerun skipped it)
+	if len(f.verified) != 3 { // create and both starts (the rerun skipped it)
 		t.Errorf("verified %d times", len(f.verified))
 	}
 }

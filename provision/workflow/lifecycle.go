@@ -51,18 +51,47 @@ func Start(ctx context.Context, env Env, o StartOptions) (*Outcome, error) {
 type StopOptions struct {
 	Name   string
 	Region string
+	Dial   DialOptions
+}
+
+// StopOutcome is what Stop did.
+type StopOutcome struct {
+	// Brokers is the whole-cluster broker stop done first (nil for a
+	// single broker, or when it failed: BrokersErr says why).
+	Brokers    *ControlOutcome
+	BrokersErr error
+	Took       time.Duration
 }
 
 // Stop stops a cluster's instances, all at once (their volumes, the data
-// and their private addresses stay).
-func Stop(ctx context.Context, env Env, o StopOptions) (time.Duration, error) {
+// and their private addresses stay). On a cluster of several nodes the
+// brokers are stopped first, all at once over SSH, as kafkaup broker stop
+// NAME does: left to each instance's own shutdown, every broker would
+// begin its controlled shutdown while the controllers on the other nodes
+// go down with their hosts, wait for a quorum that is gone (Kafka waits up
+// to 5 minutes), hold up its instance's stop until EC2 forces it, and
+// recover its logs at the next start. A node whose broker cannot be
+// stopped so (unreachable over SSH) is stopped with its instance anyway.
+func Stop(ctx context.Context, env Env, o StopOptions) (*StopOutcome, error) {
 	rec, cl, err := ec2Cluster(ctx, env, o.Name, o.Region, "stop")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	out := &StopOutcome{}
 	start := time.Now()
+	if len(rec.Nodes) > 1 {
+		if o.Dial.RetryFor == 0 {
+			o.Dial.RetryFor = 15 * time.Second
+		}
+		out.Brokers, out.BrokersErr = Control(ctx, env, ControlOptions{Name: o.Name, Action: "stop", Dial: o.Dial})
+		if out.BrokersErr != nil {
+			out.Brokers = nil
+			env.UI.Printf("the brokers of %s were not all stopped over SSH first (%v): their instances' shutdown stops them", o.Name, out.BrokersErr)
+		}
+	}
 	_, err = cl.StopAll(ctx, rec.Name)
-	return time.Since(start), err
+	out.Took = time.Since(start)
+	return out, err
 }
 
 // ec2Cluster loads a cluster made by create, with its cloud.

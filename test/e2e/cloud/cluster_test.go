@@ -360,9 +360,15 @@ func TestCreateClusterNamespaceHosts(t *testing.T) {
 		}
 	})
 
-	t.Run("stop and start: new public addresses, the cluster serves again", func(t *testing.T) {
+	t.Run("stop and start: brokers stopped cleanly first, new public addresses, the cluster serves again", func(t *testing.T) {
+		stoppedAt := time.Now().Format("2006-01-02 15:04:05")
 		r := e.cli.Run(ctx, "stop", clusterName)
 		harness.MustSucceed(t, r)
+		if !strings.Contains(r.Stdout, "brokers of "+clusterName+" stopped on all 3 nodes at once") {
+			t.Errorf("stop did not stop the brokers first:\n%s", r)
+		}
+		killed := strings.Contains(r.Stdout+r.Stderr, "killing it")
+		t.Logf("stop took %s (a broker killed in its shutdown: %t)", r.Took.Round(time.Millisecond), killed)
 		for _, n := range rec.Nodes {
 			if i := e.lc.Instance(n.InstanceID); i == nil || i.Running() {
 				t.Fatalf("instance %s still runs after stop", n.InstanceID)
@@ -378,6 +384,12 @@ func TestCreateClusterNamespaceHosts(t *testing.T) {
 			}
 			if props := e.root(t, again, i, "cat /etc/kafka/server.properties"); !strings.Contains(props, "PLAINTEXT://"+n.AdvertisedHost+":9092") {
 				t.Errorf("node %d still advertises its old address", i+1)
+			}
+			// A broker stopped in its controlled shutdown leaves a clean
+			// shutdown file: the start after it recovers no logs.
+			// (Unless the stop had to kill a broker stuck in it: KAFKA-19905.)
+			if rec := e.root(t, again, i, "cat /var/log/kafka/server.log* | awk -v since='["+stoppedAt+"' '$0 >= since && /no clean shutdown file/' | head -3"); rec != "" && !killed {
+				t.Errorf("node %d recovered its logs after stop and start, as after a crash:\n%s", i+1, rec)
 			}
 		}
 		checkBrokers(ctx, t, again)
