@@ -291,6 +291,10 @@ func TestSecureFailures(t *testing.T) {
 		{"SASL without TLS", b.Bootstrap, noTLS, isErr[*ProtocolMismatchError], []string{"speaks TLS on this port but this client connected with SASL_PLAINTEXT"}},
 		{"TLS to the PLAINTEXT listener", secureInfo.Internal, auth, isErr[*TLSError], []string{"TLS connection to the broker at " + secureInfo.Internal + " failed", "does not speak TLS"}},
 	}
+	// Verify asks again an address whose connections are closed at once
+	// (TLS to the PLAINTEXT listener): not for a minute here.
+	defer func(g time.Duration) { closedGrace = g }(closedGrace)
+	closedGrace = 2 * time.Second
 	for _, tc := range cases {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			for _, verify := range []bool{false, true} {

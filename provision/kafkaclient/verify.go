@@ -146,10 +146,36 @@ func verify(ctx context.Context, bootstrap string, want []string, replicas int16
 
 // brokersAsWanted asks for the cluster's metadata until it lists the
 // brokers in want (any brokers when want is empty).
+//
+// A connection closed at the first request is asked again for up to
+// closedGrace: verify's settings are the listener's own, so it is not a
+// protocol mismatch but no broker serving behind the address yet, which
+// is how a port nobody listens on looks through a tunnel or port forward
+// (the way waitListening waits out a refused one).
 func brokersAsWanted(ctx context.Context, adm *kadm.Client, bootstrap string, want []string, a Auth) (*Verification, error) {
+	var (
+		closedSince time.Time
+		closed      error // the last closed connection's error
+	)
 	for {
 		meta, err := adm.BrokerMetadata(ctx)
 		if err != nil {
+			if closedAtOnce(err) && ctx.Err() == nil {
+				if closedSince.IsZero() {
+					closedSince = time.Now()
+				}
+				closed = err
+				if time.Since(closedSince) < closedGrace {
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
+					continue
+				}
+			}
+			if ctx.Err() != nil && closed != nil {
+				err = closed // out of time while asking again: why it was asked again
+			}
 			if cerr, _ := classify(bootstrap, a, err); cerr != nil {
 				return nil, cerr
 			}
@@ -169,6 +195,17 @@ func brokersAsWanted(ctx context.Context, adm *kadm.Client, bootstrap string, wa
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// closedGrace is how long verify asks again a broker address whose
+// connections are closed at the first request.
+var closedGrace = time.Minute
+
+// closedAtOnce says the connection was closed before any answer, with no
+// other clue (a TLS alert record is one).
+func closedAtOnce(err error) bool {
+	var firstEOF *kgo.ErrFirstReadEOF
+	return errors.As(err, &firstEOF) || isEOF(err)
 }
 
 func sameAddrs(got, want []string) bool {

@@ -3,6 +3,7 @@ package kafkaclient
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -27,5 +28,69 @@ func TestVerifyUnreachableIsAdvice(t *testing.T) {
 	}
 	if took := time.Since(start); took > 15*time.Second {
 		t.Errorf("took %s with a 4s budget", took)
+	}
+}
+
+// closingProxy forwards connections to target, except that until open is
+// closed it closes each connection as soon as it is accepted: a port
+// forward or tunnel with no broker serving behind it yet.
+func closingProxy(t *testing.T, target string, open <-chan struct{}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case <-open:
+			default:
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				b, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go io.Copy(b, c)
+				io.Copy(c, b)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestVerifyWaitsOutClosedConnections: right after a start, an address
+// whose connections are closed at once (no broker behind a port forward
+// yet) is asked again until the broker serves; one that stays so fails
+// after closedGrace with a message that names that possibility.
+func TestVerifyWaitsOutClosedConnections(t *testing.T) {
+	b := broker(t)
+	open := make(chan struct{})
+	addr := closingProxy(t, b.Bootstrap, open)
+	time.AfterFunc(3*time.Second, func() { close(open) })
+	start := time.Now()
+	if _, err := Verify(context.Background(), addr, time.Minute); err != nil {
+		t.Fatalf("verify through a forward that serves after 3s: %v", err)
+	}
+	if took := time.Since(start); took < 3*time.Second {
+		t.Errorf("verified in %s, before the forward served", took)
+	}
+
+	defer func(g time.Duration) { closedGrace = g }(closedGrace)
+	closedGrace = 2 * time.Second
+	never := closingProxy(t, b.Bootstrap, make(chan struct{}))
+	_, err := Verify(context.Background(), never, time.Minute)
+	var mismatch *ProtocolMismatchError
+	if !errors.As(err, &mismatch) || !strings.Contains(err.Error(), "no broker may be serving behind this address") {
+		t.Fatalf("verify through a forward that never serves: %v", err)
 	}
 }
