@@ -354,3 +354,30 @@ head_start_state() {
     echo interrupted
   fi
 }
+
+# mark_log FILE notes where a log stands: its file (device and inode:
+# log4j renames the broker's server.log away every hour and starts a new
+# one) and its size. logged_since_mark looks only past the mark, so that
+# no line of an earlier broker counts.
+mark_log() {
+  log_mark_id=$(stat -c %d:%i "$1" 2>/dev/null || echo none)
+  log_mark_offset=$(stat -c %s "$1" 2>/dev/null || echo 0)
+}
+
+# logged_since_mark FILE PATTERN says PATTERN was written to FILE since
+# mark_log FILE: past the mark in the marked file (wherever it was renamed
+# to, FILE.*), or anywhere in a FILE begun since.
+logged_since_mark() {
+  local f
+  if [ "$(stat -c %d:%i "$1" 2>/dev/null || echo none)" = "$log_mark_id" ]; then
+    grep -q -- "$2" < <(tail -c +"$((log_mark_offset + 1))" "$1" 2>/dev/null)
+    return
+  fi
+  grep -q -- "$2" "$1" 2>/dev/null && return 0
+  for f in "$1".*; do
+    [ "$(stat -c %d:%i "$f" 2>/dev/null)" = "$log_mark_id" ] || continue
+    grep -q -- "$2" < <(tail -c +"$((log_mark_offset + 1))" "$f" 2>/dev/null)
+    return
+  done
+  return 1
+}

@@ -308,3 +308,28 @@ func TestRestartMarker(t *testing.T) {
 		t.Errorf("without STATE_DIR: exit %d, %q", code, out)
 	}
 }
+
+// TestLoggedSinceMark: service.sh's wait for "Kafka Server started" counts
+// only lines written since its mark, also when log4j renamed server.log
+// away meanwhile (it rolls it every hour) and the new file is already
+// longer than the old one was.
+func TestLoggedSinceMark(t *testing.T) {
+	dir := t.TempDir()
+	vars := "L=" + Quote(filepath.Join(dir, "server.log"))
+	for _, tc := range []struct {
+		name, body string
+		want       bool
+	}{
+		{"an earlier broker's line", `echo 'Kafka Server started' >"$L"; mark_log "$L"; echo other >>"$L"`, false},
+		{"written since", `echo 'Kafka Server started' >"$L"; mark_log "$L"; echo 'Kafka Server started' >>"$L"`, true},
+		{"no log before", `rm -f "$L"*; mark_log "$L"; echo 'Kafka Server started' >"$L"`, true},
+		{"rolled, new file longer than the old one, line at its start", `rm -f "$L"*; echo 'Kafka Server started' >"$L"; mark_log "$L"; mv "$L" "$L.2026-12-02-07"; { echo 'Kafka Server started'; printf '%0300d\n' 0; } >"$L"`, true},
+		{"rolled, line in the renamed file after the mark", `rm -f "$L"*; echo a >"$L"; mark_log "$L"; echo 'Kafka Server started' >>"$L"; mv "$L" "$L.2026-12-02-07"; echo b >"$L"`, true},
+		{"rolled, only the earlier broker's line", `rm -f "$L"*; echo 'Kafka Server started' >"$L"; mark_log "$L"; mv "$L" "$L.2026-12-02-07"; printf '%0300d\n' 0 >"$L"`, false},
+	} {
+		out, code := runLib(t, vars, tc.body+"; logged_since_mark \"$L\" 'Kafka Server started'")
+		if (code == 0) != tc.want {
+			t.Errorf("%s: exit %d (%q), want found=%t", tc.name, code, out, tc.want)
+		}
+	}
+}

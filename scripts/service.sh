@@ -9,7 +9,8 @@
 # never, up to STOP_TIMEOUT).
 
 server_log="$LOG_DIR/server.log"
-offset=$(stat -c %s "$server_log" 2>/dev/null || echo 0)
+
+mark_log "$server_log"
 
 # A broker already running when a plain start was asked for logged its
 # "started" line before this script looked: for it, serving on its port is
@@ -23,10 +24,7 @@ started() {
     listening
     return
   fi
-  local size
-  size=$(stat -c %s "$server_log" 2>/dev/null || echo 0)
-  if [ "$size" -lt "$offset" ]; then offset=0; fi # the log rolled over
-  grep -q 'Kafka Server started' < <(tail -c +"$((offset + 1))" "$server_log" 2>/dev/null)
+  logged_since_mark "$server_log" 'Kafka Server started'
 }
 
 wait_stopped() {
@@ -74,8 +72,14 @@ if uses_systemd; then
   systemctl daemon-reload
   systemctl enable "$SERVICE" 2>/dev/null
   if [ "$ACTION" = restart ]; then
-    log "systemctl restart $SERVICE"
-    systemctl restart "$SERVICE"
+    # Stop, then mark the log, then start: a broker that was still
+    # starting logs its "started" line before it stops, and that line
+    # must not pass for the new broker's.
+    log "systemctl stop $SERVICE, then start"
+    systemctl stop "$SERVICE"
+    wait_stopped
+    mark_log "$server_log"
+    systemctl start "$SERVICE"
   else
     log "systemctl start $SERVICE"
     systemctl start "$SERVICE"
@@ -87,6 +91,7 @@ else
     # shellcheck disable=SC2086
     kill -TERM $pids
     wait_stopped
+    mark_log "$server_log"
     pids=
   fi
   if [ -z "$pids" ]; then
