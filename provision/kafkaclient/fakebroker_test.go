@@ -20,6 +20,14 @@ func fakeBroker(t *testing.T, advertised string) string {
 	t.Helper()
 	host, portStr, _ := net.SplitHostPort(advertised)
 	port, _ := strconv.Atoi(portStr)
+	return serveLoopback(t, func(conn net.Conn) { serveFake(conn, host, int32(port)) })
+}
+
+// serveLoopback listens on a loopback port until the test ends and hands
+// each connection to serve, in a goroutine of its own; it returns the
+// port's address.
+func serveLoopback(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +39,7 @@ func fakeBroker(t *testing.T, advertised string) string {
 			if err != nil {
 				return
 			}
-			go serveFake(conn, host, int32(port))
+			go serve(conn)
 		}
 	}()
 	return l.Addr().String()

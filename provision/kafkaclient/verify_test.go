@@ -36,36 +36,21 @@ func TestVerifyUnreachableIsAdvice(t *testing.T) {
 // forward or tunnel with no broker serving behind it yet.
 func closingProxy(t *testing.T, target string, open <-chan struct{}) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			select {
-			case <-open:
-			default:
-				c.Close()
-				continue
-			}
-			go func() {
-				defer c.Close()
-				b, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer b.Close()
-				go io.Copy(b, c)
-				io.Copy(c, b)
-			}()
+	return serveLoopback(t, func(c net.Conn) {
+		defer c.Close()
+		select {
+		case <-open:
+		default:
+			return
 		}
-	}()
-	return ln.Addr().String()
+		b, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer b.Close()
+		go io.Copy(b, c)
+		io.Copy(c, b)
+	})
 }
 
 // TestVerifyWaitsOutClosedConnections: right after a start, an address
