@@ -352,7 +352,7 @@ func classify(addr string, a Auth, err error) (cerr error, guessed bool) {
 		return &TLSError{Addr: addr, Err: err, Reason: "its certificate could not be verified"}, false
 	case errors.As(err, &record):
 		return &TLSError{Addr: addr, Err: err, Reason: "the port does not speak TLS (a PLAINTEXT listener?)"}, false
-	case a.tls() && (errors.As(err, &firstEOF) || isEOF(err)):
+	case a.tls() && closedAtOnce(err):
 		return &TLSError{Addr: addr, Err: err, Reason: "the broker closed the connection at the start of the TLS handshake: the port does not speak TLS (a PLAINTEXT listener?)"}, false
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
 		return &AuthError{Addr: addr, User: a.Username, Err: err, Reason: "wrong username or password (or the user does not exist)"}, false
@@ -366,10 +366,17 @@ func classify(addr string, a Auth, err error) (cerr error, guessed bool) {
 		return &ProtocolMismatchError{Addr: addr, Client: a.Protocol(), Expect: "TLS", Closed: true, Err: err}, false
 	case !a.sasl() && errors.As(err, &firstEOF) && strings.Contains(msg, "SASL is required"):
 		return &ProtocolMismatchError{Addr: addr, Client: a.Protocol(), Expect: "SASL", Closed: true, Err: err}, false
-	case !a.tls() && !a.sasl() && (errors.As(err, &firstEOF) || isEOF(err)):
+	case !a.tls() && !a.sasl() && closedAtOnce(err):
 		return &ProtocolMismatchError{Addr: addr, Client: a.Protocol(), Expect: "TLS or SASL", Closed: true, Err: err}, true
 	}
 	return nil, false
+}
+
+// closedAtOnce says the connection was closed before any answer, with no
+// other clue (a TLS alert record is one).
+func closedAtOnce(err error) bool {
+	var firstEOF *kgo.ErrFirstReadEOF
+	return errors.As(err, &firstEOF) || isEOF(err)
 }
 
 func isEOF(err error) bool {

@@ -201,13 +201,6 @@ func brokersAsWanted(ctx context.Context, adm *kadm.Client, bootstrap string, wa
 // connections are closed at the first request.
 var closedGrace = time.Minute
 
-// closedAtOnce says the connection was closed before any answer, with no
-// other clue (a TLS alert record is one).
-func closedAtOnce(err error) bool {
-	var firstEOF *kgo.ErrFirstReadEOF
-	return errors.As(err, &firstEOF) || isEOF(err)
-}
-
 func sameAddrs(got, want []string) bool {
 	g, w := slices.Clone(got), slices.Clone(want)
 	slices.Sort(g)
