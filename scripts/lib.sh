@@ -368,16 +368,15 @@ mark_log() {
 # mark_log FILE: past the mark in the marked file (wherever it was renamed
 # to, FILE.*), or anywhere in a FILE begun since.
 logged_since_mark() {
-  local f
-  if [ "$(stat -c %d:%i "$1" 2>/dev/null || echo none)" = "$log_mark_id" ]; then
-    grep -q -- "$2" < <(tail -c +"$((log_mark_offset + 1))" "$1" 2>/dev/null)
-    return
-  fi
-  grep -q -- "$2" "$1" 2>/dev/null && return 0
-  for f in "$1".*; do
-    [ "$(stat -c %d:%i "$f" 2>/dev/null)" = "$log_mark_id" ] || continue
-    grep -q -- "$2" < <(tail -c +"$((log_mark_offset + 1))" "$f" 2>/dev/null)
-    return
+  local f marked=
+  for f in "$1" "$1".*; do
+    if [ "$(stat -c %d:%i "$f" 2>/dev/null)" = "$log_mark_id" ]; then
+      marked=$f
+      break
+    fi
   done
-  return 1
+  if [ -n "$marked" ] && grep -q -- "$2" < <(tail -c +"$((log_mark_offset + 1))" "$marked" 2>/dev/null); then
+    return 0
+  fi
+  [ "$marked" != "$1" ] && grep -q -- "$2" "$1" 2>/dev/null
 }

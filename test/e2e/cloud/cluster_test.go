@@ -388,8 +388,8 @@ func TestCreateClusterNamespaceHosts(t *testing.T) {
 			// A broker stopped in its controlled shutdown leaves a clean
 			// shutdown file: the start after it recovers no logs.
 			// (Unless the stop had to kill a broker stuck in it: KAFKA-19905.)
-			if rec := e.root(t, again, i, "cat /var/log/kafka/server.log* | awk -v since='["+stoppedAt+"' '$0 >= since && /no clean shutdown file/' | head -3"); rec != "" && !killed {
-				t.Errorf("node %d recovered its logs after stop and start, as after a crash:\n%s", i+1, rec)
+			if recovered := e.root(t, again, i, "cat /var/log/kafka/server.log* | awk -v since='["+stoppedAt+"' '$0 >= since && /no clean shutdown file/' | head -3"); recovered != "" && !killed {
+				t.Errorf("node %d recovered its logs after stop and start, as after a crash:\n%s", i+1, recovered)
 			}
 		}
 		checkBrokers(ctx, t, again)
